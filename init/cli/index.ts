@@ -1,0 +1,63 @@
+/**
+ * `hero-init <command>`: the CLI of the multi-call binary. Invoked as
+ * `zinit` it is the zinit CLI; the zinit commands also work as `hero-init
+ * list` etc. Commands are loaded lazily; this returns an exit code.
+ */
+import { VERSION } from "../../lib/version.ts";
+
+const ZINIT_COMMANDS = new Set([
+  "list",
+  "status",
+  "start",
+  "stop",
+  "restart",
+  "monitor",
+  "forget",
+  "kill",
+  "log",
+  "shutdown",
+  "reboot",
+]);
+
+const HELP = `hero-init ${VERSION} — PID 1 for VMs, zinit-compatible supervisor, host injector
+
+usage: hero-init <command> [args]
+
+service commands (same as zinit; also available by invoking the binary as 'zinit'):
+  list | status S | start S | stop S | restart S | monitor S | forget S | kill S [SIG]
+  log [-s] [FILTER] | shutdown | reboot          (options: -s SOCKET, --json)
+
+other commands:
+  init [-c DIR] [-s SOCKET]... [-b LINES]   run the supervisor outside PID 1
+  version                                   print the version
+
+As PID 1 (started by the pre-init) it boots the VM; see docs/ARCHITECTURE.md.
+`;
+
+/** Runs a CLI command; returns the process exit code. */
+export async function runCli(argv0: string, args: string[]): Promise<number> {
+  if (argv0 === "zinit") {
+    if (args[0] === "init") return (await import("./init-mode.ts")).runInitMode(args.slice(1));
+    return (await import("./zinit.ts")).runZinit(args);
+  }
+  const [cmd, ...rest] = args;
+  if (cmd && ZINIT_COMMANDS.has(cmd)) return (await import("./zinit.ts")).runZinit(args);
+  if (cmd === "-s" || cmd === "--json") return (await import("./zinit.ts")).runZinit(args);
+  switch (cmd) {
+    case "init":
+      return (await import("./init-mode.ts")).runInitMode(rest);
+    case "version":
+    case "--version":
+      console.log(VERSION);
+      return 0;
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      console.log(HELP);
+      return 0;
+    default:
+      console.error(`hero-init: unknown command "${cmd}" (try: hero-init help)`);
+      return 2;
+  }
+}

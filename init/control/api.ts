@@ -1,0 +1,152 @@
+/**
+ * The ControlApi over a Supervisor: zinit's shapes for list/status/stats,
+ * service files for create/delete/get/monitor, and the ring for logs.
+ * Shared by the control socket and (later) the UI.
+ */
+import { existsSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { InputError } from "../../lib/errors.ts";
+import {
+  parseServiceFile,
+  SERVICE_NAME_RE,
+  type ServiceSpecInput,
+  validateServiceSpec,
+} from "../../lib/service-spec.ts";
+import { groupPids, groupStats } from "../supervisor/cgroup.ts";
+import { formatZinit } from "../supervisor/logs.ts";
+import { type Supervisor, SupervisorError } from "../supervisor/supervisor.ts";
+import { type ControlApi, ControlError, RPC } from "./protocol.ts";
+
+/** zinit's rendering of a state in list/status: Error carries its reason. */
+export function stateText(state: string, reason: string): string {
+  return state === "Error" && reason ? `Error(${reason})` : state;
+}
+
+function mapError(e: unknown): never {
+  if (e instanceof SupervisorError) {
+    const code = {
+      "not-found": RPC.SERVICE_NOT_FOUND,
+      exists: RPC.SERVICE_ALREADY_MONITORED,
+      "is-up": RPC.SERVICE_IS_UP,
+      "shutting-down": RPC.SHUTTING_DOWN,
+      config: RPC.CONFIG_ERROR,
+      "bad-signal": RPC.INVALID_SIGNAL,
+    }[e.code];
+    throw new ControlError(code, e.message);
+  }
+  if (e instanceof InputError) throw new ControlError(RPC.SERVICE_FILE_ERROR, e.toString());
+  throw e;
+}
+
+function wrap<A extends unknown[], R>(fn: (...a: A) => R): (...a: A) => R {
+  return (...a: A) => {
+    try {
+      const r = fn(...a);
+      if (r instanceof Promise) return r.catch(mapError) as R;
+      return r;
+    } catch (e) {
+      return mapError(e);
+    }
+  };
+}
+
+function checkName(name: string): void {
+  if (!SERVICE_NAME_RE.test(name))
+    throw new ControlError(RPC.INVALID_PARAMS, `invalid service name "${name}"`);
+}
+
+/** Builds the control API for a supervisor whose service files live in `configDir`. */
+export function controlApi(
+  sup: Supervisor,
+  configDir: string,
+  power: { shutdown(): void; reboot(): void },
+): ControlApi {
+  const fileOf = (name: string) => {
+    checkName(name);
+    return join(configDir, `${name}.yaml`);
+  };
+  return {
+    list: wrap(() =>
+      Object.fromEntries(
+        sup.names().map((n) => {
+          const s = sup.status(n);
+          return [n, stateText(s.state, s.reason)];
+        }),
+      ),
+    ),
+    status: wrap((name: string) => {
+      const s = sup.status(name);
+      return {
+        name: s.name,
+        pid: s.pid,
+        state: stateText(s.state, s.reason),
+        target: s.target,
+        after: s.after,
+      };
+    }),
+    start: wrap((name: string) => sup.start(name)),
+    stop: wrap((name: string) => sup.stop(name)),
+    restart: wrap((name: string) => sup.restart(name)),
+    monitor: wrap((name: string) => {
+      const file = fileOf(name);
+      if (!existsSync(file))
+        throw new SupervisorError("not-found", `service file ${file} not found`);
+      sup.monitor(name, parseServiceFile(readFileSync(file, "utf8"), file));
+    }),
+    forget: wrap((name: string) => sup.forget(name)),
+    kill: wrap((name: string, signal: string) => sup.kill(name, signal)),
+    shutdown: () => power.shutdown(),
+    reboot: () => power.reboot(),
+    create: wrap((name: string, content: ServiceSpecInput) => {
+      const file = fileOf(name);
+      if (existsSync(file))
+        throw new ControlError(RPC.SERVICE_ALREADY_EXISTS, `service '${name}' already exists`);
+      validateServiceSpec(content, file);
+      // Write atomically: a half-written service file must never be read.
+      const tmp = `${file}.tmp-${process.pid}`;
+      writeFileSync(tmp, Bun.YAML.stringify(content, null, 2), { mode: 0o644 });
+      renameSync(tmp, file);
+      return `Service '${name}' created successfully`;
+    }),
+    remove: wrap((name: string) => {
+      const file = fileOf(name);
+      if (!existsSync(file))
+        throw new ControlError(RPC.SERVICE_NOT_FOUND, `service '${name}' not found`);
+      if (sup.has(name) && sup.status(name).target === "Up")
+        throw new SupervisorError("is-up", `service '${name}' is up; stop it first`);
+      unlinkSync(file);
+      return `Service '${name}' deleted successfully`;
+    }),
+    get: wrap((name: string) => {
+      const file = fileOf(name);
+      if (!existsSync(file))
+        throw new ControlError(RPC.SERVICE_NOT_FOUND, `service '${name}' not found`);
+      const raw = Bun.YAML.parse(readFileSync(file, "utf8"));
+      if (!raw || typeof raw !== "object")
+        throw new InputError("schema", "not a mapping", { file });
+      return raw as Record<string, unknown>;
+    }),
+    stats: wrap((name: string) => {
+      const s = sup.status(name);
+      const g = groupStats(name);
+      return {
+        name,
+        pid: s.pid,
+        memory_usage: g.memoryBytes ?? 0,
+        cpu_usage: g.cpuUsec ?? 0,
+        children: groupPids(name)
+          .filter((p) => p !== s.pid)
+          .map((pid) => ({ pid })),
+      };
+    }),
+    logs: (name?: string) =>
+      sup.ring
+        .since(0)
+        .filter((l) => !name || l.service === name)
+        .map(formatZinit),
+    subscribe: (name, fn) =>
+      sup.ring.subscribe((l) => {
+        if (!name || l.service === name) fn(formatZinit(l));
+      }),
+  };
+}

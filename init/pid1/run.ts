@@ -1,0 +1,98 @@
+/**
+ * PID 1: boot, then stay up forever. Installs the handlers that keep the
+ * process alive (uncaught exceptions, rejections, a refused process.exit),
+ * the signal handlers, the power button watcher and the orphan reaper, then
+ * serves the UI and prints READY.
+ */
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import type { BootContext } from "../boot/context.ts";
+import { boot } from "../boot/index.ts";
+import { describeError, log, uptime } from "../log.ts";
+import { RB, reboot } from "../sys/ffi.ts";
+import { createApp } from "../ui/app.ts";
+import { serveApp } from "../ui/serve.ts";
+import { watchPowerButton } from "./acpi.ts";
+import { scheduleReap } from "./reaper.ts";
+import { startSupervision } from "./services.ts";
+import { type ShutdownKind, shutdown } from "./shutdown.ts";
+
+/** Uptime when this program's first line ran (the end of the pre-init + Bun start). */
+const startedAt = uptime();
+
+function guardProcess(): void {
+  process.on("uncaughtException", (err) =>
+    log.error("pid1", `uncaught exception (survived): ${describeError(err)}`),
+  );
+  process.on("unhandledRejection", (err) =>
+    log.error("pid1", `unhandled rejection (survived): ${describeError(err)}`),
+  );
+  // A library calling process.exit() would panic the kernel: refuse it.
+  process.exit = ((code?: number) => {
+    log.error(
+      "pid1",
+      `process.exit(${code ?? ""}) refused: PID 1 must not exit\n${new Error().stack ?? ""}`,
+    );
+  }) as typeof process.exit;
+}
+
+function request(kind: ShutdownKind, reason: string): void {
+  shutdown(kind, reason).catch((e) => log.error("shutdown", describeError(e)));
+}
+
+function installSignals(): void {
+  // With hard ctrl-alt-del disabled the kernel sends SIGINT to PID 1 instead of rebooting.
+  try {
+    reboot(RB.DISABLE_CAD);
+  } catch (e) {
+    log.warn("pid1", `cannot disable hard ctrl-alt-del: ${(e as Error).message}`);
+  }
+  process.on("SIGTERM", () => request("poweroff", "SIGTERM"));
+  process.on("SIGINT", () => request("reboot", "ctrl-alt-del (SIGINT)"));
+  process.on("SIGCHLD", () => scheduleReap());
+  // Safety net: a lost SIGCHLD (coalesced while a scan ran) is caught within a second.
+  setInterval(scheduleReap, 1000);
+}
+
+function processStartUptime(): number {
+  try {
+    const stat = readFileSync("/proc/self/stat", "latin1");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return Number(fields[19]) / 100; // starttime, in clock ticks (USER_HZ = 100)
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Debug switch `hero.fault=uncaught|rejection`: proves the guards in a real VM. */
+function injectFault(ctx: BootContext): void {
+  const fault = ctx.cmdline.get("hero.fault");
+  if (fault === "uncaught")
+    setTimeout(() => {
+      throw new Error("fault injection: uncaught exception");
+    }, 100);
+  if (fault === "rejection")
+    setTimeout(() => {
+      Promise.reject(new Error("fault injection: unhandled rejection"));
+    }, 100);
+}
+
+/** Runs hero-init as PID 1. Never returns while the machine runs. */
+export async function runPid1(): Promise<void> {
+  guardProcess();
+  const ctx = await boot();
+  installSignals();
+  watchPowerButton(() => request("poweroff", "ACPI power button"));
+  startSupervision({ config: ctx.config, power: request });
+  const ui = ctx.config.ui;
+  const app = createApp({ hostname: () => hostname(), uptime, allow: ui.allow });
+  serveApp(app, ["127.0.0.1", "::1", ...ui.listen], ui.port);
+  const now = uptime();
+  const procStart = processStartUptime();
+  log.info(
+    "boot",
+    `READY at ${now.toFixed(3)} s uptime; hero-init started at ${startedAt.toFixed(3)} s, ` +
+      `PID 1 exec'ed at ${procStart.toFixed(2)} s; ${ctx.configErrors.length} config errors`,
+  );
+  injectFault(ctx);
+}

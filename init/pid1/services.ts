@@ -1,0 +1,99 @@
+/**
+ * Starts supervision: the supervisor, the services of the config dir, the
+ * control sockets and job mode. Used by PID 1 and by `hero-init init` (the
+ * same, outside PID 1, for tests in a pid namespace and for containers).
+ */
+import type { VmConfig } from "../../lib/vm-config.ts";
+import { controlApi } from "../control/api.ts";
+import { startControlServer } from "../control/server.ts";
+import { consoleLine, log } from "../log.ts";
+import { groupOf } from "../supervisor/cgroup.ts";
+import { heroExitLine, jobExit, wasOomKilled } from "../supervisor/job.ts";
+import { monitorDir, readServiceDir } from "../supervisor/load.ts";
+import { createSupervisor, type Supervisor } from "../supervisor/supervisor.ts";
+import { onShutdown, type ShutdownKind } from "./shutdown.ts";
+
+/** zinit's socket paths: the legacy default and the newer one. */
+export const SOCKET_PATHS = ["/var/run/zinit.sock", "/tmp/zinit.sock"];
+
+/** Options for supervision. */
+export interface SupervisionOptions {
+  config: VmConfig;
+  sockets?: string[];
+  configDir?: string;
+  cgroups?: boolean;
+  /** Asks for the machine (or the init process) to end. */
+  power: (kind: ShutdownKind, reason: string) => void;
+}
+
+/** A minimal openrpc document for rpc.discover (the methods hero-init serves). */
+export function openrpc(): unknown {
+  const methods = [
+    "service_list",
+    "service_status",
+    "service_start",
+    "service_stop",
+    "service_restart",
+    "service_monitor",
+    "service_forget",
+    "service_kill",
+    "system_shutdown",
+    "system_reboot",
+    "service_create",
+    "service_delete",
+    "service_get",
+    "service_stats",
+    "stream_currentLogs",
+    "stream_subscribeLogs",
+  ];
+  return {
+    openrpc: "1.2.6",
+    info: { title: "Zinit JSON-RPC API (hero-init)", version: "1.0.0" },
+    methods: methods.map((name) => ({ name, params: [] })),
+  };
+}
+
+/** Starts the supervisor and everything around it. */
+export function startSupervision(o: SupervisionOptions): Supervisor {
+  const dir = o.configDir ?? o.config.services.dir;
+  const job = o.config.job?.service;
+  const sup = createSupervisor({
+    ringSize: o.config.services.ring_size,
+    env: o.config.env,
+    cgroups: o.cgroups,
+    onExit(svc, exit, pid) {
+      if (svc.name !== job) return;
+      const stderr = sup.ring
+        .since(0, svc.name)
+        .filter((l) => l.stream === "stderr")
+        .map((l) => l.text);
+      const oom =
+        exit.signal === "SIGKILL" &&
+        wasOomKilled(o.cgroups === false ? null : groupOf(svc.name), pid);
+      const { code, message } = jobExit(exit, oom, stderr.slice(-1));
+      if (exit.code === 127 || exit.code === 126)
+        log.warn("job", `${svc.name}: ${stderr.at(-1) ?? svc.reason}`);
+      consoleLine(heroExitLine(code, message));
+      log.info("job", `${svc.name} ended: code ${code} (${message}); powering off`);
+      o.power("poweroff", `job ${svc.name} finished`);
+    },
+  });
+  onShutdown(() => sup.shutdownAll());
+  const api = controlApi(sup, dir, {
+    shutdown: () => o.power("poweroff", "control socket: shutdown"),
+    reboot: () => o.power("reboot", "control socket: reboot"),
+  });
+  startControlServer(api, o.sockets ?? SOCKET_PATHS, openrpc);
+  if (job) {
+    // The job runs once: treat it as a oneshot so it is never restarted.
+    for (const l of readServiceDir(dir)) {
+      if (l.name === job && "spec" in l) l.spec.oneshot = true;
+      if ("error" in l) sup.addBroken(l.name, l.error);
+      else sup.monitor(l.name, l.spec);
+    }
+    if (!sup.has(job)) log.error("job", `job service "${job}" has no service file in ${dir}`);
+  } else {
+    monitorDir(sup, dir);
+  }
+  return sup;
+}

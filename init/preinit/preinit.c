@@ -1,0 +1,153 @@
+/*
+ * hero-init pre-init: the first program the kernel runs (/init or /sbin/init).
+ *
+ * Why it exists: a Bun-compiled binary aborts before running any JavaScript
+ * when /proc is not mounted (it reads /proc/self/exe to find its embedded
+ * program), and Bun opens /dev/null whenever it spawns. So this tiny static
+ * program mounts /proc and /dev, makes sure fds 0-2 are the console, sets
+ * NO_COLOR=1 (the serial console shows raw ANSI codes otherwise) and execs
+ * hero-init as the same PID 1 with the kernel's argv and environment.
+ *
+ * If no hero-init can be exec'ed it says so on the console and powers the VM
+ * off: a PID 1 that exits would end in a kernel panic with no explanation.
+ *
+ * The binary to run is the first of: `hero.init=PATH` on the kernel command
+ * line, HERO_INIT_PATH (compiled in), HERO_INIT_FALLBACK (compiled in).
+ * The same binary, invoked as `hero-exec` (a symlink), is the supervisor's
+ * exec helper: `hero-exec [-c CGROUP_DIR] -- PROG ARGS...` moves itself into
+ * the service's cgroup and then execs PROG, so the service and everything it
+ * forks are in the cgroup from the first instruction (Bun.spawn cannot spawn
+ * into a cgroup; moving the pid afterwards races with an early fork). Exit
+ * codes follow the shell: 127 not found, 126 not executable.
+ *
+ * Built with musl-gcc -static -Os: ~15 KB, no runtime dependencies.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef HERO_INIT_PATH
+#define HERO_INIT_PATH "/usr/lib/hero/hero-init"
+#endif
+#ifndef HERO_INIT_FALLBACK
+#define HERO_INIT_FALLBACK "/usr/bin/hero-init"
+#endif
+
+extern char **environ;
+
+static void say(const char *a, const char *b, const char *c) {
+  /* One write per line so a concurrent kernel message cannot split it. */
+  char line[512];
+  int n = snprintf(line, sizeof line, "hero-init preinit: %s%s%s\n", a, b ? b : "", c ? c : "");
+  if (n > 0) (void)!write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+static int is_dir(const char *p) {
+  struct stat st;
+  return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static void ensure_mount(const char *src, const char *target, const char *type,
+                         unsigned long flags, const char *data, const char *probe) {
+  if (access(probe, F_OK) == 0) return; /* already there (e.g. an initramfs handed over) */
+  if (!is_dir(target)) mkdir(target, 0755);
+  if (mount(src, target, type, flags, data) != 0 && errno != EBUSY)
+    say("cannot mount ", target, strerror(errno));
+}
+
+/* Makes fds 0, 1 and 2 valid: with no /dev/console in the rootfs the kernel
+ * starts init with them closed, and every message would vanish. */
+static void ensure_console(void) {
+  if (fcntl(2, F_GETFD) != -1) return;
+  int fd = open("/dev/console", O_RDWR | O_NOCTTY);
+  if (fd < 0) fd = open("/dev/null", O_RDWR);
+  if (fd < 0) return;
+  for (int i = 0; i < 3; i++)
+    if (fd != i) dup2(fd, i);
+  if (fd > 2) close(fd);
+}
+
+/* Reads `hero.init=` from /proc/cmdline into buf; returns buf or NULL. */
+static const char *cmdline_override(char *buf, size_t len) {
+  static char cmd[4096];
+  int fd = open("/proc/cmdline", O_RDONLY);
+  if (fd < 0) return NULL;
+  ssize_t n = read(fd, cmd, sizeof cmd - 1);
+  close(fd);
+  if (n <= 0) return NULL;
+  cmd[n] = 0;
+  for (char *tok = strtok(cmd, " \n"); tok; tok = strtok(NULL, " \n")) {
+    if (strncmp(tok, "hero.init=", 10) == 0 && tok[10] == '/') {
+      snprintf(buf, len, "%s", tok + 10);
+      return buf;
+    }
+  }
+  return NULL;
+}
+
+static int hero_exec(int argc, char **argv) {
+  int i = 1;
+  const char *cg = NULL;
+  for (; i < argc; i++) {
+    if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) cg = argv[++i];
+    else if (strcmp(argv[i], "--") == 0) { i++; break; }
+    else break;
+  }
+  if (i >= argc) {
+    fprintf(stderr, "usage: hero-exec [-c CGROUP_DIR] -- PROG [ARGS...]\n");
+    return 2;
+  }
+  if (cg) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/cgroup.procs", cg);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, "0", 1) != 1)
+      fprintf(stderr, "hero-exec: cannot join cgroup %s: %s\n", cg, strerror(errno));
+    if (fd >= 0) close(fd);
+  }
+  execvp(argv[i], argv + i);
+  int e = errno;
+  fprintf(stderr, "hero-exec: cannot exec %s: %s\n", argv[i], strerror(e));
+  return e == ENOENT ? 127 : 126;
+}
+
+int main(int argc, char **argv) {
+  const char *base = strrchr(argv[0], '/');
+  base = base ? base + 1 : argv[0];
+  if (strcmp(base, "hero-exec") == 0) return hero_exec(argc, argv);
+  int pid1 = getpid() == 1;
+  if (pid1) {
+    ensure_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "/proc/self");
+    ensure_mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755", "/dev/null");
+    ensure_console();
+  }
+  setenv("NO_COLOR", "1", 1);
+
+  char override[1024];
+  const char *candidates[] = {cmdline_override(override, sizeof override), HERO_INIT_PATH,
+                              HERO_INIT_FALLBACK};
+  int last_errno = ENOENT;
+  const char *last = HERO_INIT_PATH;
+  for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++) {
+    if (!candidates[i]) continue;
+    argv[0] = (char *)candidates[i];
+    execve(candidates[i], argv, environ);
+    last_errno = errno;
+    last = candidates[i];
+    say("cannot exec ", candidates[i], errno == ENOENT ? ": not found" : ": exec failed");
+  }
+
+  say("no hero-init could be started; last error on ", last, "");
+  say("reason: ", strerror(last_errno), "");
+  if (!pid1) return 127;
+  say("powering off (a PID 1 that exits would panic the kernel)", NULL, NULL);
+  sync();
+  reboot(RB_POWER_OFF);
+  for (;;) pause(); /* reboot(2) does not return; never exit as PID 1 */
+}

@@ -1,0 +1,112 @@
+import { describe, expect, test } from "bun:test";
+import { type Event, type Facts, type State, satisfiesDependents, transition } from "./state.ts";
+
+const facts = (f: Partial<Facts> = {}): Facts => ({
+  oneshot: false,
+  target: "Up",
+  hasTest: false,
+  alive: false,
+  ...f,
+});
+const run = (s: State, e: Event, f: Partial<Facts> = {}) => transition(s, e, facts(f));
+
+describe("transition table", () => {
+  test("monitor and start go through Blocked; depsReady spawns", () => {
+    expect(run("Unknown", { type: "monitor" })).toMatchObject({ state: "Blocked", actions: [] });
+    expect(run("Blocked", { type: "depsReady" })).toMatchObject({
+      state: "Spawned",
+      actions: [{ type: "spawn" }],
+    });
+    expect(run("Error", { type: "start" })).toMatchObject({ state: "Blocked" });
+  });
+
+  test("spawned without test is Running and wakes dependents; with a test it waits", () => {
+    expect(run("Spawned", { type: "spawned" })).toMatchObject({
+      state: "Running",
+      actions: [{ type: "notifyDependents" }],
+    });
+    expect(run("Spawned", { type: "spawned" }, { hasTest: true })).toMatchObject({
+      state: "Spawned",
+      actions: [{ type: "startTest" }],
+    });
+    expect(run("Spawned", { type: "testPassed" })).toMatchObject({ state: "Running" });
+    expect(run("Spawned", { type: "testError", reason: "x" })).toMatchObject({
+      state: "TestFailure",
+      reason: "x",
+    });
+  });
+
+  test("a oneshot stays Spawned while it runs, Success on 0, Error otherwise, never restarted", () => {
+    expect(run("Spawned", { type: "spawned" }, { oneshot: true, hasTest: true })).toMatchObject({
+      state: "Spawned",
+      actions: [],
+    });
+    expect(
+      run("Spawned", { type: "exited", code: 0, signal: null, ranMs: 5 }, { oneshot: true }),
+    ).toMatchObject({ state: "Success" });
+    const err = run(
+      "Spawned",
+      { type: "exited", code: 3, signal: null, ranMs: 5 },
+      { oneshot: true },
+    );
+    expect(err).toMatchObject({ state: "Error", reason: "exit status 3" });
+    expect(err.actions.map((a) => a.type)).not.toContain("scheduleRestart");
+  });
+
+  test("a long-running service that exits with target Up is restarted, whatever the status", () => {
+    for (const [code, signal] of [
+      [0, null],
+      [1, null],
+      [null, "SIGKILL"],
+    ] as const) {
+      const t = run("Running", { type: "exited", code, signal, ranMs: 10 });
+      expect(t.state).toBe("Error");
+      expect(t.actions.map((a) => a.type)).toEqual(["notifyDependents", "scheduleRestart"]);
+    }
+  });
+
+  test("stop keeps the state until exit; exit with target Down is Success and no restart", () => {
+    expect(run("Running", { type: "stop" }, { alive: true, target: "Down" })).toMatchObject({
+      state: "Running",
+      actions: [{ type: "kill" }],
+    });
+    const t = run(
+      "Running",
+      { type: "exited", code: null, signal: "SIGTERM", ranMs: 10 },
+      { target: "Down" },
+    );
+    expect(t).toMatchObject({ state: "Success", reason: "killed by SIGTERM" });
+    expect(t.actions.map((a) => a.type)).toEqual(["notifyDependents"]);
+  });
+
+  test("spawn failure is Failure; retried only for long-running services", () => {
+    expect(run("Spawned", { type: "spawnFailed", reason: "ENOENT" })).toMatchObject({
+      state: "Failure",
+      actions: [{ type: "scheduleRestart" }],
+    });
+    expect(
+      run("Spawned", { type: "spawnFailed", reason: "ENOENT" }, { oneshot: true }),
+    ).toMatchObject({ state: "Failure", actions: [] });
+  });
+
+  test("giveUp from anywhere is Failure with the reason", () => {
+    expect(run("Error", { type: "giveUp", reason: "too many" })).toMatchObject({
+      state: "Failure",
+      reason: "too many",
+    });
+  });
+
+  test("events that do not apply are ignored and change nothing", () => {
+    const t = run("Running", { type: "start" }, { alive: true });
+    expect(t).toMatchObject({ state: "Running", actions: [], ignored: true });
+    expect(run("Success", { type: "depsReady" }, { target: "Down" }).ignored).toBe(true);
+  });
+
+  test("dependents wait for Running (long-running) or Success (oneshot)", () => {
+    expect(satisfiesDependents("Running", false)).toBe(true);
+    expect(satisfiesDependents("Spawned", false)).toBe(false);
+    expect(satisfiesDependents("Success", true)).toBe(true);
+    expect(satisfiesDependents("Running", true)).toBe(false);
+    expect(satisfiesDependents("Error", true)).toBe(false);
+  });
+});

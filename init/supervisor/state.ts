@@ -1,0 +1,178 @@
+/**
+ * The service state machine, zinit's states and targets decided by ONE pure
+ * function: (state, event, facts) → (next state, actions). No I/O, no
+ * timers: the supervisor performs the actions and feeds back events.
+ */
+
+/** Observed state, as zinit names it. */
+export type State =
+  /** Just monitored, not evaluated yet. */
+  | "Unknown"
+  /** Waiting for a dependency to be Running (or Success for a oneshot). */
+  | "Blocked"
+  /** Process started; its `test` has not passed yet. */
+  | "Spawned"
+  /** Long-running and ready (test passed, or no test). */
+  | "Running"
+  /** A oneshot exited 0, or a service we stopped exited cleanly. */
+  | "Success"
+  /** Exited with a failure (status in the reason); a long-running one will be restarted. */
+  | "Error"
+  /** The readiness test could not be run. */
+  | "TestFailure"
+  /** Could not be spawned, or gave up after too many restarts (hero-init). */
+  | "Failure";
+
+/** Desired state. */
+export type Target = "Up" | "Down";
+
+/** Everything that can happen to a service. */
+export type Event =
+  | { type: "monitor" } // first seen, target Up
+  | { type: "start" } // target set Up
+  | { type: "stop" } // target set Down
+  | { type: "depsReady" }
+  | { type: "depsBlocked" }
+  | { type: "spawned" }
+  | { type: "spawnFailed"; reason: string }
+  | { type: "testPassed" }
+  | { type: "testError"; reason: string }
+  | { type: "exited"; code: number | null; signal: string | null; ranMs: number }
+  | { type: "restartDue" }
+  | { type: "giveUp"; reason: string };
+
+/** What the supervisor must do. */
+export type Action =
+  | { type: "spawn" }
+  | { type: "kill" } // send the stop signal, start the stop deadline
+  | { type: "startTest" }
+  | { type: "scheduleRestart" } // the supervisor computes the delay (backoff) or decides to give up
+  | { type: "notifyDependents" };
+
+/** Facts about the service the table needs. */
+export interface Facts {
+  oneshot: boolean;
+  target: Target;
+  hasTest: boolean;
+  /** Whether the process is currently alive. */
+  alive: boolean;
+}
+
+/** The outcome of one transition. */
+export interface Transition {
+  state: State;
+  actions: Action[];
+  /** Human-readable reason when the state is Error/Failure/TestFailure. */
+  reason?: string;
+}
+
+type Handler = (f: Facts, e: Event, s: State) => Transition | null;
+
+const stay = (s: State): Transition => ({ state: s, actions: [] });
+const spawn: Transition = { state: "Spawned", actions: [{ type: "spawn" }] };
+
+function exitStatus(e: Extract<Event, { type: "exited" }>): string {
+  return e.signal ? `killed by ${e.signal}` : `exit status ${e.code}`;
+}
+
+function onExited(f: Facts, e: Event): Transition | null {
+  if (e.type !== "exited") return null;
+  const ok = e.code === 0 && e.signal === null;
+  if (f.target === "Down") {
+    return { state: "Success", actions: [{ type: "notifyDependents" }], reason: exitStatus(e) };
+  }
+  if (f.oneshot) {
+    return ok
+      ? { state: "Success", actions: [{ type: "notifyDependents" }] }
+      : { state: "Error", actions: [{ type: "notifyDependents" }], reason: exitStatus(e) };
+  }
+  return {
+    state: "Error",
+    actions: [{ type: "notifyDependents" }, { type: "scheduleRestart" }],
+    reason: exitStatus(e),
+  };
+}
+
+/** Events that mean "try to run now", valid from the idle states. */
+function tryRun(f: Facts, e: Event): Transition | null {
+  if (f.target !== "Up" || f.alive) return null;
+  // Every "try now" goes through Blocked: the supervisor then checks the dependencies.
+  if (
+    e.type === "monitor" ||
+    e.type === "start" ||
+    e.type === "depsBlocked" ||
+    e.type === "restartDue"
+  ) {
+    return { state: "Blocked", actions: [] };
+  }
+  if (e.type === "depsReady") return spawn;
+  return null;
+}
+
+/** Stop keeps the state until the process is gone; the exit decides the rest. */
+function onStop(f: Facts, e: Event, s: State): Transition | null {
+  if (e.type !== "stop") return null;
+  return f.alive ? { state: s, actions: [{ type: "kill" }] } : null;
+}
+
+function onSpawned(f: Facts, e: Event): Transition | null {
+  if (e.type !== "spawned") return null;
+  if (f.oneshot) return stay("Spawned");
+  if (f.hasTest) return { state: "Spawned", actions: [{ type: "startTest" }] };
+  return { state: "Running", actions: [{ type: "notifyDependents" }] };
+}
+
+function onSpawnFailed(f: Facts, e: Event): Transition | null {
+  if (e.type !== "spawnFailed") return null;
+  const retry = f.target === "Up" && !f.oneshot;
+  return {
+    state: "Failure",
+    actions: retry ? [{ type: "scheduleRestart" }] : [],
+    reason: e.reason,
+  };
+}
+
+function onTest(_f: Facts, e: Event): Transition | null {
+  if (e.type === "testPassed") return { state: "Running", actions: [{ type: "notifyDependents" }] };
+  if (e.type === "testError") return { state: "TestFailure", actions: [], reason: e.reason };
+  return null;
+}
+
+/**
+ * The table: for each state, the handlers tried in order; the first that
+ * returns a transition wins. An event no handler takes leaves the state as
+ * it is (and is reported by `transition` as ignored).
+ */
+const TABLE: Record<State, Handler[]> = {
+  Unknown: [tryRun],
+  Blocked: [tryRun, (f, e) => (e.type === "stop" && !f.alive ? stay("Blocked") : null)],
+  Spawned: [onSpawned, onTest, onSpawnFailed, onExited, onStop],
+  Running: [onExited, onStop],
+  TestFailure: [onExited, onStop],
+  Success: [tryRun],
+  Error: [tryRun],
+  Failure: [tryRun],
+};
+
+/**
+ * Decides the next state and actions. Returns the unchanged state with no
+ * actions when the event does not apply (e.g. `start` on a Running service).
+ */
+export function transition(
+  state: State,
+  event: Event,
+  facts: Facts,
+): Transition & { ignored: boolean } {
+  if (event.type === "giveUp")
+    return { state: "Failure", actions: [], reason: event.reason, ignored: false };
+  for (const h of TABLE[state]) {
+    const t = h(facts, event, state);
+    if (t) return { ...t, ignored: false };
+  }
+  return { state, actions: [], ignored: true };
+}
+
+/** Whether a dependent may start given this dependency's state (zinit's rule). */
+export function satisfiesDependents(state: State, oneshot: boolean): boolean {
+  return oneshot ? state === "Success" : state === "Running";
+}

@@ -1,0 +1,186 @@
+/**
+ * The only home of bun:ffi in hero-init: thin, typed wrappers over the libc
+ * calls Bun does not expose (mount, reboot, waitpid, finit_module, ioctl…).
+ *
+ * Every wrapper returns normally and throws {@link SysError} on failure, with
+ * errno and the call's name, so callers never see a raw -1. libc is opened
+ * lazily: the host-side commands of the same binary never touch it.
+ */
+import { dlopen, FFIType, ptr, read } from "bun:ffi";
+import { constants } from "node:os";
+
+const { i32, i64, u64, ptr: P, cstring, void: V } = FFIType;
+
+function openLibc() {
+  return dlopen("libc.so.6", {
+    __errno_location: { args: [], returns: P },
+    mount: { args: [P, P, P, u64, P], returns: i32 },
+    umount2: { args: [P, i32], returns: i32 },
+    reboot: { args: [i32], returns: i32 },
+    sync: { args: [], returns: V },
+    waitpid: { args: [i32, P, i32], returns: i32 },
+    kill: { args: [i32, i32], returns: i32 },
+    syscall: { args: [i64, i64, i64, i64], returns: i64 },
+    sethostname: { args: [P, u64], returns: i32 },
+    ioctl: { args: [i32, u64, P], returns: i32 },
+    socket: { args: [i32, i32, i32], returns: i32 },
+    close: { args: [i32], returns: i32 },
+    prctl: { args: [i32, u64, u64, u64, u64], returns: i32 },
+    strerror: { args: [i32], returns: cstring },
+  });
+}
+
+let lib: ReturnType<typeof openLibc> | null = null;
+function libc() {
+  lib ??= openLibc();
+  return lib.symbols;
+}
+
+const errnoNames = new Map<number, string>(
+  Object.entries(constants.errno).map(([name, n]) => [n as number, name]),
+);
+
+/** A failed system call: `code` is the errno name (ENOENT, EBUSY…). */
+export class SysError extends Error {
+  readonly code: string;
+  constructor(
+    readonly call: string,
+    readonly errno: number,
+    detail: string,
+  ) {
+    const name = errnoNames.get(errno) ?? `E${errno}`;
+    super(`${call}(${detail}): ${name} (${libc().strerror(errno)})`);
+    this.code = name;
+  }
+}
+
+function errno(): number {
+  const at = libc().__errno_location();
+  return at === null ? 0 : read.i32(at, 0);
+}
+
+/** NUL-terminated bytes for a C string argument; kept alive by the caller. */
+function cstr(s: string): Buffer {
+  return Buffer.from(`${s}\0`, "utf8");
+}
+
+function check(rc: number | bigint, call: string, detail: string): number {
+  if (Number(rc) < 0) throw new SysError(call, errno(), detail);
+  return Number(rc);
+}
+
+/** mount(2) flags we use. */
+export const MS = {
+  RDONLY: 1,
+  NOSUID: 2,
+  NODEV: 4,
+  NOEXEC: 8,
+  REMOUNT: 32,
+  BIND: 4096,
+  MOVE: 8192,
+  REC: 16384,
+  PRIVATE: 1 << 18,
+  RELATIME: 1 << 21,
+} as const;
+
+/** mount(2). `data` is the comma-separated option string. */
+export function mount(
+  source: string,
+  target: string,
+  fstype: string | null,
+  flags: number,
+  data?: string,
+): void {
+  const s = cstr(source);
+  const t = cstr(target);
+  const f = fstype === null ? null : cstr(fstype);
+  const d = data === undefined ? null : cstr(data);
+  const rc = libc().mount(ptr(s), ptr(t), f ? ptr(f) : null, flags, d ? ptr(d) : null);
+  check(rc, "mount", `${fstype ?? "-"} ${source} on ${target}`);
+}
+
+/** umount2(2) flags. */
+export const MNT = { FORCE: 1, DETACH: 2 } as const;
+
+/** umount2(2). */
+export function umount(target: string, flags = 0): void {
+  const t = cstr(target);
+  check(libc().umount2(ptr(t), flags), "umount2", target);
+}
+
+/** reboot(2) commands (the `howto` values of glibc's reboot()). */
+export const RB = {
+  AUTOBOOT: 0x01234567,
+  HALT: 0xcdef0123,
+  POWER_OFF: 0x4321fedc,
+  ENABLE_CAD: 0x89abcdef,
+  DISABLE_CAD: 0,
+} as const;
+
+/** reboot(2); for AUTOBOOT/POWER_OFF it does not return on success. */
+export function reboot(cmd: number): void {
+  check(libc().reboot(cmd | 0), "reboot", `0x${(cmd >>> 0).toString(16)}`);
+}
+
+/** sync(2): flush every filesystem. */
+export function sync(): void {
+  libc().sync();
+}
+
+/** waitpid(2) options. */
+export const WNOHANG = 1;
+
+/**
+ * waitpid(pid, WNOHANG). Returns null when the child has not exited yet,
+ * otherwise its pid and raw wait status.
+ */
+export function waitpidNoHang(pid: number): { pid: number; status: number } | null {
+  const status = new Int32Array(1);
+  const rc = libc().waitpid(pid, ptr(status), WNOHANG);
+  if (rc === 0) return null;
+  check(rc, "waitpid", String(pid));
+  return { pid: rc, status: status[0] ?? 0 };
+}
+
+/** kill(2); pid -1 means every process but PID 1 and kernel threads. */
+export function kill(pid: number, signal: number): void {
+  check(libc().kill(pid, signal), "kill", `${pid}, ${signal}`);
+}
+
+const SYS_finit_module = 313n;
+/** finit_module flag: let the kernel decompress .ko.xz / .ko.zst itself. */
+export const MODULE_INIT_COMPRESSED_FILE = 4;
+
+/** finit_module(2) on an open module file descriptor. */
+export function finitModule(fd: number, params = "", flags = 0): void {
+  const p = cstr(params);
+  const rc = libc().syscall(SYS_finit_module, BigInt(fd), BigInt(ptr(p)), BigInt(flags));
+  check(rc, "finit_module", `fd ${fd}`);
+}
+
+/** sethostname(2). */
+export function sethostname(name: string): void {
+  const b = Buffer.from(name, "utf8");
+  check(libc().sethostname(ptr(b), b.length), "sethostname", name);
+}
+
+/** socket(2), used only as a handle for network ioctls. */
+export function socket(domain: number, type: number, protocol = 0): number {
+  return check(libc().socket(domain, type, protocol), "socket", `${domain}, ${type}`);
+}
+
+/** close(2). */
+export function close(fd: number): void {
+  libc().close(fd);
+}
+
+/** ioctl(2) with a buffer argument the kernel reads and/or fills in. */
+export function ioctl(fd: number, request: number, arg: Uint8Array, what: string): void {
+  check(libc().ioctl(fd, request, ptr(arg)), "ioctl", what);
+}
+
+const PR_SET_CHILD_SUBREAPER = 36;
+/** Makes orphans of our descendants reparent to us (init mode outside PID 1). */
+export function setChildSubreaper(): void {
+  check(libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl", "PR_SET_CHILD_SUBREAPER");
+}

@@ -1,0 +1,40 @@
+/**
+ * Binds the UI app: loopback at once, plus the addresses the config lists.
+ * A bind failure is logged and the others still serve; the UI failing never
+ * touches PID 1's other work.
+ */
+import { log } from "../log.ts";
+import type { createApp } from "./app.ts";
+
+/** A bound listener, so it can be stopped or rebound. */
+export interface Listener {
+  address: string;
+  stop(): void;
+}
+
+/** Starts one Bun server per address; returns those that bound. */
+export function serveApp(
+  app: ReturnType<typeof createApp>,
+  addresses: readonly string[],
+  port: number,
+): Listener[] {
+  const out: Listener[] = [];
+  for (const hostname of addresses) {
+    try {
+      const server = Bun.serve({
+        hostname,
+        port,
+        // SSE log streams stay open for long; Bun's default would cut them at 10 s.
+        idleTimeout: 255,
+        maxRequestBodySize: 1024 * 1024,
+        fetch: (req, srv) => app.fetch(req, srv),
+        error: (err) => new Response(`internal error: ${err.message}`, { status: 500 }),
+      });
+      out.push({ address: hostname, stop: () => server.stop(true) });
+      log.info("ui", `listening on ${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`);
+    } catch (e) {
+      log.error("ui", `cannot listen on ${hostname}:${port}: ${(e as Error).message}`);
+    }
+  }
+  return out;
+}

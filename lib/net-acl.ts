@@ -1,0 +1,47 @@
+/**
+ * Who may talk to hero-init's HTTP endpoints (UI, agent): loopback and the
+ * mycelium overlay (400::/7) always, plus CIDRs the VM config adds. Pure.
+ */
+import ipaddr from "ipaddr.js";
+
+/** The mycelium overlay range. */
+export const MYCELIUM_RANGE = "400::/7";
+
+type Range = [ipaddr.IPv4 | ipaddr.IPv6, number];
+
+/** Parses CIDRs, throwing an Error naming the first invalid one. */
+export function parseCidrs(cidrs: readonly string[]): Range[] {
+  return cidrs.map((c) => {
+    try {
+      return c.includes("/")
+        ? ipaddr.parseCIDR(c)
+        : ([ipaddr.parse(c), ipaddr.parse(c).kind() === "ipv4" ? 32 : 128] as Range);
+    } catch {
+      throw new Error(`invalid CIDR "${c}"`);
+    }
+  });
+}
+
+const DEFAULT_RANGES = parseCidrs(["127.0.0.0/8", "::1/128", MYCELIUM_RANGE]);
+
+/** True if `ip` (as a server reports it; IPv4-mapped IPv6 allowed) is loopback, mycelium or in `extra`. */
+export function isAllowedClient(
+  ip: string | undefined | null,
+  extra: readonly Range[] = [],
+): boolean {
+  if (!ip || !ipaddr.isValid(ip)) return false;
+  let addr = ipaddr.parse(ip);
+  if (addr.kind() === "ipv6" && (addr as ipaddr.IPv6).isIPv4MappedAddress()) {
+    addr = (addr as ipaddr.IPv6).toIPv4Address();
+  }
+  return [...DEFAULT_RANGES, ...extra].some(
+    ([net, bits]) => net.kind() === addr.kind() && addr.match(net, bits),
+  );
+}
+
+/** True if `ip` lies in 400::/7. */
+export function isMyceliumAddress(ip: string): boolean {
+  if (!ipaddr.IPv6.isValid(ip)) return false;
+  const [net, bits] = ipaddr.parseCIDR(MYCELIUM_RANGE);
+  return ipaddr.IPv6.parse(ip).match(net, bits);
+}

@@ -1,0 +1,66 @@
+/** TOML parsing with errors that carry file, line and column. */
+import TOML from "@iarna/toml";
+import { InputError } from "./errors.ts";
+
+interface TomlSyntaxError {
+  fromTOML: true;
+  line: number;
+  col: number;
+  message: string;
+}
+
+function isTomlError(e: unknown): e is TomlSyntaxError {
+  return typeof e === "object" && e !== null && (e as { fromTOML?: unknown }).fromTOML === true;
+}
+
+/** Parses TOML text; a syntax error becomes an InputError at file:line:col (1-based). */
+export function parseToml(text: string, file: string): Record<string, unknown> {
+  try {
+    return TOML.parse(text) as Record<string, unknown>;
+  } catch (e) {
+    if (isTomlError(e)) {
+      const first = e.message.split("\n")[0] ?? e.message;
+      throw new InputError("toml-syntax", first.replace(/ at row \d+, col \d+, pos \d+:$/, ""), {
+        file,
+        line: e.line + 1,
+        column: e.col + 1,
+      });
+    }
+    throw e;
+  }
+}
+
+/** Serialises a plain object as TOML (used by the injector to write configs). */
+export function stringifyToml(value: Record<string, unknown>): string {
+  return TOML.stringify(value as TOML.JsonMap);
+}
+
+/**
+ * Best-effort line (1-based) of the key at `path` in TOML source, so schema
+ * errors can say where: the first `key =` line of the last string segment
+ * that follows the table header of the earlier segments, if any.
+ */
+export function locateKey(text: string, path: readonly (string | number)[]): number | undefined {
+  const keys = path.filter((p): p is string => typeof p === "string");
+  const last = keys.at(-1);
+  if (last === undefined) return undefined;
+  const lines = text.split("\n");
+  const table = keys.slice(0, -1).join(".");
+  let start = 0;
+  if (table) {
+    const header = lines.findIndex((l) =>
+      new RegExp(`^\\s*\\[\\[?\\s*${escapeRe(table)}\\s*\\]`).test(l),
+    );
+    if (header >= 0) start = header;
+  }
+  const keyRe = new RegExp(`^\\s*("?)${escapeRe(last)}\\1\\s*=`);
+  for (let i = start; i < lines.length; i++) if (keyRe.test(lines[i] ?? "")) return i + 1;
+  const header = lines.findIndex((l) =>
+    new RegExp(`^\\s*\\[\\[?\\s*${escapeRe(keys.join("."))}\\s*\\]`).test(l),
+  );
+  return header >= 0 ? header + 1 : undefined;
+}
+
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}

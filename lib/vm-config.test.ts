@@ -1,0 +1,49 @@
+import { describe, expect, test } from "bun:test";
+import { parseVmConfig } from "./vm-config.ts";
+
+describe("vm.toml", () => {
+  test("a full valid config parses", () => {
+    const { config, errors } = parseVmConfig(
+      `hostname = "web-1"\nmodules = ["virtio_net"]\n[network]\ndns = ["1.1.1.1"]\n[[network.interfaces]]\nname = "eth0"\naddress = "10.0.0.5/24"\ngateway = "10.0.0.1"\nmtu = 1400\n[ui]\nallow = ["10.0.0.0/24"]\n[env]\nFOO = "bar"\n`,
+      "vm.toml",
+    );
+    expect(errors).toEqual([]);
+    expect(config.network.interfaces[0]).toEqual({
+      name: "eth0",
+      address: "10.0.0.5/24",
+      gateway: "10.0.0.1",
+      mtu: 1400,
+    });
+    expect(config.env).toEqual({ FOO: "bar" });
+  });
+
+  test("an invalid section falls back to its defaults, with file, line and field", () => {
+    const text = `hostname = "ok"\n\n[network]\n[[network.interfaces]]\nname = "eth0"\naddress = "10.0.0.5"\n`;
+    const { config, errors } = parseVmConfig(text, "/etc/hero-init/vm.toml");
+    expect(config.hostname).toBe("ok");
+    expect(config.network.interfaces).toEqual([]);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]?.where).toEqual({
+      file: "/etc/hero-init/vm.toml",
+      line: 6,
+      field: "network.interfaces.0.address",
+    });
+  });
+
+  test("unknown keys are errors, not silently ignored", () => {
+    const { errors } = parseVmConfig(`hostnme = "typo"\n`, "vm.toml");
+    expect(errors[0]?.toString()).toContain("hostnme");
+  });
+
+  test("a syntax error gives line and column and the default config", () => {
+    const { config, errors } = parseVmConfig(`a = 1\nb = [1,\nc = x\n`, "vm.toml");
+    expect(config.hostname).toBe("hero-vm");
+    expect(errors[0]?.where).toMatchObject({ file: "vm.toml", line: 3, column: 1 });
+  });
+
+  test("an invalid host name is refused", () => {
+    const { config, errors } = parseVmConfig(`hostname = "bad_name!"\n`, "vm.toml");
+    expect(config.hostname).toBe("hero-vm");
+    expect(errors[0]?.where.field).toBe("hostname");
+  });
+});

@@ -1,0 +1,155 @@
+/**
+ * The per-VM configuration, /etc/hero-init/vm.toml: written by the host
+ * injector, read by PID 1 at boot. One schema for both sides.
+ *
+ * A bad config never bricks a VM: {@link loadVmConfig} reports every problem
+ * (file, line, field, reason) and drops only the offending top-level section,
+ * falling back to its defaults, so a typo in `[ui]` still boots with the
+ * right hostname and network.
+ */
+import * as v from "valibot";
+import { InputError } from "./errors.ts";
+import { locateKey, parseToml } from "./toml.ts";
+
+/** Where the injector writes the config inside the guest. */
+export const VM_CONFIG_PATH = "/etc/hero-init/vm.toml";
+
+const hostnameRe =
+  /^(?=.{1,253}$)[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
+const ifnameRe = /^[a-zA-Z0-9][a-zA-Z0-9_.:-]{0,14}$/;
+const moduleRe = /^[a-zA-Z0-9_-]{1,64}$/;
+const ipv4Re = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
+
+const Ipv4 = v.pipe(v.string(), v.regex(ipv4Re, "must be an IPv4 address like 10.0.2.2"));
+const Cidr4 = v.pipe(
+  v.string(),
+  v.check((s) => {
+    const [ip, len, ...rest] = s.split("/");
+    const n = Number(len);
+    return rest.length === 0 && ipv4Re.test(ip ?? "") && Number.isInteger(n) && n >= 0 && n <= 32;
+  }, "must be an IPv4 address with prefix, like 10.0.2.15/24"),
+);
+
+/** One statically configured network interface. */
+export const InterfaceSchema = v.strictObject({
+  name: v.pipe(v.string(), v.regex(ifnameRe, "must be an interface name like eth0")),
+  address: v.optional(Cidr4),
+  gateway: v.optional(Ipv4),
+  mtu: v.optional(v.pipe(v.number(), v.integer(), v.minValue(576), v.maxValue(65535))),
+});
+
+const NetworkSchema = v.strictObject({
+  interfaces: v.optional(v.array(InterfaceSchema), []),
+  dns: v.optional(v.array(Ipv4), []),
+  search: v.optional(v.array(v.pipe(v.string(), v.regex(hostnameRe, "must be a domain"))), []),
+});
+
+const UiSchema = v.strictObject({
+  port: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65535)), 9999),
+  /** Extra addresses to listen on besides loopback (and mycelium). */
+  listen: v.optional(v.array(v.string()), []),
+  /** Extra client CIDRs allowed besides loopback and 400::/7. */
+  allow: v.optional(v.array(v.string()), []),
+});
+
+const ServicesSchema = v.strictObject({
+  /** zinit's config dir (zinit -c). */
+  dir: v.optional(v.pipe(v.string(), v.startsWith("/", "must be an absolute path")), "/etc/zinit"),
+  /** Lines kept in the log ring (zinit -b). */
+  ring_size: v.optional(
+    v.pipe(v.number(), v.integer(), v.minValue(10), v.maxValue(1_000_000)),
+    2000,
+  ),
+});
+
+const JobSchema = v.strictObject({
+  /** The service whose exit ends the VM (HERO-EXIT, then power-off). */
+  service: v.pipe(
+    v.string(),
+    v.regex(/^[A-Za-z0-9_@][A-Za-z0-9_.@-]{0,127}$/, "must be a service name"),
+  ),
+});
+
+/** The whole vm.toml. Every section is optional and has safe defaults. */
+export const VmConfigSchema = v.strictObject({
+  hostname: v.optional(
+    v.pipe(v.string(), v.regex(hostnameRe, "must be a valid host name (RFC 1123)")),
+    "hero-vm",
+  ),
+  modules: v.optional(
+    v.array(v.pipe(v.string(), v.regex(moduleRe, "must be a kernel module name"))),
+    [],
+  ),
+  network: v.optional(NetworkSchema, { interfaces: [], dns: [], search: [] }),
+  ui: v.optional(UiSchema, { port: 9999, listen: [], allow: [] }),
+  services: v.optional(ServicesSchema, { dir: "/etc/zinit", ring_size: 2000 }),
+  job: v.optional(JobSchema),
+  env: v.optional(
+    v.record(v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/)), v.string()),
+    {},
+  ),
+});
+
+/** A validated VM config. */
+export type VmConfig = v.InferOutput<typeof VmConfigSchema>;
+/** The raw input form (what the injector writes). */
+export type VmConfigInput = v.InferInput<typeof VmConfigSchema>;
+
+/** The config a VM boots with when it has none, or nothing of it is valid. */
+export function defaultVmConfig(): VmConfig {
+  return v.parse(VmConfigSchema, {});
+}
+
+/** Result of loading: the config to use and every problem found on the way. */
+export interface LoadedVmConfig {
+  config: VmConfig;
+  errors: InputError[];
+}
+
+function issuePath(issue: v.BaseIssue<unknown>): (string | number)[] {
+  return (issue.path ?? []).map((p) => p.key as string | number);
+}
+
+/**
+ * Validates a raw object; each invalid top-level key is reported and dropped
+ * (its default applies) and the rest is kept. `text` is used for line numbers.
+ */
+export function validateVmConfig(raw: unknown, file: string, text = ""): LoadedVmConfig {
+  const errors: InputError[] = [];
+  const isTable = typeof raw === "object" && raw !== null && !Array.isArray(raw);
+  if (!isTable) errors.push(new InputError("schema", "config must be a table", { file }));
+  let input: Record<string, unknown> = isTable ? { ...(raw as Record<string, unknown>) } : {};
+  for (let attempt = 0; attempt < 32; attempt++) {
+    const res = v.safeParse(VmConfigSchema, input);
+    if (res.success) return { config: res.output, errors };
+    const dropped = new Set<string>();
+    for (const issue of res.issues) {
+      const path = issuePath(issue);
+      const field = path.join(".") || "(root)";
+      const top = String(path[0] ?? "");
+      errors.push(
+        new InputError("schema", `${issue.message}; using the default for [${top}]`, {
+          file,
+          line: locateKey(text, path),
+          field,
+        }),
+      );
+      dropped.add(top);
+    }
+    if (dropped.has("")) break;
+    input = Object.fromEntries(Object.entries(input).filter(([k]) => !dropped.has(k)));
+  }
+  return { config: defaultVmConfig(), errors };
+}
+
+/** Parses and validates vm.toml text. Never throws. */
+export function parseVmConfig(text: string, file: string): LoadedVmConfig {
+  let raw: Record<string, unknown>;
+  try {
+    raw = parseToml(text, file);
+  } catch (e) {
+    const err = e instanceof InputError ? e : new InputError("toml-syntax", String(e), { file });
+    return { config: defaultVmConfig(), errors: [err] };
+  }
+  return validateVmConfig(raw, file, text);
+}

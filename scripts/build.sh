@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Builds dist/hero-init (Bun standalone, x86-64 glibc, NOT stripped: strip
+# would drop the embedded program and leave plain bun) and dist/preinit
+# (static musl, ~25 KB).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p dist
+BUN=node_modules/.bin/bun
+[ -x "$BUN" ] || { echo "build: run 'npm install' first (bun comes from npm)" >&2; exit 1; }
+"$BUN" build --compile --target=bun-linux-x64 --minify-syntax --minify-whitespace \
+  init/main.ts --outfile dist/hero-init.tmp
+mv -f dist/hero-init.tmp dist/hero-init
+if ! command -v musl-gcc >/dev/null; then
+  echo "build: musl-gcc not found: apt-get install musl-tools" >&2
+  exit 1
+fi
+musl-gcc -static -Os -s -Wall -Wextra -Werror -o dist/preinit.tmp init/preinit/preinit.c
+mv -f dist/preinit.tmp dist/preinit
+ls -l dist/hero-init dist/preinit | awk '{print "build:", $5, $9}'

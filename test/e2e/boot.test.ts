@@ -1,0 +1,138 @@
+/**
+ * Boot issue, in QEMU (TCG): hero-init as PID 1 boots a Debian kernel from a
+ * test initramfs, reaches READY, mounts what it must, serves :9999, and ends
+ * cleanly on every path that should end a VM.
+ */
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildImage, type ImageOptions, testVmToml } from "../vm/image.ts";
+import { ensureKernel, type Kernel } from "../vm/kernel.ts";
+import { bootVm } from "../vm/qemu.ts";
+
+setDefaultTimeout(240_000);
+const READY = /hero-init boot: READY/;
+let kernel: Kernel;
+let dir: string;
+
+beforeAll(async () => {
+  kernel = await ensureKernel();
+  dir = mkdtempSync(join(tmpdir(), "hero-boot-"));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function image(name: string, o: Omit<ImageOptions, "kernel">): Promise<string> {
+  return buildImage(join(dir, `${name}.cpio`), { kernel, ...o });
+}
+
+async function getJson(port: number, path: string): Promise<{ status: number; body: unknown }> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`);
+  return { status: res.status, body: await res.json() };
+}
+
+describe("boot", () => {
+  test("boots to READY with every mount, serves /health, powers off on the ACPI button", async () => {
+    const initrd = await image("basic", { vmToml: testVmToml() });
+    await using vm = await bootVm({ kernel, initrd, hostfwd: [9999], name: "boot-basic" });
+    await vm.waitFor(READY, 120_000);
+    const out = vm.console();
+    for (const m of [
+      "sysfs on /sys",
+      "devpts on /dev/pts",
+      "tmpfs on /dev/shm",
+      "tmpfs on /run",
+      "tmpfs on /tmp",
+      "cgroup2 on /sys/fs/cgroup",
+    ]) {
+      expect(out).toContain(`mount: ${m}`);
+    }
+    expect(out).toContain("hostname: hero-test");
+    expect(out).toContain("network: eth0 10.0.2.15/24 via 10.0.2.2 up");
+    expect(out).toContain("acpi: watching /dev/input/");
+    expect(out).not.toContain("CONFIG ERROR");
+    const port = vm.ports[9999] as number;
+    const health = await getJson(port, "/health");
+    expect(health.status).toBe(200);
+    expect(health.body).toMatchObject({ status: "ok", hostname: "hero-test" });
+    await vm.powerdown();
+    expect(await vm.waitExit(60_000)).toBe(0);
+    expect(vm.console()).toContain("poweroff: ACPI power button");
+    expect(vm.console()).toMatch(/reboot: Power down/);
+  });
+
+  test("ctrl-alt-del reboots (SIGINT to PID 1, hard CAD disabled)", async () => {
+    const initrd = await image("cad", { vmToml: testVmToml() });
+    await using vm = await bootVm({ kernel, initrd, name: "boot-cad" });
+    await vm.waitFor(READY, 120_000);
+    await vm.sendCtrlAltDel();
+    await vm.waitExit(60_000);
+    expect(vm.console()).toContain("reboot: ctrl-alt-del (SIGINT)");
+    expect(vm.console()).toMatch(/reboot: Restarting system/);
+  });
+
+  test("a broken vm.toml still boots, with the error (file, line, field) on the console", async () => {
+    const bad = `hostname = "ok-host"\n[network]\ndns = ["not-an-ip"]\n[ui]\nport = "x"\n`;
+    const initrd = await image("badcfg", { vmToml: bad });
+    await using vm = await bootVm({ kernel, initrd, name: "boot-badcfg" });
+    await vm.waitFor(READY, 120_000);
+    const out = vm.console();
+    expect(out).toMatch(
+      /CONFIG ERROR \/etc\/hero-init\/vm\.toml:3: network\.dns\.0: must be an IPv4 address/,
+    );
+    expect(out).toMatch(/CONFIG ERROR \/etc\/hero-init\/vm\.toml:5: ui\.port:/);
+    expect(out).toContain("hostname: ok-host"); // the valid part is kept
+    await vm.sendCtrlAltDel();
+    await vm.waitExit(60_000);
+  });
+
+  test("a TOML syntax error is reported with line and column and defaults are used", async () => {
+    const initrd = await image("syntax", { vmToml: `hostname = "a"\n[network\n` });
+    await using vm = await bootVm({ kernel, initrd, name: "boot-syntax" });
+    await vm.waitFor(READY, 120_000);
+    expect(vm.console()).toMatch(/CONFIG ERROR \/etc\/hero-init\/vm\.toml:2:\d+: /);
+    expect(vm.console()).toContain("hostname: hero-vm");
+    await vm.sendCtrlAltDel();
+    await vm.waitExit(60_000);
+  });
+
+  test("missing hero-init: the pre-init says so and powers off (no kernel panic)", async () => {
+    const initrd = await image("missing", { omitHeroInit: true, modules: [] });
+    await using vm = await bootVm({ kernel, initrd, name: "boot-missing" });
+    expect(await vm.waitExit(120_000)).toBe(0);
+    const out = vm.console();
+    expect(out).toContain("hero-init preinit: cannot exec /usr/lib/hero/hero-init: not found");
+    expect(out).toContain("powering off");
+    expect(out).toMatch(/reboot: Power down/);
+    expect(out).not.toMatch(/Kernel panic/);
+  });
+
+  test("a busybox-only rootfs with no /lib (no glibc) boots through the private loader", async () => {
+    const initrd = await image("busybox", { libc: "private", modules: [], busybox: true });
+    await using vm = await bootVm({ kernel, initrd, name: "boot-busybox" });
+    await vm.waitFor(READY, 120_000);
+    await vm.sendCtrlAltDel();
+    await vm.waitExit(60_000);
+    expect(vm.console()).toMatch(/reboot: Restarting system/);
+  });
+
+  test("an uncaught exception and an unhandled rejection inside the init do not kill it", async () => {
+    const initrd = await image("fault", { vmToml: testVmToml() });
+    for (const fault of ["uncaught", "rejection"]) {
+      await using vm = await bootVm({
+        kernel,
+        initrd,
+        hostfwd: [9999],
+        append: `hero.fault=${fault}`,
+        name: `boot-fault-${fault}`,
+      });
+      await vm.waitFor(READY, 120_000);
+      await vm.waitFor(/\(survived\): Error: fault injection/, 30_000);
+      const health = await getJson(vm.ports[9999] as number, "/health");
+      expect(health.status).toBe(200);
+      expect(vm.console()).not.toMatch(/Kernel panic/);
+      await vm.powerdown();
+      expect(await vm.waitExit(60_000)).toBe(0);
+    }
+  });
+});

@@ -1,0 +1,364 @@
+/**
+ * Supervisor integration: the real dist/hero-init in `init` mode (not PID 1)
+ * inside a pid namespace, driven through the zinit CLI and both control
+ * protocols. Services run in a real cgroup v2 subtree when the host has one.
+ */
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { createConnection } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+setDefaultTimeout(60_000);
+const ROOT = join(import.meta.dir, "../..");
+const BIN = join(ROOT, "dist/hero-init");
+const dir = mkdtempSync(join(tmpdir(), "hero-sup-"));
+const etc = join(dir, "zinit");
+const sock = join(dir, "zinit.sock");
+const helperDir = join(dir, "bin");
+const CG_PARENT = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"].find(
+  (p) =>
+    existsSync(`${p}/cgroup.kill`) ||
+    (existsSync(`${p}/cgroup.procs`) && existsSync(`${p}/cgroup.controllers`)),
+);
+const cgroot = CG_PARENT ? `${CG_PARENT}/hero-it-${process.pid}` : undefined;
+let daemon: ReturnType<typeof Bun.spawn>;
+let daemonOut = "";
+
+const services: Record<string, string> = {
+  base: `exec: sh -c "echo base up; exec sleep 1000"\n`,
+  setup: `exec: sh -c "echo setup done"\noneshot: true\nafter: [base]\n`,
+  web: `exec: sleep 1001\nafter:\n  - setup\ntest: "true"\n`,
+  waiter: `exec: sleep 1002\nafter: [ghost]\n`,
+  forker: `exec: sh -c "setsid sleep 1003 & echo forked; exec sleep 1004"\nshutdown_timeout: 3\n`,
+  storm: `exec: sh -c "exit 7"\nrestart:\n  delay: 20\n  limit: 4\n  window: 60\n`,
+  broken: `exec: [nope\n`,
+  cyc1: `exec: sleep 1005\nafter: [cyc2]\n`,
+  cyc2: `exec: sleep 1005\nafter: [cyc1]\n`,
+};
+
+async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const p = Bun.spawn([BIN, "-s", sock, ...args], { stdout: "pipe", stderr: "pipe" });
+  const [out, err, code] = await Promise.all([
+    new Response(p.stdout).text(),
+    new Response(p.stderr).text(),
+    p.exited,
+  ]);
+  return { code, out, err };
+}
+
+/** Sends `line` on a fresh connection (node:net buffers large writes) and collects the reply. */
+async function raw(line: string, untilClose = true): Promise<string> {
+  return new Promise((resolve) => {
+    let got = "";
+    const c = createConnection(sock);
+    const finish = () => {
+      clearTimeout(timer);
+      c.destroy();
+      resolve(got);
+    };
+    const timer = setTimeout(finish, 5000);
+    c.on("data", (d) => {
+      got += d.toString();
+      if (!untilClose && got.includes("\n")) finish();
+    });
+    c.on("close", finish);
+    c.on("error", finish);
+    c.write(line);
+  });
+}
+
+const rpc = async (method: string, params: unknown = []) =>
+  JSON.parse(await raw(`${JSON.stringify({ jsonrpc: "2.0", id: 7, method, params })}\n`, false));
+
+async function waitFor<T>(
+  fn: () => Promise<T | undefined> | T | undefined,
+  ms = 10_000,
+): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out; daemon output:\n${daemonOut}`);
+    await Bun.sleep(50);
+  }
+}
+
+const hostPids = (pattern: string) =>
+  Bun.spawnSync(["pgrep", "-f", pattern]).stdout.toString().split("\n").filter(Boolean);
+
+beforeAll(async () => {
+  mkdirSync(etc);
+  mkdirSync(helperDir);
+  symlinkSync(join(ROOT, "dist/preinit"), join(helperDir, "hero-exec"));
+  for (const [n, y] of Object.entries(services)) writeFileSync(join(etc, `${n}.yaml`), y);
+  const args = [BIN, "init", "-c", etc, "-s", sock, ...(cgroot ? ["--cgroup-root", cgroot] : [])];
+  daemon = Bun.spawn(
+    ["unshare", "--pid", "--fork", "--mount-proc", "--", "sh", "-c", `"$@"; true`, "sh", ...args],
+    {
+      stdout: "pipe",
+      stderr: "pipe",
+      env: { ...process.env, HERO_EXEC_HELPER: join(helperDir, "hero-exec") },
+    },
+  );
+  (async () => {
+    for await (const c of daemon.stderr as ReadableStream<Uint8Array>)
+      daemonOut += new TextDecoder().decode(c);
+  })();
+  await waitFor(() => existsSync(sock));
+  await waitFor(
+    async () => (await cli("status", "web")).out.includes("state: Running") || undefined,
+  );
+});
+
+afterAll(async () => {
+  daemon.kill("SIGKILL");
+  for (const p of hostPids("sleep 100[0-5]")) process.kill(Number(p), "SIGKILL");
+  if (cgroot) {
+    for (const n of Object.keys(services)) {
+      try {
+        rmdirSync(`${cgroot}/${n}`);
+      } catch {}
+    }
+    try {
+      rmdirSync(cgroot);
+    } catch {}
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("zinit CLI against the running daemon", () => {
+  test("list prints zinit's YAML, sorted, with every state kind", async () => {
+    const r = await cli("list");
+    expect(r.code).toBe(0);
+    const lines = r.out.split("\n");
+    expect(lines[0]).toBe("---");
+    expect(r.out).toContain("base: Running\n");
+    expect(r.out).toContain("setup: Success\n");
+    expect(r.out).toContain("web: Running\n");
+    expect(r.out).toContain("waiter: Blocked\n");
+    expect(r.out).toMatch(/broken: Error\(config: .*broken\.yaml.*\)\n/);
+    expect(r.out).toContain("cyc1: Blocked\n");
+    const names = lines
+      .slice(1)
+      .filter(Boolean)
+      .map((l) => l.split(":")[0]);
+    expect(names).toEqual([...names].sort());
+  });
+
+  test("status golden output", async () => {
+    const r = await cli("status", "web");
+    const pid = /pid: (\d+)/.exec(r.out)?.[1];
+    expect(Number(pid)).toBeGreaterThan(1);
+    expect(r.out).toBe(
+      `name: web\npid: ${pid}\nstate: Running\ntarget: Up\nafter:\n  setup: Success\n`,
+    );
+  });
+
+  test("--json", async () => {
+    const r = await cli("--json", "status", "waiter");
+    expect(JSON.parse(r.out)).toMatchObject({
+      name: "waiter",
+      pid: 0,
+      state: "Blocked",
+      target: "Up",
+      after: { ghost: "Unknown" },
+    });
+  });
+
+  test("errors: unknown service → stderr, exit 1", async () => {
+    const r = await cli("status", "nope");
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('service "nope" not found');
+  });
+
+  test("a dependency cycle is reported and its members stay Blocked", async () => {
+    expect(daemonOut).toContain("dependency cycle: cyc1 → cyc2 → cyc1");
+  });
+
+  test("stop waits until a double-forked, setsid'd daemon is gone too", async () => {
+    await waitFor(async () => hostPids("sleep 1003").length === 1 || undefined);
+    const r = await cli("stop", "forker");
+    expect(r.code).toBe(0);
+    // When stop returns, the whole tree is gone (the escaped grandchild included).
+    expect(hostPids("sleep 1003")).toEqual([]);
+    expect(hostPids("sleep 1004")).toEqual([]);
+    expect((await cli("status", "forker")).out).toContain("target: Down");
+  });
+
+  test("start, kill (target stays Up: restarted), restart, forget, monitor", async () => {
+    const pidOf = async (n: string) => Number(/pid: (\d+)/.exec((await cli("status", n)).out)?.[1]);
+    expect((await cli("start", "forker")).code).toBe(0);
+    const p1 = await waitFor(async () => (await pidOf("forker")) || undefined);
+    expect((await cli("kill", "forker", "SIGKILL")).code).toBe(0);
+    const p2 = await waitFor(async () => {
+      const p = await pidOf("forker");
+      return p && p !== p1 ? p : undefined;
+    });
+    expect(p2).not.toBe(p1);
+    expect((await cli("restart", "forker")).code).toBe(0);
+    const p3 = await waitFor(async () => (await pidOf("forker")) || undefined);
+    expect(p3).not.toBe(p2);
+    expect((await cli("forget", "forker")).code).toBe(1); // still up
+    await cli("stop", "forker");
+    expect((await cli("forget", "forker")).code).toBe(0);
+    expect((await cli("status", "forker")).code).toBe(1);
+    expect((await cli("monitor", "forker")).code).toBe(0);
+    await waitFor(
+      async () => (await cli("status", "forker")).out.includes("state: Running") || undefined,
+    );
+  });
+
+  test("a restart storm is throttled and ends in a visible Failure with the reason", async () => {
+    const out = await waitFor(async () => {
+      const r = await rpc("service_status", ["storm"]);
+      return String(r.result.state).startsWith("Failure") ? r : undefined;
+    });
+    expect(out.result.state).toBe("Failure");
+    const ring = (await rpc("stream_currentLogs", ["storm"])).result as string[];
+    void ring;
+    expect(daemonOut).toMatch(/storm: gave up: restarted 4 times within 60 s \(limit 4\)/);
+  });
+
+  test("log -s prints the ring in zinit's format, filtered", async () => {
+    const r = await cli("log", "-s", "base");
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("[+] base: base up\n");
+    expect(r.out).not.toContain("setup done");
+  });
+});
+
+describe("legacy line protocol", () => {
+  test("status → {state: ok, body} and the server closes", async () => {
+    const r = JSON.parse(await raw("status web\n"));
+    expect(r).toMatchObject({
+      state: "ok",
+      body: { name: "web", state: "Running", target: "Up", after: { setup: "Success" } },
+    });
+  });
+  test("list", async () => {
+    expect(JSON.parse(await raw("list\n")).body).toMatchObject({
+      base: "Running",
+      setup: "Success",
+    });
+  });
+  test("errors", async () => {
+    expect(JSON.parse(await raw("status ghost\n"))).toEqual({
+      state: "error",
+      body: 'service "ghost" not found',
+    });
+    expect(JSON.parse(await raw("frobnicate\n"))).toEqual({
+      state: "error",
+      body: "unknown command 'frobnicate'",
+    });
+  });
+});
+
+describe("JSON-RPC 2.0", () => {
+  test("service_list and error codes", async () => {
+    expect((await rpc("service_list")).result).toMatchObject({ base: "Running" });
+    expect((await rpc("service_status", ["ghost"])).error.code).toBe(-32000);
+    expect((await rpc("no_such_method")).error.code).toBe(-32601);
+    expect((await rpc("service_status", [])).error.code).toBe(-32602);
+    expect((await rpc("service_kill", ["base", "SIGNOPE"])).error.code).toBe(-32004);
+  });
+
+  test("malformed and huge requests get errors; the daemon keeps serving", async () => {
+    expect(JSON.parse(await raw("{not json\n", false)).error.code).toBe(-32700);
+    const huge = await raw(`${"x".repeat(2 * 1024 * 1024)}`);
+    expect(huge).toContain("request longer than");
+    expect((await rpc("service_list")).result.base).toBe("Running");
+  });
+
+  test("service_create, service_get, service_monitor, service_delete", async () => {
+    const created = await rpc("service_create", {
+      name: "made",
+      content: { exec: "sleep 1005", oneshot: false },
+    });
+    expect(created.result).toContain("made");
+    expect(readFileSync(join(etc, "made.yaml"), "utf8")).toContain("sleep 1005");
+    expect((await rpc("service_get", ["made"])).result).toMatchObject({ exec: "sleep 1005" });
+    expect((await rpc("service_create", ["made", { exec: "x" }])).error.code).toBe(-32007);
+    expect((await rpc("service_create", ["bad", { exec: 5 }])).error.code).toBe(-32008);
+    expect((await rpc("service_create", ["../evil", { exec: "x" }])).error.code).toBe(-32602);
+    expect((await rpc("service_monitor", ["made"])).result).toBeNull();
+    await waitFor(
+      async () => (await rpc("service_status", ["made"])).result.state === "Running" || undefined,
+    );
+    expect((await rpc("service_delete", ["made"])).error.code).toBe(-32002);
+    await rpc("service_stop", ["made"]);
+    expect((await rpc("service_delete", ["made"])).result).toContain("made");
+    expect(existsSync(join(etc, "made.yaml"))).toBe(false);
+  });
+
+  test("service_stats reports the pid and cgroup children", async () => {
+    const r = (await rpc("service_stats", ["base"])).result;
+    expect(r.name).toBe("base");
+    expect(r.pid).toBeGreaterThan(1);
+  });
+
+  test("stream_subscribeLogs delivers new lines as notifications", async () => {
+    let got = "";
+    const s = await Bun.connect({
+      unix: sock,
+      socket: {
+        data(_s, d) {
+          got += d.toString();
+        },
+      },
+    });
+    s.write(
+      `${JSON.stringify({ jsonrpc: "2.0", id: 1, method: "stream_subscribeLogs", params: ["setup"] })}\n`,
+    );
+    await waitFor(() => got.includes('"result":') || undefined);
+    await cli("restart", "setup");
+    await waitFor(() => got.includes("setup done") || undefined);
+    s.end();
+    const note = got
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l))
+      .find((m) => m.method);
+    expect(note).toMatchObject({
+      jsonrpc: "2.0",
+      method: "stream_subscribeLogs",
+      params: { result: "[+] setup: setup done" },
+    });
+  });
+
+  test("rpc.discover returns an openrpc document", async () => {
+    const r = (await rpc("rpc.discover")).result;
+    expect(r.openrpc).toBeDefined();
+    expect(r.methods.map((m: { name: string }) => m.name)).toContain("service_create");
+  });
+});
+
+describe("no daemon", () => {
+  test("a clear message and exit 1", async () => {
+    const p = Bun.spawnSync([BIN, "-s", join(dir, "absent.sock"), "list"]);
+    expect(p.exitCode).toBe(1);
+    expect(p.stderr.toString()).toContain("is hero-init/zinit running?");
+  });
+});
+
+describe("shutdown", () => {
+  test("stops dependents before dependencies, then the daemon exits", async () => {
+    expect((await cli("shutdown")).code).toBe(0);
+    await waitFor(async () => (daemon.exitCode !== null ? true : undefined), 20_000);
+    const order = [...daemonOut.matchAll(/shutdown: stopping (.*)/g)].map((m) => m[1]);
+    const iWeb = order.findIndex((o) => o?.includes("web"));
+    const iBase = order.findIndex((o) => o?.includes("base"));
+    expect(iWeb).toBeGreaterThanOrEqual(0);
+    expect(iWeb).toBeLessThan(iBase);
+    expect(hostPids("sleep 100[0-5]")).toEqual([]);
+  });
+});
