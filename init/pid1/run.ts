@@ -11,7 +11,7 @@ import { boot } from "../boot/index.ts";
 import { describeError, log, uptime } from "../log.ts";
 import { RB, reboot } from "../sys/ffi.ts";
 import { createApp } from "../ui/app.ts";
-import { serveApp } from "../ui/serve.ts";
+import { bindAddresses, serveApp } from "../ui/serve.ts";
 import { watchPowerButton } from "./acpi.ts";
 import { scheduleReap } from "./reaper.ts";
 import { startSupervision } from "./services.ts";
@@ -86,7 +86,7 @@ export async function runPid1(): Promise<void> {
   startSupervision({ config: ctx.config, power: request });
   const ui = ctx.config.ui;
   const app = createApp({ hostname: () => hostname(), uptime, allow: ui.allow });
-  serveApp(app, ["127.0.0.1", "::1", ...ui.listen], ui.port);
+  serveApp(app, bindAddresses(ui.listen), ui.port);
   const now = uptime();
   const procStart = processStartUptime();
   log.info(

@@ -12,6 +12,17 @@ export interface Listener {
   stop(): void;
 }
 
+/**
+ * Pure: the addresses to bind. Loopback always; a wildcard in `extra`
+ * replaces the loopback of its family (binding both would fail: the
+ * wildcard already covers loopback). Duplicates are dropped.
+ */
+export function bindAddresses(extra: readonly string[]): string[] {
+  const all = ["127.0.0.1", "::1", ...extra];
+  const out = all.filter((a, i) => all.indexOf(a) === i);
+  return out.filter((a) => !(a === "127.0.0.1" && out.includes("0.0.0.0")) && !(a === "::1" && out.includes("::")));
+}
+
 /** Starts one Bun server per address; returns those that bound. */
 export function serveApp(
   app: ReturnType<typeof createApp>,

@@ -139,7 +139,7 @@ export async function buildImage(path: string, o: ImageOptions): Promise<string>
 /** The vm.toml test VMs use: QEMU user networking, UI reachable through the host forward. */
 export function testVmToml(extra = ""): string {
   return `hostname = "hero-test"
-modules = ["virtio_net"]
+modules = ["virtio_pci", "virtio_net"]
 
 [network]
 dns = ["10.0.2.3"]

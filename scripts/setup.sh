@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs everything hero-init's build, tests and demo need on a fresh
+# Debian 12 machine: Debian packages (as root, or through sudo) and the npm
+# dependencies (Bun itself comes from npm). Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  qemu-system-x86   # boots the test and demo VMs (TCG)
+  musl-tools        # builds the static pre-init
+  cpio              # round-trip checks of our cpio writer
+  kmod              # depmod for the Debian kernel's modules.dep
+  busybox-static    # busybox-only test rootfs, minimal template
+  tini              # baseline for the reaping benchmark
+  e2fsprogs         # ext4 images without root (mke2fs -d, debugfs, e2fsck)
+  xz-utils zstd     # compressed initramfs and modules
+  iproute2          # network namespaces and tap devices in tests
+  util-linux        # unshare (pid namespaces in integration tests)
+  procps            # pgrep in tests
+  git
+)
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v npm >/dev/null; then
+  echo "setup: installing nodejs and npm from Debian"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
+fi
+if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+echo "setup: ok (bun $(node_modules/.bin/bun --version))"
