@@ -70,7 +70,7 @@ export function startSupervision(o: SupervisionOptions): Supervisor {
       const oom =
         exit.signal === "SIGKILL" &&
         wasOomKilled(o.cgroups === false ? null : groupOf(svc.name), pid);
-      const { code, message } = jobExit(exit, oom, stderr.slice(-1));
+      const { code, message } = jobExit(exit, oom, stderr.length ? stderr.slice(-1) : [svc.reason]);
       if (exit.code === 127 || exit.code === 126)
         log.warn("job", `${svc.name}: ${stderr.at(-1) ?? svc.reason}`);
       consoleLine(heroExitLine(code, message));

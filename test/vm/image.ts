@@ -87,6 +87,8 @@ export async function imageEntries(o: ImageOptions): Promise<CpioEntry[]> {
   e.push({ type: "char", path: "dev/null", mode: 0o666, major: 1, minor: 3 });
   e.push(hostFile(join(ROOT, "dist/preinit"), "sbin/init"));
   e.push({ type: "symlink", path: "init", target: "sbin/init" });
+  // The supervisor's exec helper is the pre-init binary under another name.
+  e.push({ type: "symlink", path: `${priv}/hero-exec`, target: "/sbin/init" });
   if (!o.omitHeroInit) {
     const bin = heroInitBinary();
     e.push({
