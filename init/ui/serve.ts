@@ -20,7 +20,9 @@ export interface Listener {
 export function bindAddresses(extra: readonly string[]): string[] {
   const all = ["127.0.0.1", "::1", ...extra];
   const out = all.filter((a, i) => all.indexOf(a) === i);
-  return out.filter((a) => !(a === "127.0.0.1" && out.includes("0.0.0.0")) && !(a === "::1" && out.includes("::")));
+  return out.filter(
+    (a) => !(a === "127.0.0.1" && out.includes("0.0.0.0")) && !(a === "::1" && out.includes("::")),
+  );
 }
 
 /** Starts one Bun server per address; returns those that bound. */

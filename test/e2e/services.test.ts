@@ -29,7 +29,13 @@ function services(files: Record<string, string>): CpioEntry[] {
   return [
     { type: "dir", path: "etc/zinit", mode: 0o755 },
     ...Object.entries(files).map(
-      ([n, y]) => ({ type: "file", path: `etc/zinit/${n}.yaml`, mode: 0o644, data: enc.encode(y) }) as CpioEntry,
+      ([n, y]) =>
+        ({
+          type: "file",
+          path: `etc/zinit/${n}.yaml`,
+          mode: 0o644,
+          data: enc.encode(y),
+        }) as CpioEntry,
     ),
   ];
 }
@@ -89,8 +95,19 @@ describe("job mode", () => {
     ["exit0", `exec: sh -c "echo working; exit 0"\n`, 0, /message="success"/],
     ["exit3", `exec: sh -c "exit 3"\n`, 3, /message="exit status 3"/],
     ["kill9", `exec: sh -c "kill -9 \\$\\$"\n`, 137, /message="killed by SIGKILL"/],
-    ["missing", `exec: /usr/bin/no-such-runner --flag\n`, 127, /message="command not found: hero-exec: cannot exec \/usr\/bin\/no-such-runner: No such file or directory"/],
-    ["oom", `exec: sh -c "x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done"\n`, 137, /message="killed by SIGKILL - OOM"/, 768],
+    [
+      "missing",
+      `exec: /usr/bin/no-such-runner --flag\n`,
+      127,
+      /message="command not found: hero-exec: cannot exec \/usr\/bin\/no-such-runner: No such file or directory"/,
+    ],
+    [
+      "oom",
+      `exec: sh -c "x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done"\n`,
+      137,
+      /message="killed by SIGKILL - OOM"/,
+      768,
+    ],
   ];
   for (const [name, yaml, code, msg, mem] of cases) {
     test(`${name}: HERO-EXIT code=${code}, then power-off`, async () => {
