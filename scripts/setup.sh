@@ -37,7 +37,9 @@ if ! command -v npm >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
 fi
 if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "setup: npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  # `npm ci` refuses this lock file (it lists the optional platform packages
+  # of @biomejs/cli without their variants); `npm install` honours the lock.
+  echo "setup: npm install"
+  npm install --no-audit --no-fund --loglevel=error
 fi
 echo "setup: ok (bun $(node_modules/.bin/bun --version))"
