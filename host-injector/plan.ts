@@ -11,7 +11,15 @@ import { PRIVATE_DIR } from "./elf/private-loader.ts";
 /** One thing to write. Paths are absolute inside the rootfs. */
 export type PlanEntry =
   | { kind: "dir"; path: string; mode: number; uid: number; gid: number }
-  | { kind: "file"; path: string; mode: number; uid: number; gid: number; data: Uint8Array; sha256: string }
+  | {
+      kind: "file";
+      path: string;
+      mode: number;
+      uid: number;
+      gid: number;
+      data: Uint8Array;
+      sha256: string;
+    }
   | { kind: "symlink"; path: string; target: string; uid: number; gid: number };
 
 /** Where things go in the guest. */
@@ -61,8 +69,17 @@ const enc = new TextEncoder();
 
 /** Refuses paths that are relative, contain "..", "//", NUL or a trailing "/". */
 export function checkGuestPath(p: string, field = "path"): string {
-  if (!p.startsWith("/") || p.includes("\0") || p.split("/").slice(1).some((s) => s === "" || s === "." || s === "..")) {
-    throw new InputError("path", `"${p}" is not a clean absolute path inside the rootfs`, { field });
+  if (
+    !p.startsWith("/") ||
+    p.includes("\0") ||
+    p
+      .split("/")
+      .slice(1)
+      .some((s) => s === "" || s === "." || s === "..")
+  ) {
+    throw new InputError("path", `"${p}" is not a clean absolute path inside the rootfs`, {
+      field,
+    });
   }
   return p;
 }
@@ -77,8 +94,17 @@ export function parents(p: string): string[] {
 export function buildPlan(i: PlanInputs): PlanEntry[] {
   const files: PlanEntry[] = [];
   const file = (path: string, data: Uint8Array, mode: number) =>
-    files.push({ kind: "file", path: checkGuestPath(path), mode, uid: 0, gid: 0, data, sha256: sha256(data) });
-  const link = (path: string, target: string) => files.push({ kind: "symlink", path: checkGuestPath(path), target, uid: 0, gid: 0 });
+    files.push({
+      kind: "file",
+      path: checkGuestPath(path),
+      mode,
+      uid: 0,
+      gid: 0,
+      data,
+      sha256: sha256(data),
+    });
+  const link = (path: string, target: string) =>
+    files.push({ kind: "symlink", path: checkGuestPath(path), target, uid: 0, gid: 0 });
 
   file(LAYOUT.heroInit, i.heroInit, 0o755);
   file(LAYOUT.preinit, i.preinit, 0o755);
@@ -88,7 +114,8 @@ export function buildPlan(i: PlanInputs): PlanEntry[] {
   link(LAYOUT.binHeroInit, LAYOUT.heroInit);
   link(LAYOUT.binZinit, "hero-init");
   for (const [name, data] of Object.entries(i.privateLibs ?? {})) {
-    if (!/^[A-Za-z0-9._+-]+$/.test(name)) throw new InputError("path", `bad library name "${name}"`);
+    if (!/^[A-Za-z0-9._+-]+$/.test(name))
+      throw new InputError("path", `bad library name "${name}"`);
     file(`${LAYOUT.dir}/${name}`, data, 0o755);
   }
   for (const { binary: b, data } of i.binaries ?? []) {
@@ -97,10 +124,12 @@ export function buildPlan(i: PlanInputs): PlanEntry[] {
     link(b.path ?? `/usr/bin/${b.name}`, versioned);
   }
   for (const [name, yaml] of Object.entries(i.services ?? {})) {
-    if (!/^[A-Za-z0-9_@][A-Za-z0-9_.@-]{0,127}$/.test(name)) throw new InputError("path", `bad service name "${name}"`, { field: "services" });
+    if (!/^[A-Za-z0-9_@][A-Za-z0-9_.@-]{0,127}$/.test(name))
+      throw new InputError("path", `bad service name "${name}"`, { field: "services" });
     file(`${LAYOUT.services}/${name}.yaml`, enc.encode(yaml), 0o644);
   }
-  if (i.vmConfig !== undefined && i.vmConfig !== null) file(LAYOUT.vmConfig, enc.encode(i.vmConfig), 0o600);
+  if (i.vmConfig !== undefined && i.vmConfig !== null)
+    file(LAYOUT.vmConfig, enc.encode(i.vmConfig), 0o600);
   for (const [path, data] of Object.entries(i.secrets ?? {})) file(path, data, 0o600);
   if (i.modules) {
     for (const [rel, data] of Object.entries(i.modules.files)) {
@@ -110,18 +139,31 @@ export function buildPlan(i: PlanInputs): PlanEntry[] {
 
   const seen = new Set<string>();
   for (const f of files) {
-    if (seen.has(f.path)) throw new InputError("duplicate", `two entries write ${f.path}`, { field: f.path });
+    if (seen.has(f.path))
+      throw new InputError("duplicate", `two entries write ${f.path}`, { field: f.path });
     seen.add(f.path);
   }
   const dirs = new Map<string, PlanEntry>();
-  const mountpoints = ["/dev", "/proc", "/sys", "/run", "/tmp", LAYOUT.services, "/etc/hero-init", "/var/log"];
+  const mountpoints = [
+    "/dev",
+    "/proc",
+    "/sys",
+    "/run",
+    "/tmp",
+    LAYOUT.services,
+    "/etc/hero-init",
+    "/var/log",
+  ];
   for (const d of [...mountpoints, ...files.flatMap((f) => parents(f.path))]) {
-    if (seen.has(d)) throw new InputError("path", `${d} is both a directory and a file`, { field: d });
+    if (seen.has(d))
+      throw new InputError("path", `${d} is both a directory and a file`, { field: d });
     const secretDir = d === "/etc/hero-init";
     const mode = d === "/tmp" ? 0o1777 : secretDir ? 0o700 : 0o755;
     dirs.set(d, { kind: "dir", path: d, mode, uid: 0, gid: 0 });
   }
-  return [...dirs.values(), ...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return [...dirs.values(), ...files].sort((a, b) =>
+    a.path < b.path ? -1 : a.path > b.path ? 1 : 0,
+  );
 }
 
 /** Pure: one line per entry for --dry-run: path, type, mode, owner, size, sha256 or target. */
@@ -129,7 +171,12 @@ export function formatPlan(plan: readonly PlanEntry[]): string {
   return plan
     .map((e) => {
       const mode = e.kind === "symlink" ? "0777" : e.mode.toString(8).padStart(4, "0");
-      const what = e.kind === "file" ? `${String(e.data.length).padStart(10)} ${e.sha256}` : e.kind === "symlink" ? `${"".padStart(10)} -> ${e.target}` : "";
+      const what =
+        e.kind === "file"
+          ? `${String(e.data.length).padStart(10)} ${e.sha256}`
+          : e.kind === "symlink"
+            ? `${"".padStart(10)} -> ${e.target}`
+            : "";
       return `${e.kind.padEnd(7)} ${mode} ${e.uid}:${e.gid} ${e.path}${what ? `  ${what}` : ""}`;
     })
     .join("\n");
@@ -139,7 +186,15 @@ export function formatPlan(plan: readonly PlanEntry[]): string {
 export function planJson(plan: readonly PlanEntry[]) {
   return plan.map((e) =>
     e.kind === "file"
-      ? { kind: e.kind, path: e.path, mode: e.mode, uid: e.uid, gid: e.gid, size: e.data.length, sha256: e.sha256 }
+      ? {
+          kind: e.kind,
+          path: e.path,
+          mode: e.mode,
+          uid: e.uid,
+          gid: e.gid,
+          size: e.data.length,
+          sha256: e.sha256,
+        }
       : e,
   );
 }

@@ -12,7 +12,10 @@ import { locateKey, parseToml } from "./toml.ts";
 /** Binary names: a file name, never a path. */
 export const BINARY_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$/;
 
-const Sha256 = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/, "must be 64 lower-case hex digits (sha256)"));
+const Sha256 = v.pipe(
+  v.string(),
+  v.regex(/^[0-9a-f]{64}$/, "must be 64 lower-case hex digits (sha256)"),
+);
 const AbsPath = v.pipe(
   v.string(),
   v.regex(/^\/[^\0]*$/, "must be an absolute path"),
@@ -22,7 +25,10 @@ const AbsPath = v.pipe(
 /** One binary of a `[node]` or `[vm]` section. */
 export const BinarySchema = v.strictObject({
   name: v.pipe(v.string(), v.regex(BINARY_NAME_RE, 'must be a file name (no "/" or "..")')),
-  version: v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9_.+~-]{0,63}$/, "must be a version like 1.2.3")),
+  version: v.pipe(
+    v.string(),
+    v.regex(/^[A-Za-z0-9][A-Za-z0-9_.+~-]{0,63}$/, "must be a version like 1.2.3"),
+  ),
   url: v.pipe(v.string(), v.url("must be a URL")),
   sha256: Sha256,
   size: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(4 * 1024 ** 3)),
@@ -58,12 +64,20 @@ export function parseManifest(text: string, file: string): Manifest {
   if (!res.success) {
     const issue = res.issues[0];
     const path = (issue.path ?? []).map((p) => p.key as string | number);
-    throw new InputError("schema", issue.message, { file, line: locateKey(text, path), field: path.join(".") });
+    throw new InputError("schema", issue.message, {
+      file,
+      line: locateKey(text, path),
+      field: path.join("."),
+    });
   }
   for (const sec of ["node", "vm"] as const) {
     const seen = new Set<string>();
     for (const b of res.output[sec].binaries) {
-      if (seen.has(b.name)) throw new InputError("schema", `binary "${b.name}" listed twice`, { file, field: `${sec}.binaries` });
+      if (seen.has(b.name))
+        throw new InputError("schema", `binary "${b.name}" listed twice`, {
+          file,
+          field: `${sec}.binaries`,
+        });
       seen.add(b.name);
     }
   }

@@ -5,7 +5,20 @@
  * refused. Files are written to a temp name and renamed, so a crash never
  * leaves a half-written file; unchanged entries are not touched.
  */
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join, posix } from "node:path";
 import { InputError } from "../../lib/errors.ts";
 import { LAYOUT, type PlanEntry, sha256 } from "../plan.ts";
@@ -66,7 +79,14 @@ export function dirFormat(root: string): RootfsFormat {
     }
     if (st.isSymbolicLink()) return { type: "symlink", target: readlinkSync(host) };
     if (st.isDirectory()) return { type: "dir", mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
-    if (st.isFile()) return { type: "file", mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, data: async () => new Uint8Array(readFileSync(host)) };
+    if (st.isFile())
+      return {
+        type: "file",
+        mode: st.mode & 0o7777,
+        uid: st.uid,
+        gid: st.gid,
+        data: async () => new Uint8Array(readFileSync(host)),
+      };
     return { type: "other" };
   };
 
@@ -82,7 +102,11 @@ export function dirFormat(root: string): RootfsFormat {
       for (const [i, e] of plan.entries()) {
         const host = hosts[i] as string;
         const cur = await lookup(e.path);
-        if (e.path === LAYOUT.sbinInit && cur && !(cur.type === "symlink" && e.kind === "symlink" && cur.target === e.target)) {
+        if (
+          e.path === LAYOUT.sbinInit &&
+          cur &&
+          !(cur.type === "symlink" && e.kind === "symlink" && cur.target === e.target)
+        ) {
           const aside = resolveInRoot(root, LAYOUT.sbinInitAside);
           if (!existsSync(aside) && !(cur.type === "symlink" && cur.target.includes("/hero/"))) {
             renameSync(host, aside);
@@ -103,7 +127,13 @@ function same(e: PlanEntry, cur: Existing | null): boolean | Promise<boolean> {
   return false;
 }
 
-function write(host: string, e: PlanEntry, cur: Existing | null, mtime: number, canChown: boolean): boolean {
+function write(
+  host: string,
+  e: PlanEntry,
+  cur: Existing | null,
+  mtime: number,
+  canChown: boolean,
+): boolean {
   if (same(e, cur) === true) return false;
   if (e.kind === "dir") {
     if (cur && cur.type !== "dir") rmSync(host, { force: true });
@@ -121,11 +151,19 @@ function write(host: string, e: PlanEntry, cur: Existing | null, mtime: number, 
   }
   if (cur?.type === "file") {
     const st = lstatSync(host);
-    if (st.size === e.data.length && (st.mode & 0o7777) === e.mode && sha256(readFileSync(host)) === e.sha256) {
+    if (
+      st.size === e.data.length &&
+      (st.mode & 0o7777) === e.mode &&
+      sha256(readFileSync(host)) === e.sha256
+    ) {
       if (!canChown || (st.uid === e.uid && st.gid === e.gid)) return false;
     }
   }
-  if (cur?.type === "dir") throw new InputError("path", `${e.path} is a directory in the rootfs; refusing to replace it with a file`);
+  if (cur?.type === "dir")
+    throw new InputError(
+      "path",
+      `${e.path} is a directory in the rootfs; refusing to replace it with a file`,
+    );
   const tmp = join(dirname(host), `.${host.split("/").at(-1)}.hero-tmp`);
   writeFileSync(tmp, e.data, { mode: e.mode });
   chmodSync(tmp, e.mode);

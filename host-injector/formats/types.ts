@@ -28,5 +28,8 @@ export interface RootfsFormat {
   /** Looks up a guest path without following a final symlink; null if absent. */
   lookup(path: string): Promise<Existing | null>;
   /** Writes the plan. Either everything is written, or the target is left as it was. */
-  apply(plan: readonly PlanEntry[], opts: { mtime: number; progress?: (msg: string) => void }): Promise<ApplyResult>;
+  apply(
+    plan: readonly PlanEntry[],
+    opts: { mtime: number; progress?: (msg: string) => void },
+  ): Promise<ApplyResult>;
 }
