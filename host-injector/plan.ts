@@ -154,7 +154,10 @@ export function buildPlan(i: PlanInputs): PlanEntry[] {
     "/etc/hero-init",
     "/var/log",
   ];
-  for (const d of [...mountpoints, ...files.flatMap((f) => parents(f.path))]) {
+  for (const d of [
+    ...mountpoints.flatMap((m) => [...parents(m), m]),
+    ...files.flatMap((f) => parents(f.path)),
+  ]) {
     if (seen.has(d))
       throw new InputError("path", `${d} is both a directory and a file`, { field: d });
     const secretDir = d === "/etc/hero-init";

@@ -126,3 +126,37 @@ export function usePrivateLoader(elf: Uint8Array): Uint8Array {
   view.setBigUint64(slot + 8, BigInt.asUintN(64, runpathVaddr - strtab), true);
   return out;
 }
+
+/** glibc symbol versions an executable needs: the GLIBC_* names in its dynamic string table. */
+export function neededGlibcVersions(elf: Uint8Array): string[] {
+  const view = checkedView(elf);
+  const phoff = Number(view.getBigUint64(0x20, true));
+  const phentsize = view.getUint16(0x36, true);
+  const phnum = view.getUint16(0x38, true);
+  const loads: { offset: number; vaddr: bigint; filesz: number }[] = [];
+  for (let i = 0; i < phnum; i++) {
+    const b = phoff + i * phentsize;
+    if (view.getUint32(b, true) === 1) {
+      loads.push({
+        offset: Number(view.getBigUint64(b + 8, true)),
+        vaddr: view.getBigUint64(b + 16, true),
+        filesz: Number(view.getBigUint64(b + 32, true)),
+      });
+    }
+  }
+  const dyn = programHeaders(view).find((p) => p.type === PT_DYNAMIC);
+  if (!dyn) return [];
+  let strtab = 0n;
+  let strsz = 0;
+  for (let at = dyn.offset; at + 16 <= dyn.offset + dyn.filesz; at += 16) {
+    const tag = view.getBigInt64(at, true);
+    if (tag === DT_NULL) break;
+    if (tag === DT_STRTAB) strtab = view.getBigUint64(at + 8, true);
+    if (tag === 10n) strsz = Number(view.getBigUint64(at + 8, true)); // DT_STRSZ
+  }
+  const seg = loads.find((l) => strtab >= l.vaddr && strtab < l.vaddr + BigInt(l.filesz));
+  if (!seg) return [];
+  const off = seg.offset + Number(strtab - seg.vaddr);
+  const text = new TextDecoder("latin1").decode(elf.subarray(off, off + strsz));
+  return [...new Set(text.match(/GLIBC_2\.\d+(\.\d+)?/g) ?? [])].sort();
+}

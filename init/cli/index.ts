@@ -27,6 +27,10 @@ service commands (same as zinit; also available by invoking the binary as 'zinit
   list | status S | start S | stop S | restart S | monitor S | forget S | kill S [SIG]
   log [-s] [FILTER] | shutdown | reboot          (options: -s SOCKET, --json)
 
+host commands:
+  inject --format dir|ext4|initramfs --rootfs PATH [--manifest F] [--vm-config F] [--services DIR]
+         [--dry-run] [--json]             write hero-init and the VM's binaries/config into a rootfs
+
 other commands:
   init [-c DIR] [-s SOCKET]... [-b LINES]   run the supervisor outside PID 1
   version                                   print the version
@@ -46,6 +50,8 @@ export async function runCli(argv0: string, args: string[]): Promise<number> {
   switch (cmd) {
     case "init":
       return (await import("./init-mode.ts")).runInitMode(rest);
+    case "inject":
+      return (await import("./inject.ts")).runInject(rest);
     case "version":
     case "--version":
       console.log(VERSION);

@@ -1,0 +1,116 @@
+/**
+ * The host's artifact cache: every `[vm]` binary is downloaded once into a
+ * sha256-addressed store, verified against the manifest's sha256 and size
+ * (the download is cut off past the announced size), and a tar.gz release
+ * archive is unpacked to its binary. A half-downloaded file never gets a
+ * sha256 name: it is written to a temp name and renamed once verified.
+ */
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { gunzipSync } from "node:zlib";
+import { InputError } from "../lib/errors.ts";
+import type { Binary } from "../lib/manifest.ts";
+import { readTar } from "../lib/tar.ts";
+
+/** Default cache directory. */
+export function defaultCacheDir(): string {
+  return (
+    process.env.HERO_CACHE_DIR ??
+    join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "hero-init")
+  );
+}
+
+async function download(
+  url: string,
+  maxBytes: number,
+  progress?: (done: number, total: number) => void,
+): Promise<Uint8Array> {
+  if (url.startsWith("file://")) {
+    const data = new Uint8Array(readFileSync(new URL(url)));
+    if (data.length > maxBytes)
+      throw new InputError(
+        "size",
+        `${url} is ${data.length} bytes, more than the manifest's ${maxBytes}`,
+      );
+    return data;
+  }
+  const res = await fetch(url);
+  if (!res.ok || !res.body) throw new InputError("download", `GET ${url}: HTTP ${res.status}`);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of res.body) {
+    total += chunk.length;
+    if (total > maxBytes)
+      throw new InputError(
+        "size",
+        `${url} sends more than the manifest's ${maxBytes} bytes: aborted`,
+      );
+    chunks.push(chunk);
+    progress?.(total, maxBytes);
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+/** Pure: the binary inside a release archive (tar.gz), by member name or by file name. */
+export function extractMember(archive: Uint8Array, member: string, what: string): Uint8Array {
+  const entries = readTar(new Uint8Array(gunzipSync(archive)));
+  const hit =
+    entries.find((e) => e.type === "file" && e.path === member) ??
+    entries.find((e) => e.type === "file" && e.path.split("/").at(-1) === member);
+  if (!hit?.data)
+    throw new InputError(
+      "archive",
+      `${what}: no member "${member}" in the archive (has: ${entries.map((e) => e.path).join(", ")})`,
+    );
+  return hit.data;
+}
+
+const isArchive = (b: Binary) =>
+  b.archive_member !== undefined || /\.(tar\.gz|tgz)$/.test(new URL(b.url).pathname);
+
+/** Returns the verified bytes of a manifest binary (the unpacked binary for an archive). */
+export async function fetchBinary(
+  b: Binary,
+  cacheDir = defaultCacheDir(),
+  progress?: (done: number, total: number) => void,
+): Promise<Uint8Array> {
+  const store = join(cacheDir, "sha256");
+  mkdirSync(store, { recursive: true });
+  const file = join(store, b.sha256);
+  let data: Uint8Array;
+  if (existsSync(file)) {
+    data = new Uint8Array(readFileSync(file));
+  } else {
+    data = await download(b.url, b.size, progress);
+    const tmp = `${file}.part-${process.pid}`;
+    writeFileSync(tmp, data);
+    const got = createHash("sha256").update(data).digest("hex");
+    if (got !== b.sha256 || data.length !== b.size) {
+      rmSync(tmp, { force: true });
+      throw new InputError(
+        "sha256",
+        `${b.name} ${b.version}: ${b.url} has sha256 ${got} and ${data.length} bytes; the manifest says ${b.sha256} and ${b.size}`,
+      );
+    }
+    renameSync(tmp, file);
+  }
+  const got = createHash("sha256").update(data).digest("hex");
+  if (got !== b.sha256) {
+    rmSync(file, { force: true });
+    throw new InputError(
+      "sha256",
+      `cached ${b.name} was corrupted (sha256 ${got}); removed, run again`,
+    );
+  }
+  return isArchive(b)
+    ? extractMember(data, b.archive_member ?? b.name, `${b.name} ${b.version}`)
+    : data;
+}

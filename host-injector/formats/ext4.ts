@@ -1,0 +1,212 @@
+/**
+ * An ext4 image file, edited without root and without mounting it, through
+ * e2fsprogs' debugfs. debugfs exits 0 even when a command fails, so every
+ * run's output is checked for errors, every written file is read back and
+ * compared, and `e2fsck -fn` must pass. All of it happens on a copy next to
+ * the image, renamed over the original only when verified: a full image or
+ * a failed command leaves the original byte for byte as it was. An image
+ * another process has open (a running VM) is refused.
+ */
+import { createHash } from "node:crypto";
+import {
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { InputError } from "../../lib/errors.ts";
+import { LAYOUT, type PlanEntry } from "../plan.ts";
+import type { ApplyResult, Existing, RootfsFormat } from "./types.ts";
+
+function run(cmd: string[], input?: string): { code: number; out: Uint8Array; err: string } {
+  const p = Bun.spawnSync(cmd, {
+    stdin: input === undefined ? "ignore" : new TextEncoder().encode(input),
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  return { code: p.exitCode ?? -1, out: new Uint8Array(p.stdout), err: p.stderr.toString() };
+}
+
+/** Pids of other processes that have `file` open (read from /proc/<pid>/fd). */
+export function holders(file: string): number[] {
+  const real = resolve(file);
+  const out: number[] = [];
+  for (const p of readdirSync("/proc")) {
+    if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
+    let fds: string[] = [];
+    try {
+      fds = readdirSync(`/proc/${p}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        if (readlinkSync(`/proc/${p}/fd/${fd}`) === real) {
+          out.push(Number(p));
+          break;
+        }
+      } catch {
+        // raced with close
+      }
+    }
+  }
+  return out;
+}
+
+/** Pure: debugfs `stat` output → the facts we need. */
+export function parseStat(text: string): Existing | null {
+  const type = /Type: (\w+)/.exec(text)?.[1];
+  const mode = Number.parseInt(/Mode:\s+([0-7]+)/.exec(text)?.[1] ?? "0", 8);
+  const uid = Number(/User:\s+(\d+)/.exec(text)?.[1] ?? 0);
+  const gid = Number(/Group:\s+(\d+)/.exec(text)?.[1] ?? 0);
+  if (type === "directory") return { type: "dir", mode: mode & 0o7777, uid, gid };
+  if (type === "symlink") {
+    const fast = /Fast link dest: "(.*)"/.exec(text)?.[1];
+    return { type: "symlink", target: fast ?? "" };
+  }
+  if (type === "regular")
+    return { type: "file", mode: mode & 0o7777, uid, gid, data: async () => new Uint8Array(0) };
+  return type ? { type: "other" } : null;
+}
+
+/** Pure: debugfs output lines that report a failure (it exits 0 regardless). */
+export function debugfsErrors(stderr: string): string[] {
+  return stderr
+    .split("\n")
+    .filter((l) => l.trim() && !/^debugfs [\d.]+ \(/.test(l) && !/^Allocated inode: \d+$/.test(l));
+}
+
+function q(s: string): string {
+  if (/[\s"\\]/.test(s)) return `"${s.replace(/(["\\])/g, "\\$1")}"`;
+  return s;
+}
+
+/** Opens an ext4 image file. */
+export function ext4Format(image: string): RootfsFormat {
+  const debugfs = (img: string, request: string) => run(["debugfs", "-R", request, img]);
+  const lookupIn = async (img: string, path: string): Promise<Existing | null> => {
+    const r = debugfs(img, `stat ${q(path)}`);
+    const e = parseStat(new TextDecoder().decode(r.out));
+    if (!e) return null;
+    if (e.type === "symlink" && !e.target) {
+      const target = new TextDecoder().decode(debugfs(img, `cat ${q(path)}`).out);
+      return { type: "symlink", target };
+    }
+    if (e.type === "file") return { ...e, data: async () => debugfs(img, `cat ${q(path)}`).out };
+    return e;
+  };
+
+  return {
+    kind: "ext4",
+    exists: async () => existsSync(image),
+    lookup: (p) => lookupIn(image, p),
+    async apply(plan: readonly PlanEntry[], { mtime, progress }): Promise<ApplyResult> {
+      const held = holders(image);
+      if (held.length)
+        throw new InputError(
+          "busy",
+          `${image} is open in process ${held.join(", ")} (a running VM?); stop it first`,
+          { file: image },
+        );
+      const work = join(dirname(resolve(image)), `.${image.split("/").at(-1)}.hero-tmp`);
+      const stage = mkdtempSync(join(tmpdir(), "hero-ext4-"));
+      const notes: string[] = [];
+      try {
+        progress?.(`copying ${image} (${statSync(image).size} bytes)`);
+        copyFileSync(image, work);
+        const cmds: string[] = [];
+        let n = 0;
+        for (const e of plan) {
+          const cur = await lookupIn(work, e.path);
+          if (
+            e.path === LAYOUT.sbinInit &&
+            cur &&
+            !(cur.type === "symlink" && cur.target === (e.kind === "symlink" ? e.target : ""))
+          ) {
+            const asideExists = await lookupIn(work, LAYOUT.sbinInitAside);
+            if (!asideExists && !(cur.type === "symlink" && cur.target.includes("/hero/"))) {
+              // debugfs ln/unlink do not touch link counts: together they are a rename.
+              cmds.push(`ln ${q(e.path)} ${q(LAYOUT.sbinInitAside)}`, `unlink ${q(e.path)}`);
+              notes.push(`${LAYOUT.sbinInit} kept as ${LAYOUT.sbinInitAside}`);
+            } else cmds.push(`rm ${q(e.path)}`);
+          } else if (cur && e.kind !== "dir") {
+            if (cur.type === "dir")
+              throw new InputError(
+                "path",
+                `${e.path} is a directory in the image; refusing to replace it`,
+              );
+            cmds.push(cur.type === "symlink" ? `unlink ${q(e.path)}` : `rm ${q(e.path)}`);
+          }
+          if (e.kind === "dir") {
+            if (!cur) cmds.push(`mkdir ${q(e.path)}`);
+            else if (cur.type !== "dir")
+              throw new InputError("path", `${e.path} exists in the image and is not a directory`);
+            cmds.push(`sif ${q(e.path)} mode 0${(0o040000 | e.mode).toString(8)}`);
+          } else if (e.kind === "symlink") {
+            cmds.push(`symlink ${q(e.path)} ${q(e.target)}`);
+          } else {
+            const src = join(stage, String(n++));
+            writeFileSync(src, e.data);
+            cmds.push(
+              `write ${q(src)} ${q(e.path)}`,
+              `sif ${q(e.path)} mode 0${(0o100000 | e.mode).toString(8)}`,
+            );
+          }
+          cmds.push(`sif ${q(e.path)} uid ${e.uid}`, `sif ${q(e.path)} gid ${e.gid}`);
+          for (const f of ["mtime", "ctime", "atime"]) cmds.push(`sif ${q(e.path)} ${f} ${mtime}`);
+        }
+        const script = join(stage, "script");
+        writeFileSync(script, `${cmds.join("\n")}\n`);
+        progress?.(`debugfs: ${cmds.length} commands`);
+        const r = run(["debugfs", "-w", "-f", script, work]);
+        const errs = debugfsErrors(r.err);
+        if (r.code !== 0 || errs.length)
+          throw new InputError(
+            "ext4",
+            `debugfs failed on ${image}: ${errs.slice(0, 5).join("; ") || `exit ${r.code}`}`,
+            { file: image },
+          );
+        // Read everything back.
+        for (const e of plan) {
+          const got = await lookupIn(work, e.path);
+          const ok =
+            got !== null &&
+            (e.kind === "dir"
+              ? got.type === "dir" && got.mode === e.mode
+              : e.kind === "symlink"
+                ? got.type === "symlink" && got.target === e.target
+                : got.type === "file" &&
+                  got.mode === e.mode &&
+                  createHash("sha256")
+                    .update(await got.data())
+                    .digest("hex") === e.sha256);
+          if (!ok)
+            throw new InputError(
+              "ext4",
+              `read-back of ${e.path} in ${image} does not match what was written`,
+              { file: image },
+            );
+        }
+        const fsck = run(["e2fsck", "-fn", work]);
+        if (fsck.code !== 0)
+          throw new InputError(
+            "ext4",
+            `e2fsck -fn reports problems after writing: ${new TextDecoder().decode(fsck.out).split("\n").slice(0, 5).join("; ")}`,
+            { file: image },
+          );
+        renameSync(work, image);
+        return { changed: plan.length, notes };
+      } finally {
+        rmSync(work, { force: true });
+        rmSync(stage, { recursive: true, force: true });
+      }
+    },
+  };
+}

@@ -1,0 +1,132 @@
+/**
+ * An initramfs file. Injecting APPENDS one uncompressed newc segment to the
+ * existing image (plain, gzip or zstd) without unpacking it: the kernel
+ * unpacks segments in order and later entries replace earlier ones. The
+ * segment starts with a marker entry recording the base length, so a re-run
+ * replaces our segment instead of stacking another, and a run whose plan is
+ * already in effect changes nothing. Written to a temp file and renamed.
+ */
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { gunzipSync } from "node:zlib";
+import {
+  type CpioEntry,
+  type CpioRecord,
+  readConcatenated,
+  typeOf,
+  writeNewc,
+} from "../cpio/newc.ts";
+import type { PlanEntry } from "../plan.ts";
+import type { Existing, RootfsFormat } from "./types.ts";
+
+/** Name of the marker entry that opens hero-init's segment. */
+export const SEGMENT_MARKER = ".hero-init-segment";
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** Pure: where hero-init's appended segment starts, or -1. */
+export function findSegment(bytes: Uint8Array): number {
+  const needle = enc.encode(`${SEGMENT_MARKER}\0`);
+  for (let at = bytes.length - needle.length; at >= 110; at--) {
+    if (bytes[at] !== needle[0]) continue;
+    let ok = true;
+    for (let j = 1; j < needle.length && ok; j++) ok = bytes[at + j] === needle[j];
+    if (ok && dec.decode(bytes.subarray(at - 110, at - 104)) === "070701") return at - 110;
+  }
+  return -1;
+}
+
+/** Pure: decompresses a base image (plain newc, gzip or zstd) into its segments' records. */
+export function baseRecords(base: Uint8Array): CpioRecord[] {
+  if (base.length === 0) return [];
+  if (base[0] === 0x1f && base[1] === 0x8b)
+    return readConcatenated(new Uint8Array(gunzipSync(base))).flat();
+  if (base[0] === 0x28 && base[1] === 0xb5 && base[2] === 0x2f && base[3] === 0xfd) {
+    return readConcatenated(new Uint8Array(Bun.zstdDecompressSync(base))).flat();
+  }
+  return readConcatenated(base).flat();
+}
+
+/** Pure: plan entries as cpio entries (paths relative, mtime fixed). */
+export function planToCpio(plan: readonly PlanEntry[], mtime: number): CpioEntry[] {
+  return plan.map((e) =>
+    e.kind === "file"
+      ? { type: "file", path: e.path, mode: e.mode, uid: e.uid, gid: e.gid, data: e.data, mtime }
+      : e.kind === "dir"
+        ? { type: "dir", path: e.path, mode: e.mode, uid: e.uid, gid: e.gid, mtime }
+        : { type: "symlink", path: e.path, target: e.target, uid: e.uid, gid: e.gid, mtime },
+  );
+}
+
+/** Opens an initramfs file; with `create`, a missing file is built from `create.base` plus the plan. */
+export function initramfsFormat(path: string, create?: { base: CpioEntry[] }): RootfsFormat {
+  let view: Map<string, CpioRecord> | null = null;
+  const load = (): { base: Uint8Array; view: Map<string, CpioRecord> } => {
+    const bytes = existsSync(path) ? new Uint8Array(readFileSync(path)) : new Uint8Array(0);
+    const seg = findSegment(bytes);
+    const base = seg >= 0 ? bytes.subarray(0, seg) : bytes;
+    const m = new Map<string, CpioRecord>();
+    let records: CpioRecord[] = [];
+    try {
+      records = baseRecords(base);
+    } catch {
+      records = []; // unknown layout: lookups see nothing, which only makes injection more conservative
+    }
+    if (seg >= 0) records.push(...readConcatenated(bytes.subarray(seg)).flat());
+    for (const r of records) m.set(`/${r.path}`, r); // later entries win, as in the kernel
+    return { base, view: m };
+  };
+
+  return {
+    kind: "initramfs",
+    exists: async () => existsSync(path) || create !== undefined,
+    async lookup(p) {
+      view ??= load().view;
+      const r = view.get(p);
+      if (!r) return null;
+      const t = typeOf(r.mode);
+      if (t === "file")
+        return {
+          type: "file",
+          mode: r.mode & 0o7777,
+          uid: r.uid,
+          gid: r.gid,
+          data: async () => r.data,
+        } satisfies Existing;
+      if (t === "dir") return { type: "dir", mode: r.mode & 0o7777, uid: r.uid, gid: r.gid };
+      if (t === "symlink") return { type: "symlink", target: dec.decode(r.data) };
+      return { type: "other" };
+    },
+    async apply(plan, { mtime }) {
+      const { base } = existsSync(path) ? load() : { base: new Uint8Array(0) };
+      let out: Uint8Array;
+      if (!existsSync(path) && create) {
+        // A new image: one archive, the directory's entries then the plan's (plan wins).
+        const planned = new Set(plan.map((e) => e.path.slice(1)));
+        out = writeNewc([
+          ...create.base.filter((e) => !planned.has(e.path.replace(/^\/+/, ""))),
+          ...planToCpio(plan, mtime),
+        ]);
+      } else {
+        const marker: CpioEntry = {
+          type: "file",
+          path: SEGMENT_MARKER,
+          mode: 0o644,
+          mtime,
+          data: enc.encode(`base=${base.length}\n`),
+        };
+        const segment = writeNewc([marker, ...planToCpio(plan, mtime)]);
+        out = new Uint8Array(base.length + segment.length);
+        out.set(base, 0);
+        out.set(segment, base.length);
+      }
+      const tmp = `${path}.hero-tmp`;
+      writeFileSync(tmp, out);
+      renameSync(tmp, path);
+      view = null;
+      return {
+        changed: plan.length,
+        notes: base.length ? [`appended a ${out.length - base.length}-byte segment`] : [],
+      };
+    },
+  };
+}
