@@ -48,6 +48,8 @@ export interface InjectOptions {
   secrets?: Record<string, Uint8Array>;
   /** Kernel modules for the VM's kernel: host dir lib/modules/<version> and module names. */
   kernelModules?: { dir: string; names: string[] };
+  /** Also write /init (the kernel's entry point in an initramfs); implied by format "initramfs". */
+  bootsAsInitramfs?: boolean;
   /** "auto" (default): only when the rootfs lacks a usable glibc. */
   privateLoader?: "auto" | "always" | "never";
   cacheDir?: string;
@@ -72,8 +74,8 @@ const HOST_LIBDIR = "/lib/x86_64-linux-gnu";
 const PRIVATE_LIBS = ["libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2"];
 
 function defaultHeroInit(): string {
-  const self = process.execPath;
-  if (basename(self) !== "bun" && existsSync(self)) return self; // the compiled hero-init itself
+  // A compiled binary runs its bundle from Bun's embedded file system.
+  if (process.argv[1]?.startsWith("/$bunfs/")) return process.execPath; // the compiled hero-init itself
   return join(import.meta.dir, "../dist/hero-init");
 }
 
@@ -211,7 +213,7 @@ export async function inject(o: InjectOptions): Promise<InjectReport> {
     vmConfig: o.vmConfig ?? null,
     secrets: o.secrets,
     modules: moduleInputs,
-    initramfs: o.format === "initramfs",
+    initramfs: o.format === "initramfs" || !!o.bootsAsInitramfs,
   });
   const report: InjectReport = {
     format: o.format,

@@ -10,7 +10,8 @@ import { PRIVATE_DIR } from "./elf/private-loader.ts";
 
 /** One thing to write. Paths are absolute inside the rootfs. */
 export type PlanEntry =
-  | { kind: "dir"; path: string; mode: number; uid: number; gid: number }
+  /** `own`: hero-init's own directory, whose mode is enforced; others are only created if missing. */
+  | { kind: "dir"; path: string; mode: number; uid: number; gid: number; own: boolean }
   | {
       kind: "file";
       path: string;
@@ -162,7 +163,8 @@ export function buildPlan(i: PlanInputs): PlanEntry[] {
       throw new InputError("path", `${d} is both a directory and a file`, { field: d });
     const secretDir = d === "/etc/hero-init";
     const mode = d === "/tmp" ? 0o1777 : secretDir ? 0o700 : 0o755;
-    dirs.set(d, { kind: "dir", path: d, mode, uid: 0, gid: 0 });
+    const own = secretDir || d === LAYOUT.dir || d.startsWith(`${LAYOUT.dir}/`);
+    dirs.set(d, { kind: "dir", path: d, mode, uid: 0, gid: 0, own });
   }
   return [...dirs.values(), ...files].sort((a, b) =>
     a.path < b.path ? -1 : a.path > b.path ? 1 : 0,

@@ -6,8 +6,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ensureKernel } from "../host-injector/kernel.ts";
 import { buildImage, testVmToml } from "../test/vm/image.ts";
-import { ensureKernel } from "../test/vm/kernel.ts";
 import { bootVm } from "../test/vm/qemu.ts";
 
 const enc = new TextEncoder();

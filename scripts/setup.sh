@@ -18,6 +18,9 @@ PACKAGES=(
   util-linux        # unshare (pid namespaces in integration tests)
   procps            # pgrep in tests
   git
+  debootstrap       # the debian rootfs template
+  skopeo umoci      # OCI image checks
+  gcc libc6-dev     # a tiny test executable stands in for hero-init in injector unit tests
 )
 
 SUDO=""

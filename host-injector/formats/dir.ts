@@ -15,6 +15,7 @@ import {
   readlinkSync,
   renameSync,
   rmSync,
+  statSync,
   symlinkSync,
   utimesSync,
   writeFileSync,
@@ -113,6 +114,7 @@ export function dirFormat(root: string): RootfsFormat {
             res.notes.push(`${LAYOUT.sbinInit} kept as ${LAYOUT.sbinInitAside}`);
           }
         }
+        if (dirSatisfied(root, e, cur)) continue;
         if (write(host, e, cur, mtime, canChown)) res.changed++;
       }
       return res;
@@ -120,9 +122,21 @@ export function dirFormat(root: string): RootfsFormat {
   };
 }
 
+/** A directory entry is satisfied by an existing directory, or a symlink to one (usr-merge: /sbin -> usr/sbin). */
+function dirSatisfied(root: string, e: PlanEntry, cur: Existing | null): boolean {
+  if (e.kind !== "dir" || !cur) return false;
+  if (cur.type === "dir") return !e.own || cur.mode === e.mode;
+  if (cur.type !== "symlink") return false;
+  try {
+    return statSync(dirname(resolveInRoot(root, `${e.path}/probe`))).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 function same(e: PlanEntry, cur: Existing | null): boolean | Promise<boolean> {
   if (!cur) return false;
-  if (e.kind === "dir") return cur.type === "dir" && cur.mode === e.mode;
+  if (e.kind === "dir") return cur.type === "dir" && (!e.own || cur.mode === e.mode);
   if (e.kind === "symlink") return cur.type === "symlink" && cur.target === e.target;
   return false;
 }

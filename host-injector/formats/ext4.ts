@@ -123,8 +123,20 @@ export function ext4Format(image: string): RootfsFormat {
         copyFileSync(image, work);
         const cmds: string[] = [];
         let n = 0;
+        const skip = new Set<string>();
         for (const e of plan) {
           const cur = await lookupIn(work, e.path);
+          if (
+            e.kind === "dir" &&
+            cur &&
+            (cur.type === "symlink" || (cur.type === "dir" && !e.own))
+          ) {
+            // An existing directory (or a symlink to one, usr-merge) is left as it is.
+            if (cur.type === "dir" || (await lookupIn(work, `${e.path}/.`))?.type === "dir") {
+              skip.add(e.path);
+              continue;
+            }
+          }
           if (
             e.path === LAYOUT.sbinInit &&
             cur &&
@@ -175,6 +187,7 @@ export function ext4Format(image: string): RootfsFormat {
           );
         // Read everything back.
         for (const e of plan) {
+          if (skip.has(e.path)) continue;
           const got = await lookupIn(work, e.path);
           const ok =
             got !== null &&

@@ -152,4 +152,10 @@ export function applyCmdlineOverrides(
 }
 
 /** hero.* parameters read elsewhere (pre-init, fault injection). */
-const KNOWN_OTHER = new Set(["hero.init", "hero.fault", "hero.config"]);
+const KNOWN_OTHER = new Set([
+  "hero.init",
+  "hero.fault",
+  "hero.config",
+  "hero.overlay",
+  "hero.rootinit",
+]);

@@ -15,12 +15,14 @@ import { hostnameStep } from "./hostname.ts";
 import { modulesStep } from "./modules.ts";
 import { mountsStep } from "./mounts.ts";
 import { networkStep } from "./network.ts";
+import { switchRootStep } from "./switchroot.ts";
 
 /** The steps, in order. */
 export const BOOT_STEPS: readonly BootStep[] = [
   mountsStep,
   devlinksStep,
   consoleStep,
+  switchRootStep,
   configStep,
   hostnameStep,
   modulesStep,

@@ -30,6 +30,9 @@ service commands (same as zinit; also available by invoking the binary as 'zinit
 host commands:
   inject --format dir|ext4|initramfs --rootfs PATH [--manifest F] [--vm-config F] [--services DIR]
          [--dry-run] [--json]             write hero-init and the VM's binaries/config into a rootfs
+  template list | template build NAME --format dir|ext4|initramfs --out PATH
+  deploy --template NAME|--rootfs PATH --out DIR [--format initramfs|ext4] [--manifest F] [--vm-config F]
+  vm run DIR [--port 9999]                 boot a deployment in QEMU (Ctrl-C: power button)
 
 other commands:
   init [-c DIR] [-s SOCKET]... [-b LINES]   run the supervisor outside PID 1
@@ -52,6 +55,11 @@ export async function runCli(argv0: string, args: string[]): Promise<number> {
       return (await import("./init-mode.ts")).runInitMode(rest);
     case "inject":
       return (await import("./inject.ts")).runInject(rest);
+    case "deploy":
+      return (await import("./host.ts")).runHost("deploy", rest);
+    case "template":
+    case "vm":
+      return (await import("./host.ts")).runHost(`${cmd} ${rest[0] ?? ""}`, rest.slice(1));
     case "version":
     case "--version":
       console.log(VERSION);

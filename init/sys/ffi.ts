@@ -27,6 +27,7 @@ function openLibc() {
     close: { args: [i32], returns: i32 },
     prctl: { args: [i32, u64, u64, u64, u64], returns: i32 },
     strerror: { args: [i32], returns: cstring },
+    chroot: { args: [P], returns: i32 },
   });
 }
 
@@ -183,4 +184,10 @@ const PR_SET_CHILD_SUBREAPER = 36;
 /** Makes orphans of our descendants reparent to us (init mode outside PID 1). */
 export function setChildSubreaper(): void {
   check(libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl", "PR_SET_CHILD_SUBREAPER");
+}
+
+/** chroot(2) (used once, by switch-root). */
+export function chroot(path: string): void {
+  const p = cstr(path);
+  check(libc().chroot(ptr(p)), "chroot", path);
 }

@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ensureKernel, type Kernel } from "../../host-injector/kernel.ts";
 import { buildImage, type ImageOptions, testVmToml } from "../vm/image.ts";
-import { ensureKernel, type Kernel } from "../vm/kernel.ts";
 import { bootVm } from "../vm/qemu.ts";
 
 setDefaultTimeout(240_000);

@@ -9,8 +9,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CpioEntry } from "../../host-injector/cpio/newc.ts";
+import { ensureKernel, type Kernel } from "../../host-injector/kernel.ts";
 import { buildImage, testVmToml } from "../vm/image.ts";
-import { ensureKernel, type Kernel } from "../vm/kernel.ts";
 import { bootVm } from "../vm/qemu.ts";
 
 setDefaultTimeout(240_000);

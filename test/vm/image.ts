@@ -8,7 +8,7 @@ import { readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type CpioEntry, writeNewc } from "../../host-injector/cpio/newc.ts";
 import { PRIVATE_DIR, usePrivateLoader } from "../../host-injector/elf/private-loader.ts";
-import { type Kernel, moduleClosure } from "./kernel.ts";
+import { type Kernel, moduleClosure } from "../../host-injector/kernel.ts";
 
 const ROOT = join(import.meta.dir, "../..");
 const GLIBC_LIBS = ["libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2"];

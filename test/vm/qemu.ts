@@ -9,6 +9,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { qemuArgs } from "../../host-injector/qemu-args.ts";
+import { qmpCommand } from "../../host-injector/qmp.ts";
 
 const LOGS = join(import.meta.dir, "../../.cache/vm-logs");
 const live = new Set<ReturnType<typeof Bun.spawn>>();
@@ -78,50 +80,18 @@ export async function bootVm(o: BootOptions): Promise<Vm> {
   writeFileSync(logFile, "");
   const ports: Record<number, number> = {};
   for (const g of o.hostfwd ?? []) ports[g] = await freePort();
-  const fwd = Object.entries(ports)
-    .map(([g, h]) => `,hostfwd=tcp:127.0.0.1:${h}-:${g}`)
-    .join("");
-  const args = [
-    "qemu-system-x86_64",
-    "-accel",
-    "tcg",
-    "-cpu",
-    "max",
-    "-machine",
-    "q35",
-    "-m",
-    String(o.memMB ?? 1024),
-    "-smp",
-    String(o.cpus ?? 1),
-    "-nodefaults",
-    "-no-user-config",
-    "-display",
-    "none",
-    "-kernel",
-    o.kernel.vmlinuz,
-    "-initrd",
-    o.initrd,
-    "-append",
-    `console=ttyS0 panic=-1 loglevel=4 ${o.append ?? ""}`.trim(),
-    "-chardev",
-    `file,id=con,path=${logFile}`,
-    "-serial",
-    "chardev:con",
-    "-qmp",
-    `unix:${qmpPath},server=on,wait=off`,
-    "-netdev",
-    `user,id=n0${fwd}`,
-    "-device",
-    "virtio-net-pci,netdev=n0,romfile=",
-    ...(o.noReboot === false ? [] : ["-no-reboot"]),
-  ];
-  (o.disks ?? []).forEach((d, i) => {
-    args.push(
-      "-drive",
-      `file=${d.path},if=none,id=d${i},format=raw${d.readonly ? ",readonly=on" : ""}`,
-      "-device",
-      `virtio-blk-pci,drive=d${i}`,
-    );
+  const forwards = Object.fromEntries(Object.entries(ports).map(([g, h]) => [h, Number(g)]));
+  const args = qemuArgs({
+    vmlinuz: o.kernel.vmlinuz,
+    initrd: o.initrd,
+    append: o.append,
+    memMB: o.memMB,
+    cpus: o.cpus,
+    forwards,
+    disks: o.disks,
+    noReboot: o.noReboot,
+    serial: { file: logFile },
+    qmpSocket: qmpPath,
   });
   args.push(...(o.extraArgs ?? []));
   const proc = Bun.spawn(args, { stdout: "ignore", stderr: "pipe", stdin: "ignore" });
@@ -148,47 +118,7 @@ export async function bootVm(o: BootOptions): Promise<Vm> {
   const tail = () =>
     `--- console (last 3000 chars) ---\n${consoleText().slice(-3000)}\n--- qemu stderr ---\n${stderr.slice(-1000)}`;
 
-  async function qmp(command: string, a?: object): Promise<unknown> {
-    let buf = "";
-    let sent = false;
-    let resolveFn: (v: unknown) => void = () => {};
-    let rejectFn: (e: Error) => void = () => {};
-    const result = new Promise<unknown>((res, rej) => {
-      resolveFn = res;
-      rejectFn = rej;
-    });
-    const sock = await Bun.connect({
-      unix: qmpPath,
-      socket: {
-        data(s, d) {
-          buf += d.toString();
-          let nl = buf.indexOf("\n");
-          while (nl >= 0) {
-            const msg = JSON.parse(buf.slice(0, nl));
-            buf = buf.slice(nl + 1);
-            nl = buf.indexOf("\n");
-            if (msg.QMP) s.write(`${JSON.stringify({ execute: "qmp_capabilities" })}\n`);
-            else if ("return" in msg && !sent) {
-              sent = true;
-              s.write(`${JSON.stringify({ execute: command, ...(a ? { arguments: a } : {}) })}\n`);
-            } else if ("return" in msg) resolveFn(msg.return);
-            else if (msg.error) rejectFn(new Error(`qmp ${command}: ${msg.error.desc}`));
-          }
-        },
-        close() {
-          rejectFn(new Error(`qmp ${command}: connection closed`));
-        },
-      },
-    });
-    try {
-      return await Promise.race([
-        result,
-        Bun.sleep(10_000).then(() => Promise.reject(new Error(`qmp ${command}: timeout`))),
-      ]);
-    } finally {
-      sock.end();
-    }
-  }
+  const qmp = (command: string, a?: object) => qmpCommand(qmpPath, command, a);
 
   async function kill(): Promise<void> {
     if (exitCode === null) {

@@ -1,8 +1,8 @@
 /**
- * The Debian kernel the VM tests boot: linux-image-amd64's current
+ * The Debian kernel hero-init's VMs boot (tests, demo, `hero-init vm run`): linux-image-amd64's current
  * dependency, fetched with `apt-get download`, unpacked with dpkg-deb, and
  * given a modules.dep by depmod (the .deb carries none). Cached under
- * .cache/kernel/<version>; safe against concurrent callers (build in a temp
+ * <cache>/kernel/<package>; safe against concurrent callers (build in a temp
  * dir, rename into place).
  */
 import {
@@ -15,9 +15,10 @@ import {
   rmSync,
 } from "node:fs";
 import { join } from "node:path";
-import { moduleName, parseModulesDep, planModules } from "../../init/boot/modules-dep.ts";
+import { moduleName, parseModulesDep, planModules } from "../init/boot/modules-dep.ts";
+import { defaultCacheDir } from "./cache.ts";
 
-const CACHE = join(import.meta.dir, "../../.cache/kernel");
+const CACHE = join(defaultCacheDir(), "kernel");
 
 /** An unpacked kernel. */
 export interface Kernel {

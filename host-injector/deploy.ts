@@ -1,0 +1,144 @@
+/**
+ * deployVm: one call from a template (or an existing rootfs) to a bootable
+ * VM: the rootfs with hero-init, the manifest's `[vm]` binaries, services
+ * and the per-VM config (with a fresh agent token), the kernel's modules,
+ * and for an ext4 disk a small boot initramfs that switches root into it.
+ * Returns everything `hero-init vm run` (or a hypervisor) needs.
+ */
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { BASE_MODULES } from "../init/boot/modules.ts";
+import { ROOT_MODULES } from "../init/boot/switchroot.ts";
+import { InputError } from "../lib/errors.ts";
+import { parseToml, stringifyToml } from "../lib/toml.ts";
+import { type VmConfigInput, validateVmConfig } from "../lib/vm-config.ts";
+import { type FormatName, type InjectReport, inject } from "./inject.ts";
+import { ensureKernel, type Kernel } from "./kernel.ts";
+import { buildTemplate, loadTemplate } from "./templates.ts";
+
+/** Inputs of {@link deployVm}. */
+export interface DeployVmOptions {
+  /** A template name (rootfs-templates/<name>) … */
+  template?: string;
+  /** … or an existing rootfs to inject into, in place. */
+  rootfs?: { path: string; format: FormatName };
+  /** Output format when building from a template. */
+  format?: "initramfs" | "ext4";
+  /** Output directory (image, boot initramfs, deployment.json). */
+  out: string;
+  manifest?: string;
+  /** The VM's config (merged over the template's vm.toml). */
+  vm?: VmConfigInput;
+  services?: Record<string, string>;
+  kernel?: Kernel;
+  /** ext4 only: mount the disk read-only under a tmpfs overlay. */
+  overlay?: boolean;
+  cacheDir?: string;
+  mtime?: number;
+  progress?: (msg: string) => void;
+}
+
+/** What deployVm returns (also written to <out>/deployment.json). */
+export interface Deployment {
+  format: "initramfs" | "ext4" | "dir";
+  /** The rootfs image (an initramfs file, an ext4 image or a directory). */
+  image: string;
+  /** The initramfs to boot with (the image itself for initramfs, the switch-root initramfs for ext4). */
+  initrd: string;
+  disk: string | null;
+  kernel: { vmlinuz: string; version: string };
+  kernelCmdline: string;
+  agentToken: string;
+  /** The UI's URL on the mycelium address: known before boot once mycelium lands (null until then). */
+  uiUrl: string | null;
+  myceliumAddress: string | null;
+  report: { changed: number; privateLoader: boolean; notes: string[] };
+}
+
+/** Pure: template vm.toml text + the caller's config → one validated TOML text. */
+export function mergeVmConfig(templateToml: string, vm: VmConfigInput | undefined): string {
+  const base = templateToml ? parseToml(templateToml, "template vm.toml") : {};
+  const merged: Record<string, unknown> = { ...base, ...(vm ?? {}) };
+  const mods = new Set([
+    ...((base.modules as string[]) ?? []),
+    ...((vm?.modules as string[]) ?? []),
+  ]);
+  if (mods.size) merged.modules = [...mods];
+  const { errors } = validateVmConfig(merged, "vm config");
+  if (errors.length) throw errors[0] as InputError;
+  return stringifyToml(merged);
+}
+
+/** Builds a VM: see the module comment. Throws InputError on bad input, before writing the image. */
+export async function deployVm(o: DeployVmOptions): Promise<Deployment> {
+  if (!!o.template === !!o.rootfs)
+    throw new InputError("deploy", "give exactly one of template or rootfs");
+  const out = resolve(o.out);
+  mkdirSync(out, { recursive: true });
+  const kernel = o.kernel ?? (await ensureKernel());
+  const tpl = o.template ? loadTemplate(o.template) : null;
+  const vmToml = mergeVmConfig(tpl?.vmToml ?? "", o.vm);
+  const modules = [
+    ...new Set([...BASE_MODULES, ...((parseToml(vmToml, "vm.toml").modules as string[]) ?? [])]),
+  ];
+  const agentToken = randomBytes(32).toString("hex");
+  const common = {
+    manifest: o.manifest,
+    vmConfig: vmToml,
+    services: o.services,
+    secrets: { "/etc/hero-init/agent.token": new TextEncoder().encode(`${agentToken}\n`) },
+    kernelModules: { dir: kernel.modulesDir, names: modules },
+    cacheDir: o.cacheDir,
+    mtime: o.mtime,
+    progress: o.progress,
+  };
+  const format = o.rootfs ? o.rootfs.format : (o.format ?? "initramfs");
+  let image: string;
+  let report: InjectReport;
+  if (tpl) {
+    image = join(out, format === "ext4" ? "rootfs.ext4" : "rootfs.cpio");
+    report = await buildTemplate(tpl.name, format as "initramfs" | "ext4", image, common);
+  } else {
+    const r = o.rootfs as { path: string; format: FormatName };
+    if (!existsSync(r.path)) throw new InputError("deploy", `${r.path} does not exist`);
+    image = resolve(r.path);
+    report = await inject({ ...common, format: r.format, target: image });
+  }
+  let initrd = image;
+  let disk: string | null = null;
+  let cmdline = "";
+  if (format === "ext4") {
+    // A small initramfs with only hero-init and the disk modules: it mounts root= and switches into it.
+    initrd = join(out, "boot.cpio");
+    await inject({
+      format: "initramfs",
+      target: initrd,
+      createFrom: [],
+      privateLoader: "always",
+      kernelModules: { dir: kernel.modulesDir, names: [...ROOT_MODULES, ...BASE_MODULES] },
+      mtime: o.mtime,
+    });
+    disk = image;
+    cmdline = `root=/dev/vda rw${o.overlay ? " hero.overlay=tmpfs" : ""}`;
+  } else if (format === "dir") {
+    throw new InputError(
+      "deploy",
+      "a directory rootfs cannot be booted directly: build an initramfs or ext4 image from it",
+    );
+  }
+  const d: Deployment = {
+    format: format as Deployment["format"],
+    image,
+    initrd,
+    disk,
+    kernel: { vmlinuz: kernel.vmlinuz, version: kernel.version },
+    kernelCmdline: cmdline,
+    agentToken,
+    uiUrl: null,
+    myceliumAddress: null,
+    report: { changed: report.changed, privateLoader: report.privateLoader, notes: report.notes },
+  };
+  writeFileSync(join(out, "deployment.json"), `${JSON.stringify(d, null, 2)}\n`, { mode: 0o600 });
+  return d;
+}

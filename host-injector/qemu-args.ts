@@ -1,0 +1,73 @@
+/**
+ * QEMU command lines for hero-init VMs (pure), shared by `hero-init vm run`
+ * and the test harness: TCG when KVM is unusable, virtio-net without its
+ * option ROM (it adds BIOS time), user networking with host port forwards,
+ * virtio-blk disks, -no-reboot so a guest reboot ends QEMU.
+ */
+
+/** What to boot. */
+export interface QemuSpec {
+  vmlinuz: string;
+  initrd: string;
+  append?: string;
+  memMB?: number;
+  cpus?: number;
+  /** host port → guest port */
+  forwards?: Record<number, number>;
+  disks?: { path: string; readonly?: boolean }[];
+  accel?: "tcg" | "kvm";
+  noReboot?: boolean;
+  /** How the serial console is wired: a file, or "stdio". */
+  serial: { file: string } | "stdio";
+  qmpSocket?: string;
+}
+
+/** The kernel arguments every hero-init VM gets before the caller's. */
+export const BASE_APPEND = "console=ttyS0 panic=-1 loglevel=4";
+
+/** Pure: the argv of qemu-system-x86_64. */
+export function qemuArgs(s: QemuSpec): string[] {
+  const fwd = Object.entries(s.forwards ?? {})
+    .map(([h, g]) => `,hostfwd=tcp:127.0.0.1:${h}-:${g}`)
+    .join("");
+  const args = [
+    "qemu-system-x86_64",
+    "-accel",
+    s.accel ?? "tcg",
+    "-cpu",
+    s.accel === "kvm" ? "host" : "max",
+    "-machine",
+    "q35",
+    "-m",
+    String(s.memMB ?? 1024),
+    "-smp",
+    String(s.cpus ?? 1),
+    "-nodefaults",
+    "-no-user-config",
+    "-display",
+    "none",
+    "-kernel",
+    s.vmlinuz,
+    "-initrd",
+    s.initrd,
+    "-append",
+    `${BASE_APPEND} ${s.append ?? ""}`.trim(),
+    "-netdev",
+    `user,id=n0${fwd}`,
+    "-device",
+    "virtio-net-pci,netdev=n0,romfile=",
+  ];
+  if (s.serial === "stdio") args.push("-serial", "stdio");
+  else args.push("-chardev", `file,id=con,path=${s.serial.file}`, "-serial", "chardev:con");
+  if (s.qmpSocket) args.push("-qmp", `unix:${s.qmpSocket},server=on,wait=off`);
+  if (s.noReboot !== false) args.push("-no-reboot");
+  (s.disks ?? []).forEach((d, i) => {
+    args.push(
+      "-drive",
+      `file=${d.path},if=none,id=d${i},format=raw${d.readonly ? ",readonly=on" : ""}`,
+      "-device",
+      `virtio-blk-pci,drive=d${i}`,
+    );
+  });
+  return args;
+}

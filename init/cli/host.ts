@@ -1,0 +1,184 @@
+/**
+ * Host commands: `hero-init template build|list`, `hero-init deploy`,
+ * `hero-init vm run`. Bad input → one clear line and exit 2.
+ */
+
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { defineCommand, renderUsage, runCommand } from "citty";
+import { type Deployment, deployVm } from "../../host-injector/deploy.ts";
+import { qemuArgs } from "../../host-injector/qemu-args.ts";
+import { qmpCommand } from "../../host-injector/qmp.ts";
+import {
+  buildTemplate,
+  listTemplates,
+  type TemplateFormat,
+} from "../../host-injector/templates.ts";
+import { InputError } from "../../lib/errors.ts";
+import { parseToml } from "../../lib/toml.ts";
+import type { VmConfigInput } from "../../lib/vm-config.ts";
+
+const progress = (json?: boolean) =>
+  json ? undefined : (m: string) => process.stderr.write(`${m}\n`);
+
+const templateBuild = defineCommand({
+  meta: {
+    name: "hero-init template build",
+    description: "build a rootfs template with hero-init injected",
+  },
+  args: {
+    name: {
+      type: "positional",
+      required: true,
+      description: "template name (see: hero-init template list)",
+    },
+    format: { type: "enum", options: ["dir", "ext4", "initramfs"], required: true },
+    out: { type: "string", required: true, description: "output path" },
+    manifest: { type: "string" },
+    "vm-config": { type: "string" },
+    rebuild: { type: "boolean", description: "rebuild the cached base" },
+    json: { type: "boolean" },
+  },
+  async run({ args: a }) {
+    const r = await buildTemplate(a.name, a.format as TemplateFormat, a.out, {
+      manifest: a.manifest,
+      vmConfig: a["vm-config"] ? readFileSync(a["vm-config"], "utf8") : undefined,
+      rebuild: a.rebuild,
+      progress: progress(a.json),
+    });
+    process.stdout.write(
+      a.json
+        ? `${JSON.stringify({ out: a.out, changed: r.changed, privateLoader: r.privateLoader, notes: r.notes })}\n`
+        : `${a.out}: template ${a.name} (${a.format})\n`,
+    );
+  },
+});
+
+const deploy = defineCommand({
+  meta: {
+    name: "hero-init deploy",
+    description: "deploy_vm: build a bootable VM image from a template or a rootfs",
+  },
+  args: {
+    template: { type: "string", description: "template name" },
+    rootfs: {
+      type: "string",
+      description: "existing rootfs to inject into (with --rootfs-format)",
+    },
+    "rootfs-format": { type: "enum", options: ["dir", "ext4", "initramfs"] },
+    format: { type: "enum", options: ["initramfs", "ext4"], default: "initramfs" },
+    out: { type: "string", required: true, description: "output directory" },
+    manifest: { type: "string" },
+    "vm-config": { type: "string", description: "vm.toml for the VM" },
+    overlay: { type: "boolean", description: "ext4: read-only disk under a tmpfs overlay" },
+    json: { type: "boolean" },
+  },
+  async run({ args: a }) {
+    const vm = a["vm-config"]
+      ? (parseToml(readFileSync(a["vm-config"], "utf8"), a["vm-config"]) as VmConfigInput)
+      : undefined;
+    const d = await deployVm({
+      template: a.template,
+      rootfs: a.rootfs
+        ? { path: a.rootfs, format: (a["rootfs-format"] ?? "dir") as "dir" | "ext4" | "initramfs" }
+        : undefined,
+      format: a.format as "initramfs" | "ext4",
+      out: a.out,
+      manifest: a.manifest,
+      vm,
+      overlay: a.overlay,
+      progress: progress(a.json),
+    });
+    if (a.json) process.stdout.write(`${JSON.stringify(d)}\n`);
+    else {
+      process.stdout.write(
+        `image:   ${d.image}\ninitrd:  ${d.initrd}\nkernel:  ${d.kernel.vmlinuz}\ncmdline: ${d.kernelCmdline || "(none)"}\n`,
+      );
+      process.stdout.write(
+        `agent token: in ${a.out}/deployment.json (0600)\nrun it:  hero-init vm run ${a.out}\n`,
+      );
+    }
+  },
+});
+
+const vmRun = defineCommand({
+  meta: {
+    name: "hero-init vm run",
+    description: "boot a deployment in QEMU with port forwards; Ctrl-C presses the power button",
+  },
+  args: {
+    dir: {
+      type: "positional",
+      required: true,
+      description: "deployment directory (from hero-init deploy)",
+    },
+    port: {
+      type: "string",
+      default: "9999",
+      description: "host port forwarded to the guest's :9999",
+    },
+    mem: { type: "string", default: "1024", description: "guest memory in MB" },
+    kvm: { type: "boolean", description: "use KVM instead of TCG" },
+  },
+  async run({ args: a }) {
+    const d = JSON.parse(readFileSync(join(a.dir, "deployment.json"), "utf8")) as Deployment;
+    const work = mkdtempSync(join(tmpdir(), "hero-vm-"));
+    const qmp = join(work, "qmp.sock");
+    const args = qemuArgs({
+      vmlinuz: d.kernel.vmlinuz,
+      initrd: d.initrd,
+      append: d.kernelCmdline,
+      memMB: Number(a.mem),
+      forwards: { [Number(a.port)]: 9999 },
+      disks: d.disk ? [{ path: d.disk }] : [],
+      accel: a.kvm ? "kvm" : "tcg",
+      serial: "stdio",
+      qmpSocket: qmp,
+    });
+    process.stderr.write(
+      `vm run: UI on http://127.0.0.1:${a.port}/ once the console says READY; Ctrl-C powers off\n`,
+    );
+    const proc = Bun.spawn(args, { stdin: "ignore", stdout: "inherit", stderr: "inherit" });
+    let asked = false;
+    process.on("SIGINT", () => {
+      if (asked) proc.kill("SIGKILL");
+      asked = true;
+      qmpCommand(qmp, "system_powerdown").catch(() => proc.kill("SIGTERM"));
+    });
+    await proc.exited;
+    rmSync(work, { recursive: true, force: true });
+  },
+});
+
+// citty's CommandDef is invariant in its args: widen once here.
+const COMMANDS = { "template build": templateBuild, deploy, "vm run": vmRun } as unknown as Record<
+  string,
+  Parameters<typeof runCommand>[0]
+>;
+
+/** Runs a host command (`template build`, `template list`, `deploy`, `vm run`); returns the exit code. */
+export async function runHost(cmd: string, rawArgs: string[]): Promise<number> {
+  if (cmd === "template list") {
+    for (const t of listTemplates()) process.stdout.write(`${t}\n`);
+    return 0;
+  }
+  const command = COMMANDS[cmd];
+  if (!command) {
+    process.stderr.write(`hero-init: unknown command "${cmd}"\n`);
+    return 2;
+  }
+  if (rawArgs.includes("--help") || rawArgs.includes("-h")) {
+    process.stdout.write(`${await renderUsage(command as Parameters<typeof renderUsage>[0])}\n`);
+    return 0;
+  }
+  try {
+    await runCommand(command, { rawArgs });
+    return 0;
+  } catch (e) {
+    process.stderr.write(
+      `hero-init ${cmd}: ${e instanceof InputError ? e.toString() : (e as Error).message}\n`,
+    );
+    return e instanceof InputError || (e as { name?: string }).name === "CLIError" ? 2 : 1;
+  }
+}

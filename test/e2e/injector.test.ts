@@ -1,0 +1,106 @@
+/**
+ * Injector issue, in QEMU: images made by deployVm from the rootfs templates
+ * boot with hero-init as PID 1 and serve :9999 — an initramfs (busybox, no
+ * glibc: private loader), an ext4 disk through the switch-root initramfs
+ * (plain and with a tmpfs overlay), and the Debian template.
+ */
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Deployment, deployVm } from "../../host-injector/deploy.ts";
+import { ensureKernel, type Kernel } from "../../host-injector/kernel.ts";
+import { parseToml } from "../../lib/toml.ts";
+import type { VmConfigInput } from "../../lib/vm-config.ts";
+import { testVmToml } from "../vm/image.ts";
+import { bootVm } from "../vm/qemu.ts";
+
+setDefaultTimeout(900_000);
+const READY = /hero-init boot: READY/;
+let kernel: Kernel;
+let dir: string;
+const vm = parseToml(testVmToml(), "test vm.toml") as VmConfigInput;
+
+beforeAll(async () => {
+  kernel = await ensureKernel();
+  dir = mkdtempSync(join(tmpdir(), "hero-deploy-"));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function bootAndCheck(d: Deployment, name: string): Promise<string> {
+  await using v = await bootVm({
+    kernel: d.kernel,
+    initrd: d.initrd,
+    append: d.kernelCmdline,
+    disks: d.disk ? [{ path: d.disk }] : [],
+    hostfwd: [9999],
+    name,
+  });
+  await v.waitFor(READY, 240_000);
+  const res = await fetch(`http://127.0.0.1:${v.ports[9999]}/health`);
+  expect(res.status).toBe(200);
+  expect(await res.json()).toMatchObject({ status: "ok", hostname: "hero-test" });
+  await v.powerdown();
+  expect(await v.waitExit(90_000)).toBe(0);
+  return v.console();
+}
+
+describe("deploy_vm boots", () => {
+  test("minimal template as an initramfs (busybox, no glibc → private loader)", async () => {
+    const d = await deployVm({
+      template: "minimal",
+      format: "initramfs",
+      out: join(dir, "min-cpio"),
+      vm,
+      kernel,
+    });
+    expect(d.report.privateLoader).toBe(true);
+    expect(d.agentToken).toMatch(/^[0-9a-f]{64}$/);
+    const out = await bootAndCheck(d, "deploy-min-cpio");
+    expect(out).toContain("supervisor: syslogd: Spawned → Running");
+    expect(out).toMatch(/reboot: Power down/);
+  });
+
+  test("minimal template as an ext4 disk, through the switch-root initramfs", async () => {
+    const d = await deployVm({
+      template: "minimal",
+      format: "ext4",
+      out: join(dir, "min-ext4"),
+      vm,
+      kernel,
+    });
+    expect(d.kernelCmdline).toBe("root=/dev/vda rw");
+    const out = await bootAndCheck(d, "deploy-min-ext4");
+    expect(out).toContain("switchroot: switching to /dev/vda, exec /sbin/init");
+    expect(
+      out.match(/hero-init preinit|hero-init mount: sysfs/g)?.length ?? 0,
+    ).toBeGreaterThanOrEqual(1);
+    expect(out).toContain("supervisor: syslogd: Spawned → Running");
+  });
+
+  test("ext4 disk under a tmpfs overlay", async () => {
+    const d = await deployVm({
+      template: "minimal",
+      format: "ext4",
+      out: join(dir, "min-ovl"),
+      vm,
+      kernel,
+      overlay: true,
+    });
+    const out = await bootAndCheck(d, "deploy-min-overlay");
+    expect(out).toContain("switching to /dev/vda (overlay, writes go to RAM)");
+  });
+
+  test("debian template (debootstrap minbase) as an ext4 disk", async () => {
+    const d = await deployVm({
+      template: "debian",
+      format: "ext4",
+      out: join(dir, "deb-ext4"),
+      vm,
+      kernel,
+    });
+    expect(d.report.privateLoader).toBe(false);
+    const out = await bootAndCheck(d, "deploy-debian");
+    expect(out).toContain("supervisor: ldconfig: Spawned → Success");
+  });
+});
