@@ -1,60 +1,61 @@
 /**
- * `npm run demo`: build, put hero-init into a minimal initramfs (busybox +
- * a demo service), boot it in QEMU (TCG), print where the UI/health endpoint
- * answers, and power the VM off cleanly on Ctrl-C.
+ * `npm run demo`: the main job end to end. Makes a local manifest with one
+ * `[vm]` binary, deploys the `minimal` template with it (deploy_vm), boots the
+ * VM with `hero-init vm run` (QEMU, TCG), waits for READY, prints where the
+ * UI answers, and powers the VM off on Ctrl-C (ACPI power button).
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { createHash } from "node:crypto";
+import { mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ensureKernel } from "../host-injector/kernel.ts";
-import { buildImage, testVmToml } from "../test/vm/image.ts";
-import { bootVm } from "../test/vm/qemu.ts";
+import { freePort } from "../test/vm/qemu.ts";
 
-const enc = new TextEncoder();
-const dir = mkdtempSync(join(tmpdir(), "hero-demo-"));
-console.log("demo: fetching the Debian kernel (cached after the first run)…");
-const kernel = await ensureKernel();
-const initrd = await buildImage(join(dir, "demo.cpio"), {
-  kernel,
-  busybox: true,
-  vmToml: testVmToml(),
-  extra: [
-    { type: "dir", path: "etc/zinit", mode: 0o755 },
-    {
-      type: "file",
-      path: "etc/zinit/hello.yaml",
-      mode: 0o644,
-      data: enc.encode(
-        'exec: sh -c "while true; do echo hello from the demo service; sleep 5; done"\n',
-      ),
-    },
-  ],
-});
-console.log(`demo: booting ${kernel.version} with hero-init as PID 1 (QEMU, TCG: ~10 s)…`);
-const vm = await bootVm({ kernel, initrd, hostfwd: [9999], name: "demo" });
-let stopping = false;
-const stop = async () => {
-  if (stopping) return;
-  stopping = true;
-  console.log("\ndemo: powering the VM off (ACPI power button)…");
-  try {
-    await vm.powerdown();
-    await vm.waitExit(60_000);
-  } finally {
-    await vm.kill();
-    rmSync(dir, { recursive: true, force: true });
-    console.log("demo: VM is off.");
-    process.exit(0);
-  }
-};
-process.on("SIGINT", stop);
-process.on("SIGTERM", stop);
-await vm.waitFor(/hero-init boot: READY/, 180_000);
-const url = `http://127.0.0.1:${vm.ports[9999]}/health`;
-const res = await fetch(url);
-console.log(
-  `demo: READY. hero-init is PID 1; health endpoint: ${url} → ${res.status} ${await res.text()}`,
+const ROOT = join(import.meta.dir, "..");
+const HERO = join(ROOT, "dist/hero-init");
+const work = join(ROOT, ".cache/demo");
+mkdirSync(join(work, "services"), { recursive: true });
+
+// A tiny "fleet binary" and the manifest that pins it by sha256.
+const tool = new TextEncoder().encode('#!/bin/sh\nwhile true; do echo "hello-fleet $(date): the VM runs the manifest\'s binary"; sleep 10; done\n');
+writeFileSync(join(work, "hello-fleet"), tool);
+const sha = createHash("sha256").update(tool).digest("hex");
+writeFileSync(
+  join(work, "bootstrapper.toml"),
+  `version = 1\n\n[[vm.binaries]]\nname = "hello-fleet"\nversion = "1.0.0"\nurl = "file://${work}/hello-fleet"\nsha256 = "${sha}"\nsize = ${tool.length}\n`,
 );
-console.log(`demo: console log: ${vm.logFile}`);
+writeFileSync(
+  join(work, "vm.toml"),
+  `hostname = "demo-vm"\n\n[network]\ndns = ["10.0.2.3"]\n\n[[network.interfaces]]\nname = "eth0"\naddress = "10.0.2.15/24"\ngateway = "10.0.2.2"\n\n[ui]\nlisten = ["0.0.0.0"]\nallow = ["10.0.2.2/32"]\n`,
+);
+
+writeFileSync(join(work, "services/hello-fleet.yaml"), "exec: hello-fleet\nlog: stdout\n");
+
+function run(args: string[]): void {
+  const p = Bun.spawnSync([HERO, ...args], { stdout: "inherit", stderr: "inherit" });
+  if (p.exitCode !== 0) process.exit(p.exitCode ?? 1);
+}
+
+console.log("demo: deploy_vm — minimal template + manifest [vm] binary + VM config (first run fetches the Debian kernel)…");
+run(["deploy", "--template", "minimal", "--format", "initramfs", "--out", join(work, "vm"), "--manifest", join(work, "bootstrapper.toml"), "--vm-config", join(work, "vm.toml"), "--services", join(work, "services")]);
+const port = await freePort();
+const log = join(work, "console.log");
+console.log(`demo: booting with hero-init as PID 1 (QEMU, TCG: ~10 s); console → ${log}`);
+const vm = Bun.spawn([HERO, "vm", "run", join(work, "vm"), "--port", String(port)], { stdout: openSync(log, "w"), stderr: "inherit", stdin: "ignore" });
+process.on("SIGINT", () => {
+  console.log("\ndemo: powering the VM off (ACPI power button)…");
+  vm.kill("SIGINT");
+});
+for (let i = 0; i < 1800 && vm.exitCode === null; i++) {
+  if (readFileSync(log, "utf8").includes("hero-init boot: READY")) break;
+  await Bun.sleep(100);
+}
+if (vm.exitCode !== null) {
+  console.error(`demo: the VM stopped before READY; see ${log}`);
+  process.exit(1);
+}
+const url = `http://127.0.0.1:${port}/`;
+const health = await fetch(`${url}health`).then((r) => r.text(), (e) => String(e));
+console.log(`demo: READY. UI address: ${url}  (health: ${health})`);
 console.log("demo: press Ctrl-C to power the VM off.");
-if (process.env.DEMO_EXIT_AFTER_READY) await stop();
+if (process.env.DEMO_EXIT_AFTER_READY) vm.kill("SIGINT");
+const code = await vm.exited;
+console.log(`demo: VM is off (qemu exit ${code}).`);

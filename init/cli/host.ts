@@ -3,7 +3,7 @@
  * `hero-init vm run`. Bad input → one clear line and exit 2.
  */
 
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { defineCommand, renderUsage, runCommand } from "citty";
@@ -18,6 +18,12 @@ import {
 import { InputError } from "../../lib/errors.ts";
 import { parseToml } from "../../lib/toml.ts";
 import type { VmConfigInput } from "../../lib/vm-config.ts";
+
+function readServiceDir(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const f of readdirSync(dir).filter((f) => f.endsWith(".yaml")).sort()) out[f.slice(0, -5)] = readFileSync(join(dir, f), "utf8");
+  return out;
+}
 
 const progress = (json?: boolean) =>
   json ? undefined : (m: string) => process.stderr.write(`${m}\n`);
@@ -71,6 +77,7 @@ const deploy = defineCommand({
     out: { type: "string", required: true, description: "output directory" },
     manifest: { type: "string" },
     "vm-config": { type: "string", description: "vm.toml for the VM" },
+    services: { type: "string", description: "directory of zinit service files to add" },
     overlay: { type: "boolean", description: "ext4: read-only disk under a tmpfs overlay" },
     json: { type: "boolean" },
   },
@@ -88,6 +95,7 @@ const deploy = defineCommand({
       manifest: a.manifest,
       vm,
       overlay: a.overlay,
+      services: a.services ? readServiceDir(a.services) : undefined,
       progress: progress(a.json),
     });
     if (a.json) process.stdout.write(`${JSON.stringify(d)}\n`);
