@@ -281,6 +281,17 @@ describe("ext4", () => {
     expect(fileSha(img)).toBe(h);
   });
 
+  test("same image, inputs and SOURCE_DATE_EPOCH give identical bytes", async () => {
+    const img = mkimage("repro.ext4", 64, glibcRoot(join(dir, "ext4-repro-src")));
+    const copies = [join(dir, "repro-1.ext4"), join(dir, "repro-2.ext4")];
+    for (const c of copies) {
+      sh(`cp ${img} ${c}`);
+      await inject({ ...base, format: "ext4", target: c });
+      await Bun.sleep(1100); // a clock tick between runs must not matter
+    }
+    expect(fileSha(copies[0] as string)).toBe(fileSha(copies[1] as string));
+  });
+
   test("a full image is refused and left byte for byte as it was", async () => {
     const src = glibcRoot(join(dir, "ext4-full-src"));
     // Random bytes: zeros would be stored sparse and take no space.
@@ -318,5 +329,59 @@ describe("ext4", () => {
     } finally {
       holder.kill();
     }
+  });
+});
+
+describe("oci", () => {
+  const oci = join(dir, "oci");
+  const umoci = (args: string) => sh(`umoci --log error ${args}`);
+  const layers = () => {
+    const idx = JSON.parse(readFileSync(join(oci, "index.json"), "utf8"));
+    const m = JSON.parse(
+      readFileSync(join(oci, "blobs", ...idx.manifests[0].digest.split(":")), "utf8"),
+    );
+    return m.layers as { digest: string; annotations?: Record<string, string> }[];
+  };
+
+  beforeAll(() => {
+    umoci(`init --layout ${oci}`);
+    umoci(`new --image ${oci}:latest`);
+    const bundle = join(dir, "oci-bundle");
+    umoci(`unpack --image ${oci}:latest ${bundle}`);
+    glibcRoot(join(bundle, "rootfs"));
+    umoci(`repack --image ${oci}:latest ${bundle}`);
+    rmSync(bundle, { recursive: true, force: true });
+  });
+
+  test("adds exactly one layer that skopeo and umoci accept; re-runs replace it, never stack", async () => {
+    const before = layers().length;
+    await inject({ ...base, format: "oci", target: `${oci}:latest` });
+    expect(layers()).toHaveLength(before + 1);
+    expect(layers().at(-1)?.annotations?.["org.hero-init.layer"]).toBe("true");
+    // skopeo verifies every digest while copying; umoci applies the layers.
+    sh(`skopeo copy --quiet oci:${oci}:latest dir:${join(dir, "oci-copy")}`);
+    const bundle = join(dir, "oci-check");
+    umoci(`unpack --image ${oci}:latest ${bundle}`);
+    expect(readlinkSync(join(bundle, "rootfs/sbin/init"))).toBe("/usr/lib/hero/preinit");
+    expect(fileSha(join(bundle, "rootfs/usr/lib/hero/hero-init"))).toBe(
+      fileSha(join(bin, "hero-init")),
+    );
+    expect(readFileSync(join(bundle, "rootfs/etc/zinit/web.yaml"), "utf8")).toContain(
+      "tool --serve",
+    );
+    const idx = fileSha(join(oci, "index.json"));
+    expect((await inject({ ...base, format: "oci", target: `${oci}:latest` })).changed).toBe(0);
+    expect(fileSha(join(oci, "index.json"))).toBe(idx);
+    await inject({
+      ...base,
+      format: "oci",
+      target: `${oci}:latest`,
+      vmConfig: `hostname = "changed"\n`,
+    });
+    expect(layers()).toHaveLength(before + 1);
+    sh(`skopeo inspect --raw oci:${oci}:latest > /dev/null`);
+    const referenced = new Set(layers().map((l) => l.digest.split(":")[1]));
+    const blobs = sh(`ls ${oci}/blobs/sha256`).split("\n").filter(Boolean);
+    expect(blobs.filter((b) => referenced.has(b))).toHaveLength(layers().length);
   });
 });

@@ -18,12 +18,13 @@ import { neededGlibcVersions, usePrivateLoader } from "./elf/private-loader.ts";
 import { dirFormat } from "./formats/dir.ts";
 import { ext4Format } from "./formats/ext4.ts";
 import { initramfsFormat } from "./formats/initramfs.ts";
+import { ociFormat } from "./formats/oci.ts";
 import type { RootfsFormat } from "./formats/types.ts";
 import { glibcProblem } from "./inspect.ts";
 import { buildPlan, type PlanEntry, type PlanInputs, sha256 } from "./plan.ts";
 
 /** The rootfs formats. */
-export const FORMATS = ["dir", "ext4", "initramfs"] as const;
+export const FORMATS = ["dir", "ext4", "initramfs", "oci"] as const;
 /** One of {@link FORMATS}. */
 export type FormatName = (typeof FORMATS)[number];
 
@@ -98,6 +99,11 @@ export function openFormat(
       return ext4Format(o.target);
     case "initramfs":
       return initramfsFormat(o.target, o.createFrom ? { base: o.createFrom } : undefined);
+    case "oci": {
+      // "layout:tag" selects a tagged manifest, as skopeo's oci: transport does.
+      const [layout, tag] = o.target.split(/:(?=[^/]*$)/) as [string, string | undefined];
+      return ociFormat(layout, tag);
+    }
     default:
       throw new InputError(
         "format",

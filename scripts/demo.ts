@@ -15,7 +15,9 @@ const work = join(ROOT, ".cache/demo");
 mkdirSync(join(work, "services"), { recursive: true });
 
 // A tiny "fleet binary" and the manifest that pins it by sha256.
-const tool = new TextEncoder().encode('#!/bin/sh\nwhile true; do echo "hello-fleet $(date): the VM runs the manifest\'s binary"; sleep 10; done\n');
+const tool = new TextEncoder().encode(
+  '#!/bin/sh\nwhile true; do echo "hello-fleet $(date): the VM runs the manifest\'s binary"; sleep 10; done\n',
+);
 writeFileSync(join(work, "hello-fleet"), tool);
 const sha = createHash("sha256").update(tool).digest("hex");
 writeFileSync(
@@ -34,12 +36,32 @@ function run(args: string[]): void {
   if (p.exitCode !== 0) process.exit(p.exitCode ?? 1);
 }
 
-console.log("demo: deploy_vm — minimal template + manifest [vm] binary + VM config (first run fetches the Debian kernel)…");
-run(["deploy", "--template", "minimal", "--format", "initramfs", "--out", join(work, "vm"), "--manifest", join(work, "bootstrapper.toml"), "--vm-config", join(work, "vm.toml"), "--services", join(work, "services")]);
+console.log(
+  "demo: deploy_vm — minimal template + manifest [vm] binary + VM config (first run fetches the Debian kernel)…",
+);
+run([
+  "deploy",
+  "--template",
+  "minimal",
+  "--format",
+  "initramfs",
+  "--out",
+  join(work, "vm"),
+  "--manifest",
+  join(work, "bootstrapper.toml"),
+  "--vm-config",
+  join(work, "vm.toml"),
+  "--services",
+  join(work, "services"),
+]);
 const port = await freePort();
 const log = join(work, "console.log");
 console.log(`demo: booting with hero-init as PID 1 (QEMU, TCG: ~10 s); console → ${log}`);
-const vm = Bun.spawn([HERO, "vm", "run", join(work, "vm"), "--port", String(port)], { stdout: openSync(log, "w"), stderr: "inherit", stdin: "ignore" });
+const vm = Bun.spawn([HERO, "vm", "run", join(work, "vm"), "--port", String(port)], {
+  stdout: openSync(log, "w"),
+  stderr: "inherit",
+  stdin: "ignore",
+});
 process.on("SIGINT", () => {
   console.log("\ndemo: powering the VM off (ACPI power button)…");
   vm.kill("SIGINT");
@@ -53,7 +75,10 @@ if (vm.exitCode !== null) {
   process.exit(1);
 }
 const url = `http://127.0.0.1:${port}/`;
-const health = await fetch(`${url}health`).then((r) => r.text(), (e) => String(e));
+const health = await fetch(`${url}health`).then(
+  (r) => r.text(),
+  (e) => String(e),
+);
 console.log(`demo: READY. UI address: ${url}  (health: ${health})`);
 console.log("demo: press Ctrl-C to power the VM off.");
 if (process.env.DEMO_EXIT_AFTER_READY) vm.kill("SIGINT");

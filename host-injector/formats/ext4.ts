@@ -25,8 +25,13 @@ import { InputError } from "../../lib/errors.ts";
 import { LAYOUT, type PlanEntry } from "../plan.ts";
 import type { ApplyResult, Existing, RootfsFormat } from "./types.ts";
 
-function run(cmd: string[], input?: string): { code: number; out: Uint8Array; err: string } {
+function run(
+  cmd: string[],
+  input?: string,
+  env?: Record<string, string>,
+): { code: number; out: Uint8Array; err: string } {
   const p = Bun.spawnSync(cmd, {
+    env: env ? { ...process.env, ...env } : undefined,
     stdin: input === undefined ? "ignore" : new TextEncoder().encode(input),
     stdout: "pipe",
     stderr: "pipe",
@@ -172,12 +177,16 @@ export function ext4Format(image: string): RootfsFormat {
             );
           }
           cmds.push(`sif ${q(e.path)} uid ${e.uid}`, `sif ${q(e.path)} gid ${e.gid}`);
-          for (const f of ["mtime", "ctime", "atime"]) cmds.push(`sif ${q(e.path)} ${f} ${mtime}`);
+          for (const f of ["mtime", "ctime", "atime", "crtime"])
+            cmds.push(`sif ${q(e.path)} ${f} ${mtime}`);
         }
         const script = join(stage, "script");
         writeFileSync(script, `${cmds.join("\n")}\n`);
         progress?.(`debugfs: ${cmds.length} commands`);
-        const r = run(["debugfs", "-w", "-f", script, work]);
+        // E2FSPROGS_FAKE_TIME pins the superblock's write time: same inputs, same bytes.
+        const r = run(["debugfs", "-w", "-f", script, work], undefined, {
+          E2FSPROGS_FAKE_TIME: String(mtime),
+        });
         const errs = debugfsErrors(r.err);
         if (r.code !== 0 || errs.length)
           throw new InputError(

@@ -21,7 +21,10 @@ import type { VmConfigInput } from "../../lib/vm-config.ts";
 
 function readServiceDir(dir: string): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const f of readdirSync(dir).filter((f) => f.endsWith(".yaml")).sort()) out[f.slice(0, -5)] = readFileSync(join(dir, f), "utf8");
+  for (const f of readdirSync(dir)
+    .filter((f) => f.endsWith(".yaml"))
+    .sort())
+    out[f.slice(0, -5)] = readFileSync(join(dir, f), "utf8");
   return out;
 }
 
