@@ -281,6 +281,18 @@ describe("ext4", () => {
     expect(fileSha(img)).toBe(h);
   });
 
+  test("usr-merge: /sbin -> usr/sbin is followed inside the image, not replaced", async () => {
+    const src = glibcRoot(join(dir, "ext4-usrmerge-src"));
+    sh(`mkdir -p ${src}/usr && mv ${src}/sbin ${src}/usr/sbin && ln -s usr/sbin ${src}/sbin`);
+    const img = mkimage("usrmerge.ext4", 64, src);
+    await inject({ ...base, format: "ext4", target: img });
+    expect(sh(`debugfs -R "stat /sbin" ${img} 2>/dev/null`)).toMatch(/Type: symlink/);
+    expect(sh(`debugfs -R "stat /usr/sbin/init" ${img} 2>/dev/null`)).toMatch(/Type: symlink/);
+    expect(sh(`debugfs -R "cat /usr/sbin/init.before-hero" ${img} 2>/dev/null`)).toContain("original init");
+    expect(Bun.spawnSync(["e2fsck", "-fn", img]).exitCode).toBe(0);
+    expect((await inject({ ...base, format: "ext4", target: img })).changed).toBe(0);
+  });
+
   test("same image, inputs and SOURCE_DATE_EPOCH give identical bytes", async () => {
     const img = mkimage("repro.ext4", 64, glibcRoot(join(dir, "ext4-repro-src")));
     const copies = [join(dir, "repro-1.ext4"), join(dir, "repro-2.ext4")];

@@ -20,7 +20,7 @@ import { ext4Format } from "./formats/ext4.ts";
 import { initramfsFormat } from "./formats/initramfs.ts";
 import { ociFormat } from "./formats/oci.ts";
 import type { RootfsFormat } from "./formats/types.ts";
-import { glibcProblem } from "./inspect.ts";
+import { glibcProblem, resolve } from "./inspect.ts";
 import { buildPlan, type PlanEntry, type PlanInputs, sha256 } from "./plan.ts";
 
 /** The rootfs formats. */
@@ -149,7 +149,8 @@ function readModules(m: InjectOptions["kernelModules"]): PlanInputs["modules"] {
 async function same(fmt: RootfsFormat, e: PlanEntry): Promise<boolean> {
   const cur = await fmt.lookup(e.path);
   if (!cur) return false;
-  if (e.kind === "dir") return cur.type === "dir";
+  // A directory may be a symlink to one (usr-merge: /sbin -> usr/sbin).
+  if (e.kind === "dir") return cur.type === "dir" || (cur.type === "symlink" && (await resolve(fmt, e.path))?.entry.type === "dir");
   if (e.kind === "symlink") return cur.type === "symlink" && cur.target === e.target;
   return (
     cur.type === "file" &&

@@ -96,7 +96,7 @@ function q(s: string): string {
 /** Opens an ext4 image file. */
 export function ext4Format(image: string): RootfsFormat {
   const debugfs = (img: string, request: string) => run(["debugfs", "-R", request, img]);
-  const lookupIn = async (img: string, path: string): Promise<Existing | null> => {
+  const rawLookup = async (img: string, path: string): Promise<Existing | null> => {
     const r = debugfs(img, `stat ${q(path)}`);
     const e = parseStat(new TextDecoder().decode(r.out));
     if (!e) return null;
@@ -107,6 +107,33 @@ export function ext4Format(image: string): RootfsFormat {
     if (e.type === "file") return { ...e, data: async () => debugfs(img, `cat ${q(path)}`).out };
     return e;
   };
+  /**
+   * The path with symlinks in its parent components resolved inside the
+   * image (usr-merge: /sbin/init → /usr/sbin/init): debugfs does not follow
+   * them when creating entries.
+   */
+  const canonical = async (img: string, path: string): Promise<string> => {
+    let todo = path.split("/").filter(Boolean);
+    let cur: string[] = [];
+    for (let hops = 0; todo.length > 1 && hops < 40; ) {
+      const part = todo.shift() as string;
+      if (part === "..") {
+        cur.pop();
+        continue;
+      }
+      const e = await rawLookup(img, `/${[...cur, part].join("/")}`);
+      if (e?.type === "symlink") {
+        hops++;
+        const t = e.target.split("/").filter(Boolean);
+        if (e.target.startsWith("/")) cur = [];
+        todo = [...t, ...todo];
+        continue;
+      }
+      cur.push(part);
+    }
+    return `/${[...cur, ...todo].join("/")}`;
+  };
+  const lookupIn = async (img: string, path: string) => rawLookup(img, await canonical(img, path));
 
   return {
     kind: "ext4",
@@ -130,6 +157,7 @@ export function ext4Format(image: string): RootfsFormat {
         let n = 0;
         const skip = new Set<string>();
         for (const e of plan) {
+          const P = await canonical(work, e.path);
           const cur = await lookupIn(work, e.path);
           if (
             e.kind === "dir" &&
@@ -150,35 +178,35 @@ export function ext4Format(image: string): RootfsFormat {
             const asideExists = await lookupIn(work, LAYOUT.sbinInitAside);
             if (!asideExists && !(cur.type === "symlink" && cur.target.includes("/hero/"))) {
               // debugfs ln/unlink do not touch link counts: together they are a rename.
-              cmds.push(`ln ${q(e.path)} ${q(LAYOUT.sbinInitAside)}`, `unlink ${q(e.path)}`);
+              cmds.push(`ln ${q(P)} ${q(await canonical(work, LAYOUT.sbinInitAside))}`, `unlink ${q(P)}`);
               notes.push(`${LAYOUT.sbinInit} kept as ${LAYOUT.sbinInitAside}`);
-            } else cmds.push(`rm ${q(e.path)}`);
+            } else cmds.push(`rm ${q(P)}`);
           } else if (cur && e.kind !== "dir") {
             if (cur.type === "dir")
               throw new InputError(
                 "path",
                 `${e.path} is a directory in the image; refusing to replace it`,
               );
-            cmds.push(cur.type === "symlink" ? `unlink ${q(e.path)}` : `rm ${q(e.path)}`);
+            cmds.push(`rm ${q(P)}`);
           }
           if (e.kind === "dir") {
-            if (!cur) cmds.push(`mkdir ${q(e.path)}`);
+            if (!cur) cmds.push(`mkdir ${q(P)}`);
             else if (cur.type !== "dir")
               throw new InputError("path", `${e.path} exists in the image and is not a directory`);
-            cmds.push(`sif ${q(e.path)} mode 0${(0o040000 | e.mode).toString(8)}`);
+            cmds.push(`sif ${q(P)} mode 0${(0o040000 | e.mode).toString(8)}`);
           } else if (e.kind === "symlink") {
-            cmds.push(`symlink ${q(e.path)} ${q(e.target)}`);
+            cmds.push(`symlink ${q(P)} ${q(e.target)}`);
           } else {
             const src = join(stage, String(n++));
             writeFileSync(src, e.data);
             cmds.push(
-              `write ${q(src)} ${q(e.path)}`,
-              `sif ${q(e.path)} mode 0${(0o100000 | e.mode).toString(8)}`,
+              `write ${q(src)} ${q(P)}`,
+              `sif ${q(P)} mode 0${(0o100000 | e.mode).toString(8)}`,
             );
           }
-          cmds.push(`sif ${q(e.path)} uid ${e.uid}`, `sif ${q(e.path)} gid ${e.gid}`);
+          cmds.push(`sif ${q(P)} uid ${e.uid}`, `sif ${q(P)} gid ${e.gid}`);
           for (const f of ["mtime", "ctime", "atime", "crtime"])
-            cmds.push(`sif ${q(e.path)} ${f} ${mtime}`);
+            cmds.push(`sif ${q(P)} ${f} ${mtime}`);
         }
         const script = join(stage, "script");
         writeFileSync(script, `${cmds.join("\n")}\n`);
