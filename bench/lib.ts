@@ -1,4 +1,5 @@
 /** Small helpers shared by the benchmarks: stats and `name: value` output. */
+import { readFileSync } from "node:fs";
 
 /** Median of numbers. */
 export function median(xs: number[]): number {
@@ -27,6 +28,6 @@ export function sh(cmd: string): string {
 
 /** PSS and RSS (kB) of a pid from /proc/PID/smaps_rollup. */
 export function memOf(pid: number): { rssKb: number; pssKb: number } {
-  const t = require("node:fs").readFileSync(`/proc/${pid}/smaps_rollup`, "utf8") as string;
+  const t = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
   return { rssKb: Number(/^Rss:\s+(\d+)/m.exec(t)?.[1]), pssKb: Number(/^Pss:\s+(\d+)/m.exec(t)?.[1]) };
 }

@@ -6,7 +6,7 @@
  * replaces our segment instead of stacking another, and a run whose plan is
  * already in effect changes nothing. Written to a temp file and renamed.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { appendFileSync, copyFileSync, existsSync, readFileSync, renameSync, truncateSync, writeFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
 import {
   type CpioEntry,
@@ -97,35 +97,30 @@ export function initramfsFormat(path: string, create?: { base: CpioEntry[] }): R
       return { type: "other" };
     },
     async apply(plan, { mtime }) {
-      const { base } = existsSync(path) ? load() : { base: new Uint8Array(0) };
-      let out: Uint8Array;
+      const tmp = `${path}.hero-tmp`;
       if (!existsSync(path) && create) {
         // A new image: one archive, the directory's entries then the plan's (plan wins).
         const planned = new Set(plan.map((e) => e.path.slice(1)));
-        out = writeNewc([
-          ...create.base.filter((e) => !planned.has(e.path.replace(/^\/+/, ""))),
-          ...planToCpio(plan, mtime),
-        ]);
-      } else {
-        const marker: CpioEntry = {
-          type: "file",
-          path: SEGMENT_MARKER,
-          mode: 0o644,
-          mtime,
-          data: enc.encode(`base=${base.length}\n`),
-        };
-        const segment = writeNewc([marker, ...planToCpio(plan, mtime)]);
-        out = new Uint8Array(base.length + segment.length);
-        out.set(base, 0);
-        out.set(segment, base.length);
+        writeFileSync(tmp, writeNewc([...create.base.filter((e) => !planned.has(e.path.replace(/^\/+/, ""))), ...planToCpio(plan, mtime)]));
+        renameSync(tmp, path);
+        view = null;
+        return { changed: plan.length, notes: [] };
       }
-      const tmp = `${path}.hero-tmp`;
-      writeFileSync(tmp, out);
+      // Append: copy the image (the kernel copies it, no pass through JS), cut
+      // off our previous segment, append the new one, rename over the original.
+      const bytes = new Uint8Array(readFileSync(path));
+      const seg = findSegment(bytes);
+      const baseLength = seg >= 0 ? seg : bytes.length;
+      const marker: CpioEntry = { type: "file", path: SEGMENT_MARKER, mode: 0o644, mtime, data: enc.encode(`base=${baseLength}\n`) };
+      const segment = writeNewc([marker, ...planToCpio(plan, mtime)]);
+      copyFileSync(path, tmp);
+      truncateSync(tmp, baseLength);
+      appendFileSync(tmp, segment);
       renameSync(tmp, path);
       view = null;
       return {
         changed: plan.length,
-        notes: base.length ? [`appended a ${out.length - base.length}-byte segment`] : [],
+        notes: [`appended a ${segment.length}-byte segment after ${baseLength} bytes`],
       };
     },
   };
