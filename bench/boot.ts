@@ -32,8 +32,19 @@ async function baselineImage(): Promise<string> {
   }
   for (const d of [...dirs].sort()) e.push({ type: "dir", path: d, mode: 0o755 });
   e.push({ type: "char", path: "dev/console", mode: 0o600, major: 5, minor: 1 });
-  e.push({ type: "file", path: "bin/busybox", mode: 0o755, data: new Uint8Array(await Bun.file("/bin/busybox").arrayBuffer()) });
-  for (const m of mods) e.push({ type: "file", path: `${modDir}/${m}`, mode: 0o644, data: new Uint8Array(await Bun.file(join(kernel.modulesDir, m)).arrayBuffer()) });
+  e.push({
+    type: "file",
+    path: "bin/busybox",
+    mode: 0o755,
+    data: new Uint8Array(await Bun.file("/bin/busybox").arrayBuffer()),
+  });
+  for (const m of mods)
+    e.push({
+      type: "file",
+      path: `${modDir}/${m}`,
+      mode: 0o644,
+      data: new Uint8Array(await Bun.file(join(kernel.modulesDir, m)).arrayBuffer()),
+    });
   e.push({ type: "file", path: "www/health", mode: 0o644, data: enc.encode("ok\n") });
   const insmods = mods.map((m) => `/bin/busybox insmod /${modDir}/${m}`).join("\n");
   const init = `#!/bin/busybox sh
@@ -61,7 +72,12 @@ async function heroImage(): Promise<string> {
     vmToml: testVmToml(),
     extra: [
       { type: "dir", path: "etc/zinit", mode: 0o755 },
-      { type: "file", path: "etc/zinit/mem.yaml", mode: 0o644, data: enc.encode(`exec: sh -c "${MEM.replace(/"/g, '\\"')}"\noneshot: true\nlog: stdout\n`) },
+      {
+        type: "file",
+        path: "etc/zinit/mem.yaml",
+        mode: 0o644,
+        data: enc.encode(`exec: sh -c "${MEM.replace(/"/g, '\\"')}"\noneshot: true\nlog: stdout\n`),
+      },
     ],
   });
 }
@@ -82,7 +98,9 @@ async function once(initrd: string, name: string, ready: RegExp, path: string): 
     if (!readyAt && ready.test(vm.console())) readyAt = performance.now();
     if (!httpAt) {
       try {
-        const r = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(500) });
+        const r = await fetch(`http://127.0.0.1:${port}${path}`, {
+          signal: AbortSignal.timeout(500),
+        });
         if (r.status === 200) httpAt = performance.now();
       } catch {
         // not up yet
@@ -109,10 +127,25 @@ try {
   out("hero_qemu_to_ready_median_s", med(h, "ready"));
   out("hero_qemu_to_http200_median_s", med(h, "http"));
   out("hero_qemu_to_ready_min_s", Math.min(...h.map((x) => x.ready)));
-  const inGuest = h.map((x) => /READY at ([\d.]+) s uptime; hero-init started at ([\d.]+) s, PID 1 exec'ed at ([\d.]+) s/.exec(x.console)).filter((m) => m !== null);
-  out("hero_guest_pid1_exec_to_ready_median_s", median(inGuest.map((m) => Number(m[1]) - Number(m[3]))));
-  out("hero_guest_bun_start_to_ready_median_s", median(inGuest.map((m) => Number(m[1]) - Number(m[2]))));
-  out("busybox_guest_ready_uptime_median_s", median(b.map((x) => Number(/READY at ([\d.]+)/.exec(x.console)?.[1]))));
+  const inGuest = h
+    .map((x) =>
+      /READY at ([\d.]+) s uptime; hero-init started at ([\d.]+) s, PID 1 exec'ed at ([\d.]+) s/.exec(
+        x.console,
+      ),
+    )
+    .filter((m) => m !== null);
+  out(
+    "hero_guest_pid1_exec_to_ready_median_s",
+    median(inGuest.map((m) => Number(m[1]) - Number(m[3]))),
+  );
+  out(
+    "hero_guest_bun_start_to_ready_median_s",
+    median(inGuest.map((m) => Number(m[1]) - Number(m[2]))),
+  );
+  out(
+    "busybox_guest_ready_uptime_median_s",
+    median(b.map((x) => Number(/READY at ([\d.]+)/.exec(x.console)?.[1]))),
+  );
   const mem = (x: Sample) => /Rss:\s*(\d+) kB\s*Pss:\s*(\d+)/.exec(x.console);
   const hm = mem(h[0] as Sample);
   const bm = mem(b[0] as Sample);

@@ -32,14 +32,20 @@ try {
   // The Debian template's tree (no hero-init): the OS both tools write into.
   const tree = join(dir, "tree");
   sh(`${HERO} template build debian --format dir --out ${tree} >/dev/null 2>&1`);
-  sh(`rm -rf ${tree}/usr/lib/hero ${tree}/etc/zinit ${tree}/etc/hero-init && rm -f ${tree}/usr/sbin/init ${tree}/usr/bin/zinit ${tree}/usr/bin/hero-init`);
+  sh(
+    `rm -rf ${tree}/usr/lib/hero ${tree}/etc/zinit ${tree}/etc/hero-init && rm -f ${tree}/usr/sbin/init ${tree}/usr/bin/zinit ${tree}/usr/bin/hero-init`,
+  );
 
   // A 2 GB ext4 image of it, copied for each tool.
   const base = join(dir, "base.ext4");
   sh(`mke2fs -q -t ext4 -d ${tree} ${base} 2G`);
   const a = join(dir, "a.ext4");
   sh(`cp --sparse=always ${base} ${a}`);
-  const hero = time(() => sh(`${HERO} inject --format ext4 --rootfs ${a} --vm-config ${files}/vm.toml --services ${files}/etc/zinit --json`));
+  const hero = time(() =>
+    sh(
+      `${HERO} inject --format ext4 --rootfs ${a} --vm-config ${files}/vm.toml --services ${files}/etc/zinit --json`,
+    ),
+  );
   out("ext4_2g_hero_inject_s", hero);
   let virt: number | null = null;
   if (Bun.which("virt-customize")) {
@@ -49,7 +55,9 @@ try {
     // libguestfs boots an appliance with the Debian kernel; supermin copies its
     // modules from /lib/modules/<ver> on the host (installed here if missing).
     // KVM aborts on these machines: force TCG, as for our own VMs.
-    sh(`test -d /lib/modules/${k.version} || (mkdir -p /lib/modules && cp -a ${k.modulesDir} /lib/modules/)`);
+    sh(
+      `test -d /lib/modules/${k.version} || (mkdir -p /lib/modules && cp -a ${k.modulesDir} /lib/modules/)`,
+    );
     const env = `LIBGUESTFS_BACKEND=direct LIBGUESTFS_BACKEND_SETTINGS=force_tcg SUPERMIN_KERNEL=${k.vmlinuz} SUPERMIN_MODULES=/lib/modules/${k.version} LIBGUESTFS_CACHEDIR=${dir}`;
     const copy = `--mkdir /usr/lib/hero --copy-in ${HERO}:/usr/lib/hero --copy-in ${ROOT}/dist/preinit:/usr/lib/hero --mkdir /etc/hero-init --copy-in ${files}/vm.toml:/etc/hero-init --mkdir /etc/zinit --copy-in ${files}/etc/zinit/app.yaml:/etc/zinit`;
     try {
@@ -58,7 +66,14 @@ try {
       virt = time(() => sh(`${env} virt-customize --format raw -a ${b} --no-network ${copy} 2>&1`));
       out("ext4_2g_virt_customize_s", virt);
     } catch (e) {
-      out("ext4_2g_virt_customize_s", `failed (${String((e as Error).message).split("\n").slice(-3).join(" ").slice(0, 300)})`);
+      out(
+        "ext4_2g_virt_customize_s",
+        `failed (${String((e as Error).message)
+          .split("\n")
+          .slice(-3)
+          .join(" ")
+          .slice(0, 300)})`,
+      );
     }
   } else out("ext4_2g_virt_customize_s", "not installed (apt-get install libguestfs-tools)");
   if (virt) out("ext4_2g_ratio_hero_vs_virt_customize", hero / virt);
@@ -69,12 +84,20 @@ try {
   out("initramfs_base_mb", statSync(initrd).size / 1e6);
   const ap = join(dir, "append.cpio");
   sh(`cp ${initrd} ${ap}`);
-  const append = time(() => sh(`${HERO} inject --format initramfs --rootfs ${ap} --vm-config ${files}/vm.toml --json`));
+  const append = time(() =>
+    sh(`${HERO} inject --format initramfs --rootfs ${ap} --vm-config ${files}/vm.toml --json`),
+  );
   const rebuildDir = join(dir, "unpacked");
   const rebuild = time(() => {
-    sh(`rm -rf ${rebuildDir} && mkdir ${rebuildDir} && cd ${rebuildDir} && cpio -idm --quiet < ${initrd}`);
-    sh(`mkdir -p ${rebuildDir}/usr/lib/hero ${rebuildDir}/etc/hero-init && cp ${HERO} ${ROOT}/dist/preinit ${rebuildDir}/usr/lib/hero/ && cp ${files}/vm.toml ${rebuildDir}/etc/hero-init/`);
-    sh(`cd ${rebuildDir} && find . | LC_ALL=C sort | cpio -o -H newc --quiet > ${dir}/rebuilt.cpio`);
+    sh(
+      `rm -rf ${rebuildDir} && mkdir ${rebuildDir} && cd ${rebuildDir} && cpio -idm --quiet < ${initrd}`,
+    );
+    sh(
+      `mkdir -p ${rebuildDir}/usr/lib/hero ${rebuildDir}/etc/hero-init && cp ${HERO} ${ROOT}/dist/preinit ${rebuildDir}/usr/lib/hero/ && cp ${files}/vm.toml ${rebuildDir}/etc/hero-init/`,
+    );
+    sh(
+      `cd ${rebuildDir} && find . | LC_ALL=C sort | cpio -o -H newc --quiet > ${dir}/rebuilt.cpio`,
+    );
   });
   out("initramfs_append_s", append);
   out("initramfs_rebuild_s", rebuild);

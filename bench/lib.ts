@@ -29,5 +29,8 @@ export function sh(cmd: string): string {
 /** PSS and RSS (kB) of a pid from /proc/PID/smaps_rollup. */
 export function memOf(pid: number): { rssKb: number; pssKb: number } {
   const t = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
-  return { rssKb: Number(/^Rss:\s+(\d+)/m.exec(t)?.[1]), pssKb: Number(/^Pss:\s+(\d+)/m.exec(t)?.[1]) };
+  return {
+    rssKb: Number(/^Rss:\s+(\d+)/m.exec(t)?.[1]),
+    pssKb: Number(/^Pss:\s+(\d+)/m.exec(t)?.[1]),
+  };
 }

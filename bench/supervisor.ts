@@ -20,7 +20,10 @@ async function daemon(services: Record<string, string>) {
   mkdirSync(join(dir, "etc"));
   for (const [n, y] of Object.entries(services)) writeFileSync(join(dir, "etc", `${n}.yaml`), y);
   const sock = join(dir, "s.sock");
-  const p = Bun.spawn([HERO, "init", "-c", join(dir, "etc"), "-s", sock], { stdout: "ignore", stderr: "ignore" });
+  const p = Bun.spawn([HERO, "init", "-c", join(dir, "etc"), "-s", sock], {
+    stdout: "ignore",
+    stderr: "ignore",
+  });
   for (let i = 0; i < 200 && !(await Bun.file(sock).exists()); i++) await Bun.sleep(25);
   return {
     sock,
@@ -33,7 +36,11 @@ async function daemon(services: Record<string, string>) {
   };
 }
 
-function rpc(sock: string, method: string, params: unknown[] = []): Promise<{ result?: unknown; error?: unknown }> {
+function rpc(
+  sock: string,
+  method: string,
+  params: unknown[] = [],
+): Promise<{ result?: unknown; error?: unknown }> {
   return new Promise((resolve, reject) => {
     const c = createConnection(sock);
     let buf = "";
@@ -51,7 +58,8 @@ function rpc(sock: string, method: string, params: unknown[] = []): Promise<{ re
 
 async function restartLatency(label: string, yaml: string): Promise<void> {
   const d = await daemon({ victim: yaml });
-  const pidOf = async () => ((await rpc(d.sock, "service_status", ["victim"])).result as { pid: number }).pid;
+  const pidOf = async () =>
+    ((await rpc(d.sock, "service_status", ["victim"])).result as { pid: number }).pid;
   const samples: number[] = [];
   for (let i = 0; i < 20; i++) {
     let pid = 0;
@@ -82,9 +90,14 @@ const COUNT = `sleep 2; grep -l '^State:.Z' /proc/[0-9]*/status 2>/dev/null | wc
 
 function orphanRun(label: string, pid1: string[]): void {
   const t0 = performance.now();
-  const p = Bun.spawnSync(["unshare", "--pid", "--fork", "--mount-proc", "--", ...pid1], { stdout: "pipe", stderr: "pipe" });
+  const p = Bun.spawnSync(["unshare", "--pid", "--fork", "--mount-proc", "--", ...pid1], {
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   const ms = performance.now() - t0;
-  const zombies = Number(/ZOMBIES=(\d+)/.exec(p.stdout.toString() + p.stderr.toString())?.[1] ?? Number.NaN);
+  const zombies = Number(
+    /ZOMBIES=(\d+)/.exec(p.stdout.toString() + p.stderr.toString())?.[1] ?? Number.NaN,
+  );
   out(`orphans_10000_${label}_wall_s`, ms / 1000);
   out(`orphans_10000_${label}_zombies_left`, zombies);
 }
@@ -96,7 +109,10 @@ async function orphans(): Promise<void> {
   orphanRun("tini", ["tini", "-s", "--", "sh", "-c", script]);
   // hero-init as PID 1 of the namespace in init mode, the generator as a oneshot that then shuts it down.
   const dir = mkdtempSync(join(tmpdir(), "hero-orphans-"));
-  writeFileSync(join(dir, "gen.yaml"), `exec: sh -c "${script.replace(/"/g, '\\"')}; kill -TERM 1"\noneshot: true\nlog: stdout\n`);
+  writeFileSync(
+    join(dir, "gen.yaml"),
+    `exec: sh -c "${script.replace(/"/g, '\\"')}; kill -TERM 1"\noneshot: true\nlog: stdout\n`,
+  );
   orphanRun("hero", [HERO, "init", "-c", dir, "-s", join(dir, "s.sock")]);
   rmSync(dir, { recursive: true, force: true });
 }
@@ -141,7 +157,10 @@ async function pss(): Promise<void> {
 // reset_after 0: every run counts as stable, so each sample is a FIRST restart (no backoff growth);
 // limit 0: never give up during the 20 kills.
 await restartLatency("delay100", "exec: sleep 1000\nrestart:\n  reset_after: 0\n  limit: 0\n");
-await restartLatency("delay0", "exec: sleep 1000\nrestart:\n  delay: 0\n  reset_after: 0\n  limit: 0\n");
+await restartLatency(
+  "delay0",
+  "exec: sleep 1000\nrestart:\n  delay: 0\n  reset_after: 0\n  limit: 0\n",
+);
 await orphans();
 await listRoundTrip();
 await pss();

@@ -288,7 +288,9 @@ describe("ext4", () => {
     await inject({ ...base, format: "ext4", target: img });
     expect(sh(`debugfs -R "stat /sbin" ${img} 2>/dev/null`)).toMatch(/Type: symlink/);
     expect(sh(`debugfs -R "stat /usr/sbin/init" ${img} 2>/dev/null`)).toMatch(/Type: symlink/);
-    expect(sh(`debugfs -R "cat /usr/sbin/init.before-hero" ${img} 2>/dev/null`)).toContain("original init");
+    expect(sh(`debugfs -R "cat /usr/sbin/init.before-hero" ${img} 2>/dev/null`)).toContain(
+      "original init",
+    );
     expect(Bun.spawnSync(["e2fsck", "-fn", img]).exitCode).toBe(0);
     expect((await inject({ ...base, format: "ext4", target: img })).changed).toBe(0);
   });

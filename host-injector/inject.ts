@@ -150,7 +150,11 @@ async function same(fmt: RootfsFormat, e: PlanEntry): Promise<boolean> {
   const cur = await fmt.lookup(e.path);
   if (!cur) return false;
   // A directory may be a symlink to one (usr-merge: /sbin -> usr/sbin).
-  if (e.kind === "dir") return cur.type === "dir" || (cur.type === "symlink" && (await resolve(fmt, e.path))?.entry.type === "dir");
+  if (e.kind === "dir")
+    return (
+      cur.type === "dir" ||
+      (cur.type === "symlink" && (await resolve(fmt, e.path))?.entry.type === "dir")
+    );
   if (e.kind === "symlink") return cur.type === "symlink" && cur.target === e.target;
   return (
     cur.type === "file" &&
@@ -187,7 +191,15 @@ export async function inject(o: InjectOptions): Promise<InjectReport> {
     const m = parseManifest(readFileSync(o.manifest, "utf8"), o.manifest);
     for (const b of m.vm.binaries) {
       say(`fetching ${b.name} ${b.version}`);
-      binaries.push({ binary: b, data: await fetchBinary(b, o.cacheDir) });
+      let shown = -1;
+      const onBytes = (done: number, total: number) => {
+        const pct = Math.floor((done * 100) / total);
+        if (pct >= shown + 10 || done === total) {
+          shown = pct;
+          say(`fetching ${b.name} ${b.version}: ${pct}% of ${total} bytes`);
+        }
+      };
+      binaries.push({ binary: b, data: await fetchBinary(b, o.cacheDir, onBytes) });
     }
   }
   const modules = readModules(o.kernelModules);

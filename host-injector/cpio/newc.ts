@@ -232,15 +232,17 @@ export function readNewc(bytes: Uint8Array, offset = 0): { records: CpioRecord[]
     "rdevminor",
     "namesize",
     "check",
-  ];
+  ] as const;
   for (;;) {
     if (at + 110 > bytes.length)
       throw new CpioError("truncated", `truncated header at offset ${at}`);
     const magic = dec.decode(bytes.subarray(at, at + 6));
     if (magic !== MAGIC && magic !== "070702")
       throw new CpioError("magic", `bad magic at offset ${at}: ${JSON.stringify(magic)}`);
-    const f = names.map((n, i) => parseHex(bytes, at + 6 + i * 8, n));
-    const [
+    const h = Object.fromEntries(
+      names.map((n, i) => [n, parseHex(bytes, at + 6 + i * 8, n)]),
+    ) as Record<(typeof names)[number], number>;
+    const {
       ino,
       mode,
       uid,
@@ -253,20 +255,7 @@ export function readNewc(bytes: Uint8Array, offset = 0): { records: CpioRecord[]
       rdevmajor,
       rdevminor,
       namesize,
-    ] = f as number[] as [
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-    ];
+    } = h;
     if (namesize < 1) throw new CpioError("field", `namesize 0 at offset ${at}`);
     const nameAt = at + 110;
     if (nameAt + namesize > bytes.length)

@@ -178,7 +178,10 @@ export function ext4Format(image: string): RootfsFormat {
             const asideExists = await lookupIn(work, LAYOUT.sbinInitAside);
             if (!asideExists && !(cur.type === "symlink" && cur.target.includes("/hero/"))) {
               // debugfs ln/unlink do not touch link counts: together they are a rename.
-              cmds.push(`ln ${q(P)} ${q(await canonical(work, LAYOUT.sbinInitAside))}`, `unlink ${q(P)}`);
+              cmds.push(
+                `ln ${q(P)} ${q(await canonical(work, LAYOUT.sbinInitAside))}`,
+                `unlink ${q(P)}`,
+              );
               notes.push(`${LAYOUT.sbinInit} kept as ${LAYOUT.sbinInitAside}`);
             } else cmds.push(`rm ${q(P)}`);
           } else if (cur && e.kind !== "dir") {

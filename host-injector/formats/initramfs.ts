@@ -6,7 +6,15 @@
  * replaces our segment instead of stacking another, and a run whose plan is
  * already in effect changes nothing. Written to a temp file and renamed.
  */
-import { appendFileSync, copyFileSync, existsSync, readFileSync, renameSync, truncateSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  copyFileSync,
+  existsSync,
+  readFileSync,
+  renameSync,
+  truncateSync,
+  writeFileSync,
+} from "node:fs";
 import { gunzipSync } from "node:zlib";
 import {
   type CpioEntry,
@@ -101,7 +109,13 @@ export function initramfsFormat(path: string, create?: { base: CpioEntry[] }): R
       if (!existsSync(path) && create) {
         // A new image: one archive, the directory's entries then the plan's (plan wins).
         const planned = new Set(plan.map((e) => e.path.slice(1)));
-        writeFileSync(tmp, writeNewc([...create.base.filter((e) => !planned.has(e.path.replace(/^\/+/, ""))), ...planToCpio(plan, mtime)]));
+        writeFileSync(
+          tmp,
+          writeNewc([
+            ...create.base.filter((e) => !planned.has(e.path.replace(/^\/+/, ""))),
+            ...planToCpio(plan, mtime),
+          ]),
+        );
         renameSync(tmp, path);
         view = null;
         return { changed: plan.length, notes: [] };
@@ -111,7 +125,13 @@ export function initramfsFormat(path: string, create?: { base: CpioEntry[] }): R
       const bytes = new Uint8Array(readFileSync(path));
       const seg = findSegment(bytes);
       const baseLength = seg >= 0 ? seg : bytes.length;
-      const marker: CpioEntry = { type: "file", path: SEGMENT_MARKER, mode: 0o644, mtime, data: enc.encode(`base=${baseLength}\n`) };
+      const marker: CpioEntry = {
+        type: "file",
+        path: SEGMENT_MARKER,
+        mode: 0o644,
+        mtime,
+        data: enc.encode(`base=${baseLength}\n`),
+      };
       const segment = writeNewc([marker, ...planToCpio(plan, mtime)]);
       copyFileSync(path, tmp);
       truncateSync(tmp, baseLength);
