@@ -83,12 +83,11 @@ async function restartLatency(label: string, yaml: string): Promise<void> {
   await d.stop();
 }
 
-const GEN = `i=0; while [ $i -lt 10000 ]; do sh -c 'exit 0' & i=$((i+1)); done; wait 2>/dev/null; true`;
 // Orphans: a subshell starts a child and exits at once, so the child is reparented to PID 1.
 const ORPHANS = `i=0; while [ $i -lt 10000 ]; do (true &) ; i=$((i+1)); done`;
 const COUNT = `sleep 2; grep -l '^State:.Z' /proc/[0-9]*/status 2>/dev/null | wc -l`;
 
-function orphanRun(label: string, pid1: string[]): void {
+function orphanRun(label: string, pid1: string[]): number {
   const t0 = performance.now();
   const p = Bun.spawnSync(["unshare", "--pid", "--fork", "--mount-proc", "--", ...pid1], {
     stdout: "pipe",
@@ -100,21 +99,22 @@ function orphanRun(label: string, pid1: string[]): void {
   );
   out(`orphans_10000_${label}_wall_s`, ms / 1000);
   out(`orphans_10000_${label}_zombies_left`, zombies);
+  return ms;
 }
 
 async function orphans(): Promise<void> {
-  void GEN;
   const script = `${ORPHANS}; echo ZOMBIES=$(${COUNT})`;
   // tini as PID 1 (-s: also a subreaper), running the generator.
-  orphanRun("tini", ["tini", "-s", "--", "sh", "-c", script]);
+  const tini = orphanRun("tini", ["tini", "-s", "--", "sh", "-c", script]);
   // hero-init as PID 1 of the namespace in init mode, the generator as a oneshot that then shuts it down.
   const dir = mkdtempSync(join(tmpdir(), "hero-orphans-"));
   writeFileSync(
     join(dir, "gen.yaml"),
     `exec: sh -c "${script.replace(/"/g, '\\"')}; kill -TERM 1"\noneshot: true\nlog: stdout\n`,
   );
-  orphanRun("hero", [HERO, "init", "-c", dir, "-s", join(dir, "s.sock")]);
+  const hero = orphanRun("hero", [HERO, "init", "-c", dir, "-s", join(dir, "s.sock")]);
   rmSync(dir, { recursive: true, force: true });
+  out("orphans_10000_ratio_hero_vs_tini", hero / tini);
 }
 
 async function listRoundTrip(): Promise<void> {
