@@ -140,6 +140,24 @@ describe("dir", () => {
     expect(existsSync(join(root, "lib"))).toBe(false);
   });
 
+  test("a manifest can pin hero-init itself (and its pre-init)", async () => {
+    const root = glibcRoot(join(dir, "root-pinned"));
+    writeFileSync(join(dir, "hi2.c"), "int main(void){return 2;}\n");
+    sh(`cc -O0 -o ${dir}/hero-init-2 ${dir}/hi2.c`);
+    const pinned = readFileSync(join(dir, "hero-init-2"));
+    const m = `${readFileSync(join(dir, "bootstrapper.toml"), "utf8")}[[vm.binaries]]\nname = "hero-init"\nversion = "2.0.0"\nurl = "file://${dir}/hero-init-2"\nsha256 = "${sha(pinned)}"\nsize = ${pinned.length}\n`;
+    writeFileSync(join(dir, "pinned.toml"), m);
+    const r = await inject({
+      ...base,
+      format: "dir",
+      target: root,
+      manifest: join(dir, "pinned.toml"),
+    });
+    expect(r.notes).toContain("hero-init: the version the manifest pins");
+    expect(fileSha(join(root, "usr/lib/hero/hero-init"))).toBe(sha(pinned));
+    expect(existsSync(join(root, "usr/lib/hero/pkgs/hero-init"))).toBe(false);
+  });
+
   test("absolute symlinks in the rootfs are followed inside it, not on the host", async () => {
     const root = glibcRoot(join(dir, "root-links"));
     mkdirSync(join(root, "real-etc"));

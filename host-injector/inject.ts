@@ -175,12 +175,7 @@ export async function inject(o: InjectOptions): Promise<InjectReport> {
     throw new InputError("target", `${o.target} does not exist`, { file: o.target });
 
   // 1. Read and verify every input.
-  const heroPath = o.heroInit ?? defaultHeroInit();
-  let heroInit = readBinary(heroPath, "hero-init binary");
-  const preinit = readBinary(
-    o.preinit ?? join(dirname(realpathSync(heroPath)), "preinit"),
-    "pre-init binary",
-  );
+  const notes0: string[] = [];
   const services = readServices(o.services);
   if (o.vmConfig !== undefined) {
     const { errors } = parseVmConfig(o.vmConfig, "vm.toml");
@@ -202,6 +197,19 @@ export async function inject(o: InjectOptions): Promise<InjectReport> {
       binaries.push({ binary: b, data: await fetchBinary(b, o.cacheDir, onBytes) });
     }
   }
+  // The manifest may pin hero-init and its pre-init like any [vm] binary; else this executable's.
+  const pin = (name: string) => {
+    const i = binaries.findIndex((b) => b.binary.name === name);
+    return i < 0 ? null : (binaries.splice(i, 1)[0]?.data ?? null);
+  };
+  const pinnedHero = pin("hero-init");
+  const pinnedPreinit = pin("preinit");
+  const heroPath = o.heroInit ?? defaultHeroInit();
+  let heroInit = pinnedHero ?? readBinary(heroPath, "hero-init binary");
+  const preinit =
+    pinnedPreinit ??
+    readBinary(o.preinit ?? join(dirname(realpathSync(heroPath)), "preinit"), "pre-init binary");
+  if (pinnedHero) notes0.push("hero-init: the version the manifest pins");
   const modules = readModules(o.kernelModules);
 
   // 2. Inspect the target.
@@ -209,7 +217,7 @@ export async function inject(o: InjectOptions): Promise<InjectReport> {
   const problem = mode === "auto" ? await glibcProblem(fmt, neededGlibcVersions(heroInit)) : null;
   const usePrivate = mode === "always" || (mode === "auto" && problem !== null);
   let privateLibs: Record<string, Uint8Array> | null = null;
-  const notes: string[] = [];
+  const notes: string[] = [...notes0];
   if (usePrivate) {
     heroInit = usePrivateLoader(heroInit);
     privateLibs = {

@@ -1,5 +1,15 @@
 import { describe, expect, test } from "bun:test";
-import { createRing, formatZinit, lineSplitter, MAX_LINE, rotationPlan } from "./logs.ts";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  createRing,
+  formatZinit,
+  lineSplitter,
+  MAX_LINE,
+  rotatingFile,
+  rotationPlan,
+} from "./logs.ts";
 
 describe("log ring", () => {
   test("keeps the last N lines with increasing seq and filters by service", () => {
@@ -61,5 +71,32 @@ describe("rotation plan", () => {
       ["/var/log/x.log.1", "/var/log/x.log.2"],
       ["/var/log/x.log", "/var/log/x.log.1"],
     ]);
+  });
+});
+
+describe("rotating log file", () => {
+  test("rotates by size and keeps `keep` generations", () => {
+    const dir = mkdtempSync(join(tmpdir(), "hero-rot-"));
+    try {
+      const errors: string[] = [];
+      const f = rotatingFile(join(dir, "svc.log"), 100, 2, (m) => errors.push(m));
+      for (let i = 0; i < 30; i++) f.write(`line ${String(i).padStart(2, "0")} ${"x".repeat(10)}`);
+      expect(readdirSync(dir).sort()).toEqual(["svc.log", "svc.log.1", "svc.log.2"]);
+      const cur = readFileSync(join(dir, "svc.log"), "utf8");
+      expect(cur.length).toBeLessThanOrEqual(100);
+      expect(cur).toContain("line 29");
+      expect(readFileSync(join(dir, "svc.log.1"), "utf8")).not.toContain("line 29");
+      expect(errors).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a write failure is reported once and never thrown", () => {
+    const errors: string[] = [];
+    const f = rotatingFile("/proc/no-such-dir/x.log", 100, 2, (m) => errors.push(m));
+    f.write("a");
+    f.write("b");
+    expect(errors).toHaveLength(1);
   });
 });

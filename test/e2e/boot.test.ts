@@ -61,6 +61,40 @@ describe("boot", () => {
     expect(vm.console()).toMatch(/reboot: Power down/);
   });
 
+  test("static network from the kernel's ip= argument, DNS written to /etc/resolv.conf", async () => {
+    const toml = `modules = ["virtio_pci", "virtio_net"]\n[ui]\nlisten = ["0.0.0.0"]\nallow = ["10.0.2.2/32"]\n`;
+    const enc = new TextEncoder();
+    const initrd = await image("ipparam", {
+      vmToml: toml,
+      busybox: true,
+      extra: [
+        { type: "dir", path: "etc/zinit", mode: 0o755 },
+        {
+          type: "file",
+          path: "etc/zinit/dns.yaml",
+          mode: 0o644,
+          data: enc.encode('exec: sh -c "cat /etc/resolv.conf"\noneshot: true\nlog: stdout\n'),
+        },
+      ],
+    });
+    await using vm = await bootVm({
+      kernel,
+      initrd,
+      hostfwd: [9999],
+      append: "ip=10.0.2.15::10.0.2.2:255.255.255.0:iphost:eth0:off:10.0.2.3",
+      name: "boot-ipparam",
+    });
+    await vm.waitFor(READY, 120_000);
+    await vm.waitFor("hero-init dns: nameserver 10.0.2.3", 30_000);
+    expect(vm.console()).toContain("network: eth0 10.0.2.15/24 via 10.0.2.2 up");
+    expect(vm.console()).toContain("hostname: iphost");
+    expect((await getJson(vm.ports[9999] as number, "/health")).body).toMatchObject({
+      hostname: "iphost",
+    });
+    await vm.powerdown();
+    expect(await vm.waitExit(60_000)).toBe(0);
+  });
+
   test("ctrl-alt-del reboots (SIGINT to PID 1, hard CAD disabled)", async () => {
     const initrd = await image("cad", { vmToml: testVmToml() });
     await using vm = await bootVm({ kernel, initrd, name: "boot-cad" });

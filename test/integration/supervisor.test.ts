@@ -122,7 +122,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   daemon.kill("SIGKILL");
-  for (const p of hostPids("sleep 100[0-5]")) process.kill(Number(p), "SIGKILL");
+  for (const p of hostPids("sleep 100[0-6]")) process.kill(Number(p), "SIGKILL");
   if (cgroot) {
     for (const n of Object.keys(services)) {
       try {
@@ -300,6 +300,15 @@ describe("JSON-RPC 2.0", () => {
     expect(existsSync(join(etc, "made.yaml"))).toBe(false);
   });
 
+  test("a service blocked on an undefined dependency starts once that service appears", async () => {
+    expect((await rpc("service_status", ["waiter"])).result.state).toBe("Blocked");
+    await rpc("service_create", ["ghost", { exec: "sleep 1006" }]);
+    expect((await rpc("service_monitor", ["ghost"])).result).toBeNull();
+    await waitFor(
+      async () => (await rpc("service_status", ["waiter"])).result.state === "Running" || undefined,
+    );
+  });
+
   test("service_stats reports the pid and cgroup children", async () => {
     const r = (await rpc("service_stats", ["base"])).result;
     expect(r.name).toBe("base");
@@ -359,6 +368,6 @@ describe("shutdown", () => {
     const iBase = order.findIndex((o) => o?.includes("base"));
     expect(iWeb).toBeGreaterThanOrEqual(0);
     expect(iWeb).toBeLessThan(iBase);
-    expect(hostPids("sleep 100[0-5]")).toEqual([]);
+    expect(hostPids("sleep 100[0-6]")).toEqual([]);
   });
 });
