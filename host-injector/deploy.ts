@@ -6,11 +6,12 @@
  * Returns everything `hero-init vm run` (or a hypervisor) needs.
  */
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { BASE_MODULES } from "../init/boot/modules.ts";
 import { ROOT_MODULES } from "../init/boot/switchroot.ts";
 import { InputError } from "../lib/errors.ts";
+import { addressOfKey, generateKey } from "../lib/mycelium.ts";
 import { parseToml, stringifyToml } from "../lib/toml.ts";
 import { type VmConfigInput, validateVmConfig } from "../lib/vm-config.ts";
 import { type FormatName, type InjectReport, inject } from "./inject.ts";
@@ -79,15 +80,27 @@ export async function deployVm(o: DeployVmOptions): Promise<Deployment> {
   const kernel = o.kernel ?? (await ensureKernel());
   const tpl = o.template ? loadTemplate(o.template) : null;
   const vmToml = mergeVmConfig(tpl?.vmToml ?? "", o.vm);
-  const modules = [
-    ...new Set([...BASE_MODULES, ...((parseToml(vmToml, "vm.toml").modules as string[]) ?? [])]),
-  ];
+  const cfg = validateVmConfig(parseToml(vmToml, "vm.toml"), "vm.toml").config;
+  const modules = [...new Set([...BASE_MODULES, ...cfg.modules, ...(cfg.mycelium ? ["tun"] : [])])];
   const agentToken = randomBytes(32).toString("hex");
+  const secrets: Record<string, Uint8Array> = {
+    "/etc/hero-init/agent.token": new TextEncoder().encode(`${agentToken}\n`),
+  };
+  // mycelium: the key is made here (and kept in <out> so a re-deploy keeps the address),
+  // so the VM's overlay address and UI URL are known before it boots.
+  let myceliumAddress: string | null = null;
+  if (cfg.mycelium) {
+    const keyFile = join(out, "mycelium.key");
+    const key = existsSync(keyFile) ? new Uint8Array(readFileSync(keyFile)) : generateKey();
+    if (!existsSync(keyFile)) writeFileSync(keyFile, key, { mode: 0o600 });
+    secrets[cfg.mycelium.key_file] = key;
+    myceliumAddress = addressOfKey(key);
+  }
   const common = {
     manifest: o.manifest,
     vmConfig: vmToml,
     services: o.services,
-    secrets: { "/etc/hero-init/agent.token": new TextEncoder().encode(`${agentToken}\n`) },
+    secrets,
     kernelModules: { dir: kernel.modulesDir, names: modules },
     cacheDir: o.cacheDir,
     mtime: o.mtime,
@@ -135,8 +148,8 @@ export async function deployVm(o: DeployVmOptions): Promise<Deployment> {
     kernel: { vmlinuz: kernel.vmlinuz, version: kernel.version },
     kernelCmdline: cmdline,
     agentToken,
-    uiUrl: null,
-    myceliumAddress: null,
+    uiUrl: myceliumAddress ? `http://[${myceliumAddress}]:${cfg.ui.port}/` : null,
+    myceliumAddress,
     report: { changed: report.changed, privateLoader: report.privateLoader, notes: report.notes },
   };
   writeFileSync(join(out, "deployment.json"), `${JSON.stringify(d, null, 2)}\n`, { mode: 0o600 });

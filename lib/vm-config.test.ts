@@ -47,3 +47,33 @@ describe("vm.toml", () => {
     expect(errors[0]?.where.field).toBe("hostname");
   });
 });
+
+describe("[mycelium]", () => {
+  test("defaults and peers", () => {
+    const { config, errors } = parseVmConfig(
+      `[mycelium]\npeers = ["tcp://192.0.2.10:9651", "quic://[2001:db8::10]:9651"]\n`,
+      "vm.toml",
+    );
+    expect(errors).toEqual([]);
+    expect(config.mycelium).toEqual({
+      peers: ["tcp://192.0.2.10:9651", "quic://[2001:db8::10]:9651"],
+      binary: "/usr/bin/mycelium",
+      key_file: "/var/lib/mycelium/key.bin",
+      tun_name: "mycelium",
+      api_addr: "127.0.0.1:8989",
+      extra_args: [],
+    });
+  });
+
+  test("an invalid peer URI is a config error naming it", () => {
+    const { config, errors } = parseVmConfig(
+      `hostname = "h"\n[mycelium]\npeers = ["tcp://192.0.2.10:9651", "udp://x:1"]\n`,
+      "vm.toml",
+    );
+    expect(config.mycelium).toBeUndefined();
+    expect(config.hostname).toBe("h");
+    expect(errors[0]?.toString()).toBe(
+      'vm.toml:3: mycelium.peers.1: must be a peer URI like tcp://192.0.2.10:9651 or quic://[2001:db8::10]:9651 (got "udp://x:1"); using the default for [mycelium]',
+    );
+  });
+});

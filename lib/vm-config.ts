@@ -7,6 +7,7 @@
  * falling back to its defaults, so a typo in `[ui]` still boots with the
  * right hostname and network.
  */
+import ipaddr from "ipaddr.js";
 import * as v from "valibot";
 import { InputError } from "./errors.ts";
 import { locateKey, parseToml } from "./toml.ts";
@@ -35,6 +36,23 @@ export const InterfaceSchema = v.strictObject({
   name: v.pipe(v.string(), v.regex(ifnameRe, "must be an interface name like eth0")),
   address: v.optional(Cidr4),
   gateway: v.optional(Ipv4),
+  /** A static IPv6 address with prefix, e.g. "2001:db8:1::2/64". */
+  address6: v.optional(
+    v.pipe(
+      v.string(),
+      v.check((s) => {
+        const [ip, len, ...rest] = s.split("/");
+        const n = Number(len);
+        return (
+          rest.length === 0 &&
+          ipaddr.IPv6.isValid(ip ?? "") &&
+          Number.isInteger(n) &&
+          n >= 1 &&
+          n <= 128
+        );
+      }, "must be an IPv6 address with prefix, like 2001:db8::2/64"),
+    ),
+  ),
   mtu: v.optional(v.pipe(v.number(), v.integer(), v.minValue(576), v.maxValue(65535))),
 });
 
@@ -50,6 +68,38 @@ const UiSchema = v.strictObject({
   listen: v.optional(v.array(v.string()), []),
   /** Extra client CIDRs allowed besides loopback and 400::/7. */
   allow: v.optional(v.array(v.string()), []),
+});
+
+const PeerUri = v.pipe(
+  v.string(),
+  v.regex(
+    /^(tcp|quic):\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([1-9]\d{0,4})$/,
+    "must be a peer URI like tcp://192.0.2.10:9651 or quic://[2001:db8::10]:9651",
+  ),
+);
+const AbsPath = v.pipe(
+  v.string(),
+  v.regex(/^\/[^\0]*$/, "must be an absolute path"),
+  v.check((p) => !p.split("/").includes(".."), 'must not contain ".."'),
+);
+
+/** mycelium, run as a supervised service (absent: no mycelium). */
+export const MyceliumSchema = v.strictObject({
+  peers: v.optional(v.array(PeerUri), []),
+  binary: v.optional(AbsPath, "/usr/bin/mycelium"),
+  key_file: v.optional(AbsPath, "/var/lib/mycelium/key.bin"),
+  tun_name: v.optional(
+    v.pipe(v.string(), v.regex(ifnameRe, "must be an interface name")),
+    "mycelium",
+  ),
+  api_addr: v.optional(
+    v.pipe(
+      v.string(),
+      v.regex(/^(127\.\d+\.\d+\.\d+|\[::1\]):\d{1,5}$/, "must be a loopback address:port"),
+    ),
+    "127.0.0.1:8989",
+  ),
+  extra_args: v.optional(v.array(v.string()), []),
 });
 
 const ServicesSchema = v.strictObject({
@@ -84,6 +134,7 @@ export const VmConfigSchema = v.strictObject({
   ui: v.optional(UiSchema, { port: 9999, listen: [], allow: [] }),
   services: v.optional(ServicesSchema, { dir: "/etc/zinit", ring_size: 2000 }),
   job: v.optional(JobSchema),
+  mycelium: v.optional(MyceliumSchema),
   env: v.optional(
     v.record(v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/)), v.string()),
     {},
@@ -128,11 +179,15 @@ export function validateVmConfig(raw: unknown, file: string, text = ""): LoadedV
       const field = path.join(".") || "(root)";
       const top = String(path[0] ?? "");
       errors.push(
-        new InputError("schema", `${issue.message}; using the default for [${top}]`, {
-          file,
-          line: locateKey(text, path),
-          field,
-        }),
+        new InputError(
+          "schema",
+          `${issue.message}${typeof issue.input === "string" ? ` (got "${issue.input}")` : ""}; using the default for [${top}]`,
+          {
+            file,
+            line: locateKey(text, path),
+            field,
+          },
+        ),
       );
       dropped.add(top);
     }

@@ -17,10 +17,12 @@ PACKAGES=(
   iproute2          # network namespaces and tap devices in tests
   util-linux        # unshare (pid namespaces in integration tests)
   procps            # pgrep in tests
+  curl              # HTTP from inside test network namespaces
   git
   debootstrap       # the debian rootfs template
   skopeo umoci      # OCI image checks
   gcc libc6-dev     # a tiny test executable stands in for hero-init in injector unit tests
+  b3sum             # reference BLAKE3 to check ours (mycelium addresses)
 )
 
 SUDO=""

@@ -66,6 +66,8 @@ export const modulesStep: BootStep = {
     // Base modules are best effort (a rootfs may lack them); configured ones are reported.
     const dep = readOr(`/lib/modules/${release()}/modules.dep`, "");
     const available = parseModulesDep(dep);
-    loadModules([...base.filter((m) => available.has(m)), ...ctx.config.modules]);
+    // mycelium needs /dev/net/tun before it starts.
+    const extra = ctx.config.mycelium && !ctx.config.modules.includes("tun") ? ["tun"] : [];
+    loadModules([...base.filter((m) => available.has(m)), ...ctx.config.modules, ...extra]);
   },
 };

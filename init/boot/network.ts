@@ -4,9 +4,10 @@
  * through ioctl(2) (sys/net.ts): no tool from the rootfs is used.
  */
 import { existsSync, writeFileSync } from "node:fs";
+import ipaddr from "ipaddr.js";
 import type { VmConfig } from "../../lib/vm-config.ts";
 import { log } from "../log.ts";
-import { addDefaultRoute, linkUp, setIpv4, setMtu } from "../sys/net.ts";
+import { addDefaultRoute, addIpv6, linkUp, setIpv4, setMtu } from "../sys/net.ts";
 import type { BootStep } from "./context.ts";
 
 /** How long to wait for a NIC whose driver was just loaded to appear. */
@@ -54,10 +55,14 @@ export const networkStep: BootStep = {
           setIpv4(iface.name, ip, Number(prefix));
         }
         linkUp(iface.name);
+        if (iface.address6) {
+          const [ip6, len6] = iface.address6.split("/") as [string, string];
+          addIpv6(iface.name, new Uint8Array(ipaddr.IPv6.parse(ip6).toByteArray()), Number(len6));
+        }
         if (iface.gateway) addDefaultRoute(iface.gateway);
         log.info(
           "network",
-          `${iface.name} ${iface.address ?? "(no address)"}${iface.gateway ? ` via ${iface.gateway}` : ""} up`,
+          `${iface.name} ${iface.address ?? "(no address)"}${iface.gateway ? ` via ${iface.gateway}` : ""}${iface.address6 ? ` ${iface.address6}` : ""} up`,
         );
       } catch (e) {
         log.error("network", `${iface.name}: ${(e as Error).message}`);

@@ -4,14 +4,17 @@
  * the signal handlers, the power button watcher and the orphan reaper, then
  * serves the UI and prints READY.
  */
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
+import { dirname } from "node:path";
 import type { BootContext } from "../boot/context.ts";
 import { boot } from "../boot/index.ts";
 import { describeError, log, uptime } from "../log.ts";
+import { type MyceliumStatus, watchMycelium } from "../mycelium/discover.ts";
+import { MYCELIUM_SERVICE, myceliumService } from "../mycelium/service.ts";
 import { RB, reboot } from "../sys/ffi.ts";
 import { createApp } from "../ui/app.ts";
-import { bindAddresses, serveApp } from "../ui/serve.ts";
+import { bindAddresses, type Listener, serveApp } from "../ui/serve.ts";
 import { watchPowerButton } from "./acpi.ts";
 import { scheduleReap } from "./reaper.ts";
 import { startSupervision } from "./services.ts";
@@ -83,10 +86,33 @@ export async function runPid1(): Promise<void> {
   const ctx = await boot();
   installSignals();
   watchPowerButton(() => request("poweroff", "ACPI power button"));
-  startSupervision({ config: ctx.config, power: request });
+  const sup = startSupervision({ config: ctx.config, power: request });
   const ui = ctx.config.ui;
-  const app = createApp({ hostname: () => hostname(), uptime, allow: ui.allow });
+  let mycelium: MyceliumStatus | null = null;
+  const app = createApp({
+    hostname: () => hostname(),
+    uptime,
+    allow: ui.allow,
+    mycelium: () => mycelium,
+  });
   serveApp(app, bindAddresses(ui.listen), ui.port);
+  const m = ctx.config.mycelium;
+  if (m) {
+    // The UI answers on loopback at once, and on the overlay address as soon as it is usable.
+    if (!sup.has(MYCELIUM_SERVICE)) {
+      try {
+        mkdirSync(dirname(m.key_file), { recursive: true, mode: 0o700 });
+      } catch (e) {
+        log.warn("mycelium", `${dirname(m.key_file)}: ${(e as Error).message}`);
+      }
+      sup.monitor(MYCELIUM_SERVICE, myceliumService(m));
+    }
+    let overlay: Listener[] = [];
+    mycelium = watchMycelium(m.api_addr, m.tun_name, (address) => {
+      for (const l of overlay) l.stop();
+      overlay = serveApp(app, [address], ui.port);
+    });
+  }
   const now = uptime();
   const procStart = processStartUptime();
   log.info(

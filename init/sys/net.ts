@@ -94,3 +94,31 @@ export function addDefaultRoute(gateway: string): void {
     ioctl(fd, SIOCADDRT, rt, `SIOCADDRT default via ${gateway}`);
   });
 }
+
+const AF_INET6 = 10;
+const SIOCGIFINDEX = 0x8933;
+
+/** The kernel's index of an interface. */
+export function ifIndex(name: string): number {
+  return withSocket((fd) => {
+    const req = ifreq(name);
+    ioctl(fd, SIOCGIFINDEX, req, `SIOCGIFINDEX ${name}`);
+    return new DataView(req.buffer).getInt32(16, true);
+  });
+}
+
+/** Adds an IPv6 address (struct in6_ifreq on an AF_INET6 socket); the kernel adds its prefix route. */
+export function addIpv6(name: string, bytes: Uint8Array, prefix: number): void {
+  const index = ifIndex(name);
+  const fd = socket(AF_INET6, SOCK_DGRAM);
+  try {
+    const req = new Uint8Array(24); // in6_addr(16) prefixlen(u32) ifindex(i32)
+    req.set(bytes, 0);
+    const dv = new DataView(req.buffer);
+    dv.setUint32(16, prefix, true);
+    dv.setInt32(20, index, true);
+    ioctl(fd, SIOCSIFADDR, req, `SIOCSIFADDR ${name} ipv6/${prefix}`);
+  } finally {
+    close(fd);
+  }
+}

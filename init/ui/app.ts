@@ -18,6 +18,8 @@ export interface UiDeps {
   uptime(): number;
   /** Extra client CIDRs allowed besides loopback and mycelium. */
   allow: readonly string[];
+  /** mycelium's state and address (null when the VM has no [mycelium]). */
+  mycelium?: () => unknown;
 }
 
 /** Builds the app. Every request from a non-allowed source gets 403. */
@@ -35,7 +37,13 @@ export function createApp(deps: UiDeps) {
     await next();
   });
   app.get("/health", (c) =>
-    c.json({ status: "ok", version: VERSION, hostname: deps.hostname(), uptime: deps.uptime() }),
+    c.json({
+      status: "ok",
+      version: VERSION,
+      hostname: deps.hostname(),
+      uptime: deps.uptime(),
+      mycelium: deps.mycelium?.() ?? null,
+    }),
   );
   app.notFound((c) => c.json({ error: "not found" }, 404));
   app.onError((err, c) => c.json({ error: "internal error", reason: err.message }, 500));

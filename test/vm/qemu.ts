@@ -34,6 +34,8 @@ export interface BootOptions {
   extraArgs?: string[];
   /** For the console log's file name. */
   name?: string;
+  /** Run QEMU inside this network namespace (for tap devices the test made there). */
+  netns?: string;
 }
 
 /** A free TCP port on 127.0.0.1. */
@@ -94,6 +96,7 @@ export async function bootVm(o: BootOptions): Promise<Vm> {
     qmpSocket: qmpPath,
   });
   args.push(...(o.extraArgs ?? []));
+  if (o.netns) args.unshift("ip", "netns", "exec", o.netns);
   const proc = Bun.spawn(args, { stdout: "ignore", stderr: "pipe", stdin: "ignore" });
   live.add(proc);
   let stderr = "";
