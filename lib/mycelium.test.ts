@@ -1,5 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import ipaddr from "ipaddr.js";
 import {
   addressOfPublicKey,
@@ -61,4 +63,31 @@ describe("mycelium identity", () => {
   test("a key file must be 32 bytes", () => {
     expect(() => publicKeyOf(new Uint8Array(31))).toThrow("32 bytes");
   });
+});
+
+describe("against the real mycelium binary (set MYCELIUM_BIN to run)", () => {
+  test.skipIf(!process.env.MYCELIUM_BIN)(
+    "`mycelium inspect --json -k KEY` gives our public key and address",
+    () => {
+      const dir = mkdtempSync(`${tmpdir()}/myc-real-`);
+      try {
+        for (let i = 0; i < 5; i++) {
+          const key = generateKey();
+          writeFileSync(`${dir}/key.bin`, key);
+          const p = Bun.spawnSync([
+            process.env.MYCELIUM_BIN as string,
+            "inspect",
+            "--json",
+            "-k",
+            `${dir}/key.bin`,
+          ]);
+          const got = JSON.parse(p.stdout.toString()) as { publicKey: string; address: string };
+          expect(got.publicKey).toBe(Buffer.from(publicKeyOf(key)).toString("hex"));
+          expect(ipaddr.parse(got.address).toString()).toBe(addressOfPublicKey(publicKeyOf(key)));
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });

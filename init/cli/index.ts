@@ -34,6 +34,9 @@ host commands:
   deploy --template NAME|--rootfs PATH --out DIR [--format initramfs|ext4] [--manifest F] [--vm-config F]
   vm run DIR [--port 9999]                 boot a deployment in QEMU (Ctrl-C: power button)
 
+mycelium (in the VM):
+  mycelium status | peers | add-peer URI | remove-peer URI
+
 other commands:
   init [-c DIR] [-s SOCKET]... [-b LINES]   run the supervisor outside PID 1
   version                                   print the version
@@ -55,6 +58,8 @@ export async function runCli(argv0: string, args: string[]): Promise<number> {
       return (await import("./init-mode.ts")).runInitMode(rest);
     case "inject":
       return (await import("./inject.ts")).runInject(rest);
+    case "mycelium":
+      return (await import("./mycelium.ts")).runMycelium(rest);
     case "deploy":
       return (await import("./host.ts")).runHost("deploy", rest);
     case "template":

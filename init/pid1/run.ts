@@ -86,9 +86,9 @@ export async function runPid1(): Promise<void> {
   const ctx = await boot();
   installSignals();
   watchPowerButton(() => request("poweroff", "ACPI power button"));
-  const sup = startSupervision({ config: ctx.config, power: request });
-  const ui = ctx.config.ui;
   let mycelium: MyceliumStatus | null = null;
+  const sup = startSupervision({ config: ctx.config, power: request, mycelium: () => mycelium });
+  const ui = ctx.config.ui;
   const app = createApp({
     hostname: () => hostname(),
     uptime,

@@ -7,6 +7,8 @@ import type { VmConfig } from "../../lib/vm-config.ts";
 import { controlApi } from "../control/api.ts";
 import { startControlServer } from "../control/server.ts";
 import { consoleLine, log } from "../log.ts";
+import { myceliumAdmin } from "../mycelium/admin.ts";
+import type { MyceliumStatus } from "../mycelium/discover.ts";
 import { groupOf } from "../supervisor/cgroup.ts";
 import { heroExitLine, jobExit, wasOomKilled } from "../supervisor/job.ts";
 import { monitorDir, readServiceDir } from "../supervisor/load.ts";
@@ -22,6 +24,8 @@ export interface SupervisionOptions {
   sockets?: string[];
   configDir?: string;
   cgroups?: boolean;
+  /** mycelium's live status (PID 1 fills it in once mycelium is watched). */
+  mycelium?: () => MyceliumStatus | null;
   /** Asks for the machine (or the init process) to end. */
   power: (kind: ShutdownKind, reason: string) => void;
 }
@@ -45,6 +49,10 @@ export function openrpc(): unknown {
     "service_stats",
     "stream_currentLogs",
     "stream_subscribeLogs",
+    "mycelium_status",
+    "mycelium_peers",
+    "mycelium_addPeer",
+    "mycelium_removePeer",
   ];
   return {
     openrpc: "1.2.6",
@@ -83,6 +91,7 @@ export function startSupervision(o: SupervisionOptions): Supervisor {
     shutdown: () => o.power("poweroff", "control socket: shutdown"),
     reboot: () => o.power("reboot", "control socket: reboot"),
   });
+  api.mycelium = myceliumAdmin(o.config.mycelium?.api_addr ?? null, o.mycelium ?? (() => null));
   startControlServer(api, o.sockets ?? SOCKET_PATHS, openrpc);
   if (job) {
     // The job runs once: treat it as a oneshot so it is never restarted.

@@ -65,6 +65,17 @@ describe("transition table", () => {
     }
   });
 
+  test("an exit status can carry a detail (why 127)", () => {
+    const t = run("Running", {
+      type: "exited",
+      code: 127,
+      signal: null,
+      ranMs: 1,
+      detail: "cannot exec /x",
+    });
+    expect(t.reason).toBe("exit status 127: cannot exec /x");
+  });
+
   test("stop keeps the state until exit; exit with target Down is Success and no restart", () => {
     expect(run("Running", { type: "stop" }, { alive: true, target: "Down" })).toMatchObject({
       state: "Running",

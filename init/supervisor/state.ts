@@ -37,7 +37,7 @@ export type Event =
   | { type: "spawnFailed"; reason: string }
   | { type: "testPassed" }
   | { type: "testError"; reason: string }
-  | { type: "exited"; code: number | null; signal: string | null; ranMs: number }
+  | { type: "exited"; code: number | null; signal: string | null; ranMs: number; detail?: string }
   | { type: "restartDue" }
   | { type: "giveUp"; reason: string };
 
@@ -72,7 +72,9 @@ const stay = (s: State): Transition => ({ state: s, actions: [] });
 const spawn: Transition = { state: "Spawned", actions: [{ type: "spawn" }] };
 
 function exitStatus(e: Extract<Event, { type: "exited" }>): string {
-  return e.signal ? `killed by ${e.signal}` : `exit status ${e.code}`;
+  return e.signal
+    ? `killed by ${e.signal}`
+    : `exit status ${e.code}${e.detail ? `: ${e.detail}` : ""}`;
 }
 
 function onExited(f: Facts, e: Event): Transition | null {

@@ -211,7 +211,15 @@ export function createSupervisor(opts: SupervisorOptions = {}) {
     // Whatever the main process left in its group belongs to the dead instance.
     const leftovers = groupPids(s.name);
     if (leftovers.length && s.target === "Up") killGroup(s.name);
-    dispatch(s, { type: "exited", code: exit.code, signal: exit.signal, ranMs });
+    // 126/127: the command could not run; the helper's message says why (e.g. "cannot exec … No such file").
+    const detail =
+      exit.code === 126 || exit.code === 127
+        ? ring
+            .since(0, s.name)
+            .filter((l) => l.stream === "stderr")
+            .at(-1)?.text
+        : undefined;
+    dispatch(s, { type: "exited", code: exit.code, signal: exit.signal, ranMs, detail });
     if (s.target === "Down") void finishStop(s);
     opts.onExit?.(s, exit, child.pid);
   }

@@ -112,6 +112,15 @@ peers = ["tcp://192.0.2.10:9651"]
       mode: 0o644,
       data: enc.encode('exec: sh -c "sleep 25; zinit kill mycelium SIGKILL"\noneshot: true\n'),
     },
+    // Peers at run time through the control socket and mycelium's admin API.
+    {
+      type: "file",
+      path: "etc/zinit/peers.yaml",
+      mode: 0o644,
+      data: enc.encode(
+        'exec: sh -c "sleep 12; hero-init mycelium add-peer tcp://192.0.2.20:9651; hero-init mycelium add-peer udp://bad:1; hero-init mycelium remove-peer tcp://192.0.2.10:9651; hero-init mycelium peers; hero-init mycelium status"\noneshot: true\nlog: stdout\nafter: [mycelium]\n',
+      ),
+    },
   ];
   initrd = await buildImage(join(dir, "myc.cpio"), {
     kernel,
@@ -159,6 +168,13 @@ describe("mycelium", () => {
     const refused = curlFrom("2001:db8:1::99", `http://[${predicted}]:9999/health`);
     expect(refused.status).toBe(403);
     expect(refused.body).toContain("2001:db8:1::99");
+    // hero-init mycelium add-peer / remove-peer / peers / status, run by a service in the guest.
+    await vm.waitFor(`hero-init peers: address: ${predicted}`, 60_000);
+    const out = vm.console();
+    expect(out).toContain("hero-init peers: tcp://192.0.2.20:9651 static connecting");
+    expect(out).not.toContain("hero-init peers: tcp://192.0.2.10:9651 static");
+    expect(out).toContain('hero-init peers: invalid peer URI "udp://bad:1"');
+    expect(out).toContain("hero-init peers: state: up");
     // The chaos service kills mycelium; the supervisor restarts it and the UI answers on the address again.
     await vm.waitFor(/mycelium: Running → Error \(killed by SIGKILL\)/, 60_000);
     await vm.waitFor(
@@ -171,6 +187,43 @@ describe("mycelium", () => {
       if (back.status !== 200) await Bun.sleep(1000);
     }
     expect(back.status).toBe(200);
+    await vm.powerdown();
+    expect(await vm.waitExit(90_000)).toBe(0);
+  });
+
+  test("mycelium missing: the VM still boots, the UI serves loopback, status says why", async () => {
+    const missing = await buildImage(join(dir, "missing.cpio"), {
+      kernel,
+      busybox: true,
+      vmToml: `hostname = "nomyc"\nmodules = ["virtio_pci", "virtio_net"]\n[mycelium]\n`,
+      extra: [
+        { type: "dir", path: "etc/zinit", mode: 0o755 },
+        {
+          type: "file",
+          path: "etc/zinit/probe.yaml",
+          mode: 0o644,
+          data: enc.encode(
+            'exec: sh -c "sleep 4; hero-init mycelium status; zinit status mycelium; wget -q -O - http://127.0.0.1:9999/health"\noneshot: true\nlog: stdout\n',
+          ),
+        },
+      ],
+      modules: ["virtio_pci", "virtio_net", "button", "evdev", "tun"],
+    });
+    await using vm = await bootVm({ kernel, initrd: missing, name: "mycelium-missing" });
+    await vm.waitFor(/hero-init boot: READY/, 180_000);
+    await vm.waitFor(/hero-init probe: \{"status":"ok"/, 60_000);
+    const out = vm.console();
+    expect(out).toContain("hero-init probe: state: waiting");
+    expect(out).toMatch(
+      /hero-init probe: reason: .*(Unable to connect|ECONNREFUSED|refused|fetch)/i,
+    );
+    expect(out).toContain(
+      "hero-init probe: state: Error(exit status 127: hero-exec: cannot exec /usr/bin/mycelium: No such file or directory)",
+    );
+    // It keeps being retried with backoff: a binary that arrives later (an update) is picked up.
+    expect(
+      out.match(/supervisor: mycelium: Blocked → Spawned/g)?.length ?? 0,
+    ).toBeGreaterThanOrEqual(2);
     await vm.powerdown();
     expect(await vm.waitExit(90_000)).toBe(0);
   });
