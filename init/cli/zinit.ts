@@ -21,10 +21,10 @@ commands:
   reboot               stop all services and reboot
 `;
 
-/** Pure: YAML for a flat name → value map, zinit style. */
+/** Pure: YAML for a flat name → value map, as zinit prints it (serde_yaml 0.8: "---", no final newline). */
 export function yamlMap(map: Record<string, unknown>): string {
-  const lines = Object.entries(map).map(([k, v]) => `${k}: ${v}`);
-  return `---\n${lines.join("\n")}${lines.length ? "\n" : ""}`;
+  const lines = Object.entries(map).map(([k, v]) => `\n${k}: ${v}`);
+  return lines.length ? `---${lines.join("")}` : "--- {}";
 }
 
 /** Pure: zinit's `status` rendering. */
@@ -37,7 +37,7 @@ export function renderStatus(s: {
 }): string {
   const after = Object.entries(s.after);
   const deps = after.length ? `\n${after.map(([k, v]) => `  ${k}: ${v}`).join("\n")}` : " {}";
-  return `name: ${s.name}\npid: ${s.pid}\nstate: ${s.state}\ntarget: ${s.target}\nafter:${deps}\n`;
+  return `---\nname: ${s.name}\npid: ${s.pid}\nstate: ${s.state}\ntarget: ${s.target}\nafter:${deps}`;
 }
 
 /** Runs the zinit CLI; returns the exit code. */

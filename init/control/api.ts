@@ -17,9 +17,23 @@ import { formatZinit } from "../supervisor/logs.ts";
 import { type Supervisor, SupervisorError } from "../supervisor/supervisor.ts";
 import { type ControlApi, ControlError, RPC } from "./protocol.ts";
 
-/** zinit's rendering of a state in list/status: Error carries its reason. */
-export function stateText(state: string, reason: string): string {
-  return state === "Error" && reason ? `Error(${reason})` : state;
+/**
+ * zinit's rendering of a state in list/status: Rust's Debug of its State,
+ * so an exit shows as `Error(Exited(Pid(42), 3))` or
+ * `Error(Signaled(Pid(42), SIGKILL, false))`. An invalid service file (which
+ * zinit would skip) shows as `Error(config: file:line: field: reason)`.
+ */
+export function stateText(s: {
+  state: string;
+  reason: string;
+  lastExit: { code: number | null; signal: string | null } | null;
+  lastPid: number;
+}): string {
+  if (s.state !== "Error") return s.state;
+  if (s.reason.startsWith("config:")) return `Error(${s.reason})`;
+  if (s.lastExit?.signal) return `Error(Signaled(Pid(${s.lastPid}), ${s.lastExit.signal}, false))`;
+  if (s.lastExit) return `Error(Exited(Pid(${s.lastPid}), ${s.lastExit.code}))`;
+  return `Error(${s.reason})`;
 }
 
 function mapError(e: unknown): never {
@@ -70,7 +84,7 @@ export function controlApi(
       Object.fromEntries(
         sup.names().map((n) => {
           const s = sup.status(n);
-          return [n, stateText(s.state, s.reason)];
+          return [n, stateText(s)];
         }),
       ),
     ),
@@ -79,7 +93,7 @@ export function controlApi(
       return {
         name: s.name,
         pid: s.pid,
-        state: stateText(s.state, s.reason),
+        state: stateText(s),
         target: s.target,
         after: s.after,
       };

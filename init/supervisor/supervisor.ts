@@ -36,6 +36,8 @@ export interface Service {
   restarts: number;
   history: RestartHistory;
   lastExit: ExitInfo | null;
+  /** Pid of the process that exited last (zinit shows it in Error states). */
+  lastPid: number;
   /** Set when the service file is invalid: it is shown but never started. */
   configError: InputError | null;
   timers: { restart?: Timer; test?: Timer; kill?: Timer };
@@ -55,6 +57,7 @@ export interface ServiceStatus {
   restarts: number;
   uptimeMs: number | null;
   lastExit: ExitInfo | null;
+  lastPid: number;
 }
 
 /** Thrown for requests the supervisor refuses; `code` maps to zinit's errors. */
@@ -208,6 +211,7 @@ export function createSupervisor(opts: SupervisorOptions = {}) {
     clearTimeout(s.timers.test);
     const ranMs = Date.now() - child.startedAt;
     s.lastExit = exit;
+    s.lastPid = child.pid;
     // Whatever the main process left in its group belongs to the dead instance.
     const leftovers = groupPids(s.name);
     if (leftovers.length && s.target === "Up") killGroup(s.name);
@@ -372,6 +376,7 @@ export function createSupervisor(opts: SupervisorOptions = {}) {
       restarts: 0,
       history: noHistory(),
       lastExit: null,
+      lastPid: 0,
       configError,
       timers: {},
       stopWaiters: [],
@@ -492,6 +497,7 @@ export function createSupervisor(opts: SupervisorOptions = {}) {
         restarts: s.restarts,
         uptimeMs: s.child && s.startedAt ? Date.now() - s.startedAt : null,
         lastExit: s.lastExit,
+        lastPid: s.lastPid,
       };
     },
     /** Names, sorted. */

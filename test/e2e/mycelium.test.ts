@@ -203,7 +203,7 @@ describe("mycelium", () => {
           path: "etc/zinit/probe.yaml",
           mode: 0o644,
           data: enc.encode(
-            'exec: sh -c "sleep 4; hero-init mycelium status; zinit status mycelium; wget -q -O - http://127.0.0.1:9999/health"\noneshot: true\nlog: stdout\n',
+            'exec: sh -c "sleep 4; hero-init mycelium status; zinit status mycelium; echo; wget -q -O - http://127.0.0.1:9999/health"\noneshot: true\nlog: stdout\n',
           ),
         },
       ],
@@ -217,8 +217,9 @@ describe("mycelium", () => {
     expect(out).toMatch(
       /hero-init probe: reason: .*(Unable to connect|ECONNREFUSED|refused|fetch)/i,
     );
+    expect(out).toMatch(/hero-init probe: state: Error\(Exited\(Pid\(\d+\), 127\)\)/);
     expect(out).toContain(
-      "hero-init probe: state: Error(exit status 127: hero-exec: cannot exec /usr/bin/mycelium: No such file or directory)",
+      "supervisor: mycelium: Running → Error (exit status 127: hero-exec: cannot exec /usr/bin/mycelium: No such file or directory)",
     );
     // It keeps being retried with backoff: a binary that arrives later (an update) is picked up.
     expect(
