@@ -110,7 +110,10 @@ peers = ["tcp://192.0.2.10:9651"]
       type: "file",
       path: "etc/zinit/chaos.yaml",
       mode: 0o644,
-      data: enc.encode('exec: sh -c "sleep 25; zinit kill mycelium SIGKILL"\noneshot: true\n'),
+      // …and right after, asks the UI on loopback, which must still answer while mycelium is down.
+      data: enc.encode(
+        'exec: sh -c "sleep 25; zinit kill mycelium SIGKILL; wget -q -O - http://127.0.0.1:9999/health; echo"\noneshot: true\nlog: stdout\n',
+      ),
     },
     // Peers at run time through the control socket and mycelium's admin API.
     {
@@ -177,6 +180,7 @@ describe("mycelium", () => {
     expect(out).toContain("hero-init peers: state: up");
     // The chaos service kills mycelium; the supervisor restarts it and the UI answers on the address again.
     await vm.waitFor(/mycelium: Running → Error \(killed by SIGKILL\)/, 60_000);
+    await vm.waitFor(/hero-init chaos: \{"status":"ok"/, 30_000);
     await vm.waitFor(
       /mycelium: Running → Error \(killed by SIGKILL\)[\s\S]*mycelium: Spawned → Running/,
       60_000,
