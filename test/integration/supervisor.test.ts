@@ -34,16 +34,21 @@ const cgroot = CG_PARENT ? `${CG_PARENT}/hero-it-${process.pid}` : undefined;
 let daemon: ReturnType<typeof Bun.spawn>;
 let daemonOut = "";
 
+// Sleep durations unique to this run: the pgrep-based checks below must never
+// see (or kill) the processes of another run on the same machine.
+const S_PREFIX = String(100_000 + (process.pid % 800_000));
+const S = (n: number) => `${S_PREFIX}${n}`;
+
 const services: Record<string, string> = {
-  base: `exec: sh -c "echo base up; exec sleep 1000"\n`,
+  base: `exec: sh -c "echo base up; exec sleep ${S(0)}"\n`,
   setup: `exec: sh -c "echo setup done"\noneshot: true\nafter: [base]\n`,
-  web: `exec: sleep 1001\nafter:\n  - setup\ntest: "true"\n`,
-  waiter: `exec: sleep 1002\nafter: [ghost]\n`,
-  forker: `exec: sh -c "setsid sleep 1003 & echo forked; exec sleep 1004"\nshutdown_timeout: 3\n`,
+  web: `exec: sleep ${S(1)}\nafter:\n  - setup\ntest: "true"\n`,
+  waiter: `exec: sleep ${S(2)}\nafter: [ghost]\n`,
+  forker: `exec: sh -c "setsid sleep ${S(3)} & echo forked; exec sleep ${S(4)}"\nshutdown_timeout: 3\n`,
   storm: `exec: sh -c "exit 7"\nrestart:\n  delay: 20\n  limit: 4\n  window: 60\n`,
   broken: `exec: [nope\n`,
-  cyc1: `exec: sleep 1005\nafter: [cyc2]\n`,
-  cyc2: `exec: sleep 1005\nafter: [cyc1]\n`,
+  cyc1: `exec: sleep ${S(5)}\nafter: [cyc2]\n`,
+  cyc2: `exec: sleep ${S(5)}\nafter: [cyc1]\n`,
 };
 
 async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -122,7 +127,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   daemon.kill("SIGKILL");
-  for (const p of hostPids("sleep 100[0-6]")) process.kill(Number(p), "SIGKILL");
+  for (const p of hostPids(`sleep ${S_PREFIX}[0-6]$`)) process.kill(Number(p), "SIGKILL");
   if (cgroot) {
     for (const n of Object.keys(services)) {
       try {
@@ -190,12 +195,12 @@ describe("zinit CLI against the running daemon", () => {
   });
 
   test("stop waits until a double-forked, setsid'd daemon is gone too", async () => {
-    await waitFor(async () => hostPids("sleep 1003").length === 1 || undefined);
+    await waitFor(async () => hostPids(`sleep ${S(3)}$`).length === 1 || undefined);
     const r = await cli("stop", "forker");
     expect(r.code).toBe(0);
     // When stop returns, the whole tree is gone (the escaped grandchild included).
-    expect(hostPids("sleep 1003")).toEqual([]);
-    expect(hostPids("sleep 1004")).toEqual([]);
+    expect(hostPids(`sleep ${S(3)}$`)).toEqual([]);
+    expect(hostPids(`sleep ${S(4)}$`)).toEqual([]);
     expect((await cli("status", "forker")).out).toContain("target: Down");
   });
 
@@ -296,11 +301,11 @@ describe("JSON-RPC 2.0", () => {
   test("service_create, service_get, service_monitor, service_delete", async () => {
     const created = await rpc("service_create", {
       name: "made",
-      content: { exec: "sleep 1005", oneshot: false },
+      content: { exec: `sleep ${S(5)}`, oneshot: false },
     });
     expect(created.result).toContain("made");
-    expect(readFileSync(join(etc, "made.yaml"), "utf8")).toContain("sleep 1005");
-    expect((await rpc("service_get", ["made"])).result).toMatchObject({ exec: "sleep 1005" });
+    expect(readFileSync(join(etc, "made.yaml"), "utf8")).toContain(`sleep ${S(5)}`);
+    expect((await rpc("service_get", ["made"])).result).toMatchObject({ exec: `sleep ${S(5)}` });
     expect((await rpc("service_create", ["made", { exec: "x" }])).error.code).toBe(-32007);
     expect((await rpc("service_create", ["bad", { exec: 5 }])).error.code).toBe(-32008);
     expect((await rpc("service_create", ["../evil", { exec: "x" }])).error.code).toBe(-32602);
@@ -316,7 +321,7 @@ describe("JSON-RPC 2.0", () => {
 
   test("a service blocked on an undefined dependency starts once that service appears", async () => {
     expect((await rpc("service_status", ["waiter"])).result.state).toBe("Blocked");
-    await rpc("service_create", ["ghost", { exec: "sleep 1006" }]);
+    await rpc("service_create", ["ghost", { exec: `sleep ${S(6)}` }]);
     expect((await rpc("service_monitor", ["ghost"])).result).toBeNull();
     await waitFor(
       async () => (await rpc("service_status", ["waiter"])).result.state === "Running" || undefined,
@@ -365,6 +370,40 @@ describe("JSON-RPC 2.0", () => {
   });
 });
 
+describe("fuzzing the control socket", () => {
+  test("2,000 random requests on 200 connections: every one answered or closed, the daemon keeps serving", async () => {
+    let seed = 12345;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    const pieces = [
+      '{"jsonrpc":"2.0","id":1,"method":"service_status","params":["web"]}',
+      "status web",
+      "list",
+      "{",
+      "[",
+      '"',
+      "\0",
+      "\xff",
+      "kill web SIGNOPE",
+      "log",
+      '{"jsonrpc":"2.0","method":"service_stop","params":[]}',
+    ];
+    for (let c = 0; c < 200; c++) {
+      let payload = "";
+      for (let k = 0; k < 10; k++) {
+        const p = pieces[rnd(pieces.length)] as string;
+        const at = rnd(p.length + 1);
+        payload += `${p.slice(0, at)}${String.fromCharCode(rnd(256))}${p.slice(at)}${rnd(3) ? "\n" : ""}`;
+      }
+      await raw(`${payload}\n`, false);
+    }
+    expect((await rpc("service_list")).result.web).toBe("Running");
+    expect(daemon.exitCode).toBeNull();
+  });
+});
+
 describe("no daemon", () => {
   test("a clear message and exit 1", async () => {
     const p = Bun.spawnSync([BIN, "-s", join(dir, "absent.sock"), "list"]);
@@ -382,6 +421,6 @@ describe("shutdown", () => {
     const iBase = order.findIndex((o) => o?.includes("base"));
     expect(iWeb).toBeGreaterThanOrEqual(0);
     expect(iWeb).toBeLessThan(iBase);
-    expect(hostPids("sleep 100[0-6]")).toEqual([]);
+    expect(hostPids(`sleep ${S_PREFIX}[0-6]$`)).toEqual([]);
   });
 });
