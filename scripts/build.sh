@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds dist/hero-init (Bun standalone, x86-64 glibc, NOT stripped: strip
 # would drop the embedded program and leave plain bun) and dist/preinit
-# (static musl, ~25 KB).
+# (static musl, ~30 KB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p dist

@@ -20,11 +20,10 @@
  * into a cgroup; moving the pid afterwards races with an early fork). Exit
  * codes follow the shell: 127 not found, 126 not executable.
  *
- * Built with musl-gcc -static -Os: ~15 KB, no runtime dependencies.
+ * Built with musl-gcc -static -Os: no stdio, ~20 KB, no runtime dependencies.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -41,12 +40,24 @@
 
 extern char **environ;
 
-static void say(const char *a, const char *b, const char *c) {
-  /* One write per line so a concurrent kernel message cannot split it. */
-  char line[512];
-  int n = snprintf(line, sizeof line, "hero-init preinit: %s%s%s\n", a, b ? b : "", c ? c : "");
-  if (n > 0) (void)!write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+/* Appends `s` to buf[*n] (bounded); no stdio keeps the static binary small. */
+static void put(char *buf, size_t cap, size_t *n, const char *s) {
+  while (s && *s && *n + 1 < cap) buf[(*n)++] = *s++;
 }
+
+/* Writes the pieces as one line to fd (one write, so a kernel message cannot split it). */
+static void line(int fd, const char *prefix, const char *a, const char *b, const char *c) {
+  char buf[512];
+  size_t n = 0;
+  put(buf, sizeof buf, &n, prefix);
+  put(buf, sizeof buf, &n, a);
+  put(buf, sizeof buf, &n, b);
+  put(buf, sizeof buf, &n, c);
+  buf[n++] = '\n';
+  (void)!write(fd, buf, n);
+}
+
+static void say(const char *a, const char *b, const char *c) { line(2, "hero-init preinit: ", a, b, c); }
 
 static int is_dir(const char *p) {
   struct stat st;
@@ -84,7 +95,9 @@ static const char *cmdline_override(char *buf, size_t len) {
   cmd[n] = 0;
   for (char *tok = strtok(cmd, " \n"); tok; tok = strtok(NULL, " \n")) {
     if (strncmp(tok, "hero.init=", 10) == 0 && tok[10] == '/') {
-      snprintf(buf, len, "%s", tok + 10);
+      size_t n = 0;
+      put(buf, len, &n, tok + 10);
+      buf[n] = 0;
       return buf;
     }
   }
@@ -100,20 +113,28 @@ static int hero_exec(int argc, char **argv) {
     else break;
   }
   if (i >= argc) {
-    fprintf(stderr, "usage: hero-exec [-c CGROUP_DIR] -- PROG [ARGS...]\n");
+    line(2, "usage: hero-exec [-c CGROUP_DIR] -- PROG [ARGS...]", NULL, NULL, NULL);
     return 2;
   }
   if (cg) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/cgroup.procs", cg);
+    size_t n = 0;
+    put(path, sizeof path, &n, cg);
+    put(path, sizeof path, &n, "/cgroup.procs");
+    path[n] = 0;
     int fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0 || write(fd, "0", 1) != 1)
-      fprintf(stderr, "hero-exec: cannot join cgroup %s: %s\n", cg, strerror(errno));
+      line(2, "hero-exec: cannot join cgroup ", cg, ": ", strerror(errno));
     if (fd >= 0) close(fd);
   }
   execvp(argv[i], argv + i);
   int e = errno;
-  fprintf(stderr, "hero-exec: cannot exec %s: %s\n", argv[i], strerror(e));
+  char what[1024];
+  size_t n = 0;
+  put(what, sizeof what, &n, argv[i]);
+  put(what, sizeof what, &n, ": ");
+  what[n] = 0;
+  line(2, "hero-exec: cannot exec ", what, strerror(e), NULL);
   return e == ENOENT ? 127 : 126;
 }
 
