@@ -51,6 +51,8 @@ export interface Deployment {
   kernel: { vmlinuz: string; version: string };
   kernelCmdline: string;
   agentToken: string;
+  /** Where the one-time UI password was written (0600), when deploy generated it; null if the config had a hash. */
+  uiPasswordFile: string | null;
   /** The UI's URL on the mycelium address: known before boot once mycelium lands (null until then). */
   uiUrl: string | null;
   myceliumAddress: string | null;
@@ -79,13 +81,30 @@ export async function deployVm(o: DeployVmOptions): Promise<Deployment> {
   mkdirSync(out, { recursive: true });
   const kernel = o.kernel ?? (await ensureKernel());
   const tpl = o.template ? loadTemplate(o.template) : null;
-  const vmToml = mergeVmConfig(tpl?.vmToml ?? "", o.vm);
+  let vmToml = mergeVmConfig(tpl?.vmToml ?? "", o.vm);
+  // No UI password given: make a one-time one. Only its hash goes into the VM;
+  // the password itself is written 0600 next to the image for the operator.
+  let uiPasswordFile: string | null = null;
+  const raw = parseToml(vmToml, "vm.toml");
+  const ui = (raw.ui ?? {}) as Record<string, unknown>;
+  if (!ui.password_hash) {
+    const pw = randomBytes(15).toString("base64url");
+    raw.ui = { ...ui, password_hash: await Bun.password.hash(pw, { algorithm: "argon2id" }) };
+    vmToml = stringifyToml(raw);
+    uiPasswordFile = join(out, "ui-password");
+    writeFileSync(uiPasswordFile, `${pw}\n`, { mode: 0o600 });
+  }
   const cfg = validateVmConfig(parseToml(vmToml, "vm.toml"), "vm.toml").config;
   const modules = [...new Set([...BASE_MODULES, ...cfg.modules, ...(cfg.mycelium ? ["tun"] : [])])];
   const agentToken = randomBytes(32).toString("hex");
   const secrets: Record<string, Uint8Array> = {
     "/etc/hero-init/agent.token": new TextEncoder().encode(`${agentToken}\n`),
   };
+  if (cfg.ssh_authorized_keys.length) {
+    secrets["/root/.ssh/authorized_keys"] = new TextEncoder().encode(
+      `${cfg.ssh_authorized_keys.join("\n")}\n`,
+    );
+  }
   // mycelium: the key is made here (and kept in <out> so a re-deploy keeps the address),
   // so the VM's overlay address and UI URL are known before it boots.
   let myceliumAddress: string | null = null;
@@ -148,6 +167,7 @@ export async function deployVm(o: DeployVmOptions): Promise<Deployment> {
     kernel: { vmlinuz: kernel.vmlinuz, version: kernel.version },
     kernelCmdline: cmdline,
     agentToken,
+    uiPasswordFile,
     uiUrl: myceliumAddress ? `http://[${myceliumAddress}]:${cfg.ui.port}/` : null,
     myceliumAddress,
     report: { changed: report.changed, privateLoader: report.privateLoader, notes: report.notes },

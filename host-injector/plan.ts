@@ -155,13 +155,17 @@ export function buildPlan(i: PlanInputs): PlanEntry[] {
     "/etc/hero-init",
     "/var/log",
   ];
+  const secretParents = new Set(
+    Object.keys(i.secrets ?? {}).map((p) => p.slice(0, p.lastIndexOf("/"))),
+  );
   for (const d of [
     ...mountpoints.flatMap((m) => [...parents(m), m]),
     ...files.flatMap((f) => parents(f.path)),
   ]) {
     if (seen.has(d))
       throw new InputError("path", `${d} is both a directory and a file`, { field: d });
-    const secretDir = d === "/etc/hero-init";
+    // The directory holding a secret is 0700 (/etc/hero-init, /root/.ssh, the mycelium key's).
+    const secretDir = d === "/etc/hero-init" || secretParents.has(d);
     const mode = d === "/tmp" ? 0o1777 : secretDir ? 0o700 : 0o755;
     const own = secretDir || d === LAYOUT.dir || d.startsWith(`${LAYOUT.dir}/`);
     dirs.set(d, { kind: "dir", path: d, mode, uid: 0, gid: 0, own });

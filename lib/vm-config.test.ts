@@ -77,3 +77,24 @@ describe("[mycelium]", () => {
     );
   });
 });
+
+describe("[ui] secrets and ssh keys", () => {
+  test("a plain password is refused where a hash belongs; a real hash is accepted", async () => {
+    const bad = parseVmConfig(`[ui]\npassword_hash = "hunter2"\n`, "vm.toml");
+    expect(bad.errors[0]?.toString()).toContain("ui.password_hash: must be a password hash");
+    const hash = await Bun.password.hash("pw", { algorithm: "argon2id" });
+    const good = parseVmConfig(`[ui]\npassword_hash = "${hash}"\n`, "vm.toml");
+    expect(good.errors).toEqual([]);
+    expect(good.config.ui.terminal).toBe(false);
+  });
+
+  test("ssh_authorized_keys must be OpenSSH public key lines", () => {
+    expect(
+      parseVmConfig(`ssh_authorized_keys = ["ssh-ed25519 AAAAC3Nza op@host"]\n`, "vm.toml").errors,
+    ).toEqual([]);
+    expect(
+      parseVmConfig(`ssh_authorized_keys = ["-----BEGIN OPENSSH PRIVATE KEY-----"]\n`, "vm.toml")
+        .errors,
+    ).toHaveLength(1);
+  });
+});

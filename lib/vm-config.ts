@@ -68,6 +68,28 @@ const UiSchema = v.strictObject({
   listen: v.optional(v.array(v.string()), []),
   /** Extra client CIDRs allowed besides loopback and 400::/7. */
   allow: v.optional(v.array(v.string()), []),
+  /** Hash (Bun.password: argon2id/bcrypt PHC string) of the admin password; none: read-only on loopback. */
+  password_hash: v.optional(
+    v.pipe(
+      v.string(),
+      v.regex(
+        /^\$(argon2(id|i|d)|2[aby])\$/,
+        "must be a password hash (argon2 or bcrypt), never a plain password",
+      ),
+    ),
+  ),
+  /** Hash of a read-only password (optional second role). */
+  readonly_password_hash: v.optional(
+    v.pipe(
+      v.string(),
+      v.regex(
+        /^\$(argon2(id|i|d)|2[aby])\$/,
+        "must be a password hash (argon2 or bcrypt), never a plain password",
+      ),
+    ),
+  ),
+  /** The debug web terminal: off unless set (admins only, allowed addresses only). */
+  terminal: v.optional(v.boolean(), false),
 });
 
 const PeerUri = v.pipe(
@@ -131,7 +153,20 @@ export const VmConfigSchema = v.strictObject({
     [],
   ),
   network: v.optional(NetworkSchema, { interfaces: [], dns: [], search: [] }),
-  ui: v.optional(UiSchema, { port: 9999, listen: [], allow: [] }),
+  ui: v.optional(UiSchema, { port: 9999, listen: [], allow: [], terminal: false }),
+  /** SSH public keys for root, written to /root/.ssh/authorized_keys by the injector. */
+  ssh_authorized_keys: v.optional(
+    v.array(
+      v.pipe(
+        v.string(),
+        v.regex(
+          /^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp\d+|sk-\S+) [A-Za-z0-9+/=]+( .*)?$/,
+          "must be an OpenSSH public key line",
+        ),
+      ),
+    ),
+    [],
+  ),
   services: v.optional(ServicesSchema, { dir: "/etc/zinit", ring_size: 2000 }),
   job: v.optional(JobSchema),
   mycelium: v.optional(MyceliumSchema),

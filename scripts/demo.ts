@@ -80,6 +80,7 @@ const health = await fetch(`${url}health`).then(
   (e) => String(e),
 );
 console.log(`demo: READY. UI address: ${url}  (health: ${health})`);
+console.log(`demo: UI password (one-time, admin): in ${join(work, "vm", "ui-password")}`);
 console.log("demo: press Ctrl-C to power the VM off.");
 if (process.env.DEMO_EXIT_AFTER_READY) vm.kill("SIGINT");
 const code = await vm.exited;

@@ -107,7 +107,12 @@ const deploy = defineCommand({
         `image:   ${d.image}\ninitrd:  ${d.initrd}\nkernel:  ${d.kernel.vmlinuz}\ncmdline: ${d.kernelCmdline || "(none)"}\n`,
       );
       process.stdout.write(
-        `agent token: in ${a.out}/deployment.json (0600)\nrun it:  hero-init vm run ${a.out}\n`,
+        `agent token: in ${a.out}/deployment.json (0600)\n` +
+          (d.uiPasswordFile
+            ? `UI password (one-time, admin): in ${d.uiPasswordFile} (0600)\n`
+            : "") +
+          (d.uiUrl ? `UI (mycelium): ${d.uiUrl}\n` : "") +
+          `run it:  hero-init vm run ${a.out}\n`,
       );
     }
   },

@@ -5,9 +5,10 @@
  * (plain and with a tmpfs overlay), and the Debian template.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { readConcatenated } from "../../host-injector/cpio/newc.ts";
 import { type Deployment, deployVm } from "../../host-injector/deploy.ts";
 import { ensureKernel, type Kernel } from "../../host-injector/kernel.ts";
 import { parseToml } from "../../lib/toml.ts";
@@ -47,15 +48,34 @@ async function bootAndCheck(d: Deployment, name: string): Promise<string> {
 
 describe("deploy_vm boots", () => {
   test("minimal template as an initramfs (busybox, no glibc → private loader)", async () => {
+    const key =
+      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHeroInitTestKeyHeroInitTestKeyHeroInit operator@example";
     const d = await deployVm({
       template: "minimal",
       format: "initramfs",
       out: join(dir, "min-cpio"),
-      vm,
+      vm: { ...vm, ssh_authorized_keys: [key] },
       kernel,
     });
     expect(d.report.privateLoader).toBe(true);
     expect(d.agentToken).toMatch(/^[0-9a-f]{64}$/);
+    // The one-time UI password: 0600 next to the image; only its hash is in the VM.
+    const pwFile = d.uiPasswordFile as string;
+    expect(statSync(pwFile).mode & 0o777).toBe(0o600);
+    const password = readFileSync(pwFile, "utf8").trim();
+    const files = new Map(
+      readConcatenated(new Uint8Array(readFileSync(d.image)))
+        .flat()
+        .map((r) => [r.path, r]),
+    );
+    const vmToml = new TextDecoder().decode(files.get("etc/hero-init/vm.toml")?.data);
+    expect(vmToml).not.toContain(password);
+    const hash = /password_hash = "([^"]+)"/.exec(vmToml)?.[1] as string;
+    expect(await Bun.password.verify(password, hash)).toBe(true);
+    expect((files.get("etc/hero-init/vm.toml")?.mode ?? 0) & 0o777).toBe(0o600);
+    expect(new TextDecoder().decode(files.get("root/.ssh/authorized_keys")?.data)).toBe(`${key}\n`);
+    expect((files.get("root/.ssh/authorized_keys")?.mode ?? 0) & 0o777).toBe(0o600);
+    expect((files.get("root/.ssh")?.mode ?? 0) & 0o777).toBe(0o700);
     const out = await bootAndCheck(d, "deploy-min-cpio");
     expect(out).toContain("supervisor: syslogd: Spawned → Running");
     expect(out).toMatch(/reboot: Power down/);
