@@ -11,7 +11,7 @@ import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureKernel } from "../host-injector/kernel.ts";
-import { out, sh } from "./lib.ts";
+import { out, printRatios, ratio, sh } from "./lib.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const HERO = join(ROOT, "dist/hero-init");
@@ -76,7 +76,7 @@ try {
       );
     }
   } else out("ext4_2g_virt_customize_s", "not installed (apt-get install libguestfs-tools)");
-  if (virt) out("ext4_2g_ratio_hero_vs_virt_customize", hero / virt);
+  if (virt) ratio("ratio_ext4_2g_hero_vs_virt_customize", hero / virt);
 
   // A Debian-sized initramfs (~ the debian template without hero-init).
   const initrd = join(dir, "debian.cpio");
@@ -101,7 +101,8 @@ try {
   });
   out("initramfs_append_s", append);
   out("initramfs_rebuild_s", rebuild);
-  out("initramfs_ratio_append_vs_rebuild", append / rebuild);
+  ratio("ratio_initramfs_append_vs_rebuild", append / rebuild);
+  printRatios();
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -45,3 +45,14 @@ export function isMyceliumAddress(ip: string): boolean {
   const [net, bits] = ipaddr.parseCIDR(MYCELIUM_RANGE);
   return ipaddr.IPv6.parse(ip).match(net, bits);
 }
+
+const LOOPBACK = parseCidrs(["127.0.0.0/8", "::1/128"]);
+
+/** True if `ip` is a loopback address (IPv4-mapped IPv6 included). */
+export function isLoopbackClient(ip: string | undefined | null): boolean {
+  if (!ip || !ipaddr.isValid(ip)) return false;
+  let addr = ipaddr.parse(ip);
+  if (addr.kind() === "ipv6" && (addr as ipaddr.IPv6).isIPv4MappedAddress())
+    addr = (addr as ipaddr.IPv6).toIPv4Address();
+  return LOOPBACK.some(([net, bits]) => net.kind() === addr.kind() && addr.match(net, bits));
+}

@@ -21,13 +21,34 @@ commands:
   reboot               stop all services and reboot
 `;
 
-/** Pure: YAML for a flat name → value map, as zinit prints it (serde_yaml 0.8: "---", no final newline). */
-export function yamlMap(map: Record<string, unknown>): string {
-  const lines = Object.entries(map).map(([k, v]) => `\n${k}: ${v}`);
-  return lines.length ? `---${lines.join("")}` : "--- {}";
+/**
+ * Pure: a YAML string scalar as zinit's emitter (yaml-rust 0.4 `need_quotes`)
+ * writes it: bare unless it could be misread, else double-quoted with JSON
+ * escapes. `Error(Exited(Pid(4242), 1))` is quoted because of the comma.
+ */
+export function yamlScalar(v: string): string {
+  const reserved =
+    /^(yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF|null|Null|NULL|~)$/;
+  const quote =
+    v === "" ||
+    v.startsWith(" ") ||
+    v.endsWith(" ") ||
+    /^[&*?|\-<>=!%@.]/.test(v) ||
+    v.startsWith("0x") ||
+    /[:{}[\],#`"'\\]/.test(v) ||
+    [...v].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f) ||
+    reserved.test(v) ||
+    (v.trim() !== "" && !Number.isNaN(Number(v)));
+  return quote ? JSON.stringify(v) : v;
 }
 
-/** Pure: zinit's `status` rendering. */
+/** Pure: YAML for a flat name → value map, as zinit prints it (serde_yaml 0.8: "---", final newline). */
+export function yamlMap(map: Record<string, unknown>): string {
+  const lines = Object.entries(map).map(([k, v]) => `\n${yamlScalar(k)}: ${yamlScalar(String(v))}`);
+  return lines.length ? `---${lines.join("")}\n` : "---\n{}\n";
+}
+
+/** Pure: zinit's `status` rendering (struct field order name, pid, state, target, after). */
 export function renderStatus(s: {
   name: string;
   pid: number;
@@ -36,8 +57,10 @@ export function renderStatus(s: {
   after: Record<string, string>;
 }): string {
   const after = Object.entries(s.after);
-  const deps = after.length ? `\n${after.map(([k, v]) => `  ${k}: ${v}`).join("\n")}` : " {}";
-  return `---\nname: ${s.name}\npid: ${s.pid}\nstate: ${s.state}\ntarget: ${s.target}\nafter:${deps}`;
+  const deps = after.length
+    ? `\n${after.map(([k, v]) => `  ${yamlScalar(k)}: ${yamlScalar(v)}`).join("\n")}`
+    : " {}";
+  return `---\nname: ${yamlScalar(s.name)}\npid: ${s.pid}\nstate: ${yamlScalar(s.state)}\ntarget: ${s.target}\nafter:${deps}\n`;
 }
 
 /** Runs the zinit CLI; returns the exit code. */

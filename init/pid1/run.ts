@@ -4,17 +4,19 @@
  * the signal handlers, the power button watcher and the orphan reaper, then
  * serves the UI and prints READY.
  */
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { hostname } from "node:os";
 import { dirname } from "node:path";
 import type { BootContext } from "../boot/context.ts";
 import { boot } from "../boot/index.ts";
-import { describeError, log, uptime } from "../log.ts";
+import { describeError, log, logHistory, uptime } from "../log.ts";
 import { type MyceliumStatus, watchMycelium } from "../mycelium/discover.ts";
 import { MYCELIUM_SERVICE, myceliumService } from "../mycelium/service.ts";
 import { RB, reboot } from "../sys/ffi.ts";
 import { createApp } from "../ui/app.ts";
 import { bindAddresses, type Listener, serveApp } from "../ui/serve.ts";
+import { supervisorSource } from "../ui/source.ts";
+import { createTerminals } from "../ui/terminal.ts";
 import { watchPowerButton } from "./acpi.ts";
 import { scheduleReap } from "./reaper.ts";
 import { startSupervision } from "./services.ts";
@@ -57,15 +59,18 @@ function installSignals(): void {
   setInterval(scheduleReap, 1000);
 }
 
-function processStartUptime(): number {
-  try {
-    const stat = readFileSync("/proc/self/stat", "latin1");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return Number(fields[19]) / 100; // starttime, in clock ticks (USER_HZ = 100)
-  } catch {
-    return Number.NaN;
-  }
+/**
+ * When the pre-init exec'ed hero-init (seconds since boot; it stamps
+ * HERO_PREINIT_EXEC). The variable is removed so services do not inherit it.
+ * Without a pre-init, NaN: the task's start time would predate the
+ * initramfs unpacking and mislead.
+ */
+function execUptime(): number {
+  const v = process.env.HERO_PREINIT_EXEC;
+  delete process.env.HERO_PREINIT_EXEC;
+  return v && /^\d+\.\d{3}$/.test(v) ? Number(v) : Number.NaN;
 }
+const preinitExec = execUptime();
 
 /** Debug switch `hero.fault=uncaught|rejection`: proves the guards in a real VM. */
 function injectFault(ctx: BootContext): void {
@@ -89,13 +94,26 @@ export async function runPid1(): Promise<void> {
   let mycelium: MyceliumStatus | null = null;
   const sup = startSupervision({ config: ctx.config, power: request, mycelium: () => mycelium });
   const ui = ctx.config.ui;
+  const terminals = ui.terminal ? createTerminals() : null;
   const app = createApp({
     hostname: () => hostname(),
     uptime,
     allow: ui.allow,
     mycelium: () => mycelium,
+    source: supervisorSource(sup, {
+      hostname: () => hostname(),
+      mycelium: () => mycelium,
+      bootLog: logHistory,
+    }),
+    passwordHash: ui.password_hash,
+    readonlyPasswordHash: ui.readonly_password_hash,
+    terminals,
   });
-  serveApp(app, bindAddresses(ui.listen), ui.port);
+  if (!ui.password_hash)
+    log.info("ui", "no [ui] password_hash: the UI is read-only, loopback only");
+  if (terminals) log.warn("ui", "debug web terminal enabled ([ui] terminal = true): admins only");
+  const websocket = terminals?.websocket;
+  serveApp(app, bindAddresses(ui.listen), ui.port, websocket);
   const m = ctx.config.mycelium;
   if (m) {
     // The UI answers on loopback at once, and on the overlay address as soon as it is usable.
@@ -110,15 +128,14 @@ export async function runPid1(): Promise<void> {
     let overlay: Listener[] = [];
     mycelium = watchMycelium(m.api_addr, m.tun_name, (address) => {
       for (const l of overlay) l.stop();
-      overlay = serveApp(app, [address], ui.port);
+      overlay = serveApp(app, [address], ui.port, websocket);
     });
   }
   const now = uptime();
-  const procStart = processStartUptime();
   log.info(
     "boot",
     `READY at ${now.toFixed(3)} s uptime; hero-init started at ${startedAt.toFixed(3)} s, ` +
-      `PID 1 exec'ed at ${procStart.toFixed(2)} s; ${ctx.configErrors.length} config errors`,
+      `pre-init exec'ed it at ${preinitExec.toFixed(3)} s; ${ctx.configErrors.length} config errors`,
   );
   injectFault(ctx);
 }

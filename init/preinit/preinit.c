@@ -29,6 +29,7 @@
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef HERO_INIT_PATH
@@ -138,6 +139,29 @@ static int hero_exec(int argc, char **argv) {
   return e == ENOENT ? 127 : 126;
 }
 
+/*
+ * HERO_PREINIT_EXEC=<seconds since boot, ms precision>: when hero-init is
+ * exec'ed, so its boot log can split "kernel + initramfs" from "Bun start"
+ * (the task's own start time predates the initramfs unpacking).
+ */
+static void stamp_exec_time(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_BOOTTIME, &ts) != 0) return;
+  char digits[24], out[32];
+  size_t d = 0, n = 0;
+  unsigned long long v = (unsigned long long)ts.tv_sec * 1000ULL + (unsigned long long)(ts.tv_nsec / 1000000);
+  do {
+    digits[d++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v && d < sizeof digits);
+  while (d < 4) digits[d++] = '0';
+  while (d > 3) out[n++] = digits[--d];
+  out[n++] = '.';
+  while (d > 0) out[n++] = digits[--d];
+  out[n] = 0;
+  setenv("HERO_PREINIT_EXEC", out, 1);
+}
+
 int main(int argc, char **argv) {
   const char *base = strrchr(argv[0], '/');
   base = base ? base + 1 : argv[0];
@@ -149,6 +173,7 @@ int main(int argc, char **argv) {
     ensure_console();
   }
   setenv("NO_COLOR", "1", 1);
+  stamp_exec_time();
 
   char override[1024];
   const char *candidates[] = {cmdline_override(override, sizeof override), HERO_INIT_PATH,

@@ -119,6 +119,28 @@ export function spawnChild(
   };
 }
 
+/** Options of a non-service child (see spawnOwned). */
+export type OwnedSpawnOptions = Omit<
+  Bun.SpawnOptions.SpawnOptions<"ignore", "ignore", "ignore">,
+  "stdio" | "stdin" | "stdout" | "stderr"
+>;
+
+/**
+ * Bun.spawn for children that are not services (the UI's debug terminal,
+ * the guest agent's exec): registered in the reaper's owned set while they
+ * run, so PID 1's orphan scan never waits for them and Bun's `exited` keeps
+ * working. Output goes through `terminal` (a PTY) or is ignored.
+ */
+export function spawnOwned(argv: string[], opts: OwnedSpawnOptions): Bun.Subprocess {
+  const proc = Bun.spawn(
+    argv,
+    opts.terminal ? opts : { ...opts, stdin: "ignore", stdout: "ignore", stderr: "ignore" },
+  );
+  ownedPids.add(proc.pid);
+  proc.exited.finally(() => ownedPids.delete(proc.pid)).catch(() => {});
+  return proc;
+}
+
 function joinPid(cgroup: string, pid: number): void {
   try {
     writeFileSync(`${cgroup}/cgroup.procs`, String(pid));

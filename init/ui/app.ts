@@ -1,18 +1,53 @@
 /**
- * The HTTP app served on :9999 (Hono). Runtime-free: the client address comes
- * from `c.env.requestIP` (Bun's server in production, a stub in tests), so it
- * is tested with `app.request` without opening a port.
+ * The status UI and its JSON API on :9999 (Hono). Runtime-free: the client
+ * address and the WebSocket upgrade come from `c.env` (Bun's server in
+ * production, a stub in tests), so it is tested with `app.request`.
+ *
+ * Order of checks on every request: source address (loopback, mycelium,
+ * configured CIDRs; else 403) → session/role (no password configured:
+ * read-only on loopback only) → CSRF token and Origin on every POST →
+ * role for actions (admin). See docs/api.md.
  */
+
+import type { Context } from "hono";
 import { Hono } from "hono";
-import { isAllowedClient, parseCidrs } from "../../lib/net-acl.ts";
+import { bodyLimit } from "hono/body-limit";
+import { isAllowedClient, isLoopbackClient, parseCidrs } from "../../lib/net-acl.ts";
 import { VERSION } from "../../lib/version.ts";
+import { log } from "../log.ts";
+import { ASSETS } from "./assets.ts";
+import {
+  cookieValue,
+  createLoginLimiter,
+  createSessions,
+  type Role,
+  roleFor,
+  SESSION_COOKIE,
+  type Session,
+  type Sessions,
+  safeEqual,
+  sessionCookie,
+} from "./auth.ts";
+import {
+  errorPage,
+  loginPage,
+  overviewPage,
+  servicePage,
+  servicesPage,
+  terminalPage,
+  updatesPage,
+  type Viewer,
+} from "./pages.ts";
+import type { Action, UiSource } from "./source.ts";
+import type { TerminalData, Terminals } from "./terminal.ts";
 
 /** What the server passes as `env`: Bun's server, or a test stub. */
 export interface UiEnv {
   requestIP(req: Request): { address: string } | null;
+  upgrade?(req: Request, opts: { data: TerminalData }): boolean;
 }
 
-/** Read-only facts the app shows; functions so they are always current. */
+/** What the app needs. */
 export interface UiDeps {
   hostname(): string;
   uptime(): number;
@@ -20,12 +55,52 @@ export interface UiDeps {
   allow: readonly string[];
   /** mycelium's state and address (null when the VM has no [mycelium]). */
   mycelium?: () => unknown;
+  /** The data and actions; without it only /health exists. */
+  source?: UiSource;
+  /** Bun.password hashes from vm.toml [ui]. */
+  passwordHash?: string;
+  readonlyPasswordHash?: string;
+  /** The debug terminal manager; absent = disabled. */
+  terminals?: Terminals | null;
+  sessions?: Sessions;
+  limiter?: ReturnType<typeof createLoginLimiter>;
+  /** Most concurrent SSE log followers (default 256). */
+  maxFollowers?: number;
+  /** SSE heartbeat period (default 15 s; Bun's idleTimeout is 255 s at most). */
+  heartbeatMs?: number;
 }
 
-/** Builds the app. Every request from a non-allowed source gets 403. */
+type C = Context<{
+  Bindings: UiEnv;
+  Variables: { ip: string; session: Session | null; role: Role | null };
+}>;
+
+const ACTIONS = new Set<Action>(["start", "stop", "restart", "kill"]);
+const SESSION_TTL_S = 12 * 3600;
+
+const SECURITY_HEADERS: Record<string, string> = {
+  "Content-Security-Policy":
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  "X-Content-Type-Options": "nosniff",
+  "Referrer-Policy": "no-referrer",
+  "X-Frame-Options": "DENY",
+  "Cache-Control": "no-store",
+};
+
+/** Builds the app. */
 export function createApp(deps: UiDeps) {
   const extra = parseCidrs(deps.allow);
-  const app = new Hono<{ Bindings: UiEnv }>();
+  const sessions = deps.sessions ?? createSessions();
+  const limiter = deps.limiter ?? createLoginLimiter();
+  const policy = { hasPassword: Boolean(deps.passwordHash) };
+  const maxFollowers = deps.maxFollowers ?? 256;
+  const heartbeatMs = deps.heartbeatMs ?? 15_000;
+  let followers = 0;
+  const app = new Hono<{
+    Bindings: UiEnv;
+    Variables: { ip: string; session: Session | null; role: Role | null };
+  }>();
+
   app.use("*", async (c, next) => {
     const ip = c.env?.requestIP?.(c.req.raw)?.address;
     if (!isAllowedClient(ip, extra)) {
@@ -34,8 +109,22 @@ export function createApp(deps: UiDeps) {
         403,
       );
     }
+    const session = sessions.get(cookieValue(c.req.header("cookie"), SESSION_COOKIE));
+    c.set("ip", ip as string);
+    c.set("session", session);
+    c.set("role", roleFor(policy, session, isLoopbackClient(ip)));
     await next();
+    for (const [k, v] of Object.entries(SECURITY_HEADERS))
+      if (!c.res.headers.has(k)) c.res.headers.set(k, v);
   });
+  app.use(
+    "*",
+    bodyLimit({
+      maxSize: 64 * 1024,
+      onError: (c) => c.json({ error: "request body too large (64 KiB max)" }, 413),
+    }),
+  );
+
   app.get("/health", (c) =>
     c.json({
       status: "ok",
@@ -45,7 +134,317 @@ export function createApp(deps: UiDeps) {
       mycelium: deps.mycelium?.() ?? null,
     }),
   );
-  app.notFound((c) => c.json({ error: "not found" }, 404));
-  app.onError((err, c) => c.json({ error: "internal error", reason: err.message }, 500));
+
+  // Embedded assets (no CDN: the UI works offline).
+  const asset = (body: string, type: string) => (c: C) =>
+    c.body(body, 200, { "Content-Type": type, "Cache-Control": "public, max-age=3600" });
+  app.get("/assets/app.css", asset(ASSETS.appCss, "text/css; charset=utf-8"));
+  app.get("/assets/app.js", asset(ASSETS.appJs, "text/javascript; charset=utf-8"));
+  app.get("/assets/xterm.css", asset(ASSETS.xtermCss, "text/css; charset=utf-8"));
+  app.get("/assets/xterm.js", asset(ASSETS.xtermJs, "text/javascript; charset=utf-8"));
+
+  const source = deps.source;
+  if (!source) {
+    app.notFound((c) => c.json({ error: "not found" }, 404));
+    return app;
+  }
+
+  const isApi = (c: C) => c.req.path.startsWith("/api/");
+  const viewer = (c: C): Viewer => ({
+    role: c.get("role") as Role,
+    csrf: c.get("session")?.csrf ?? null,
+    loggedIn: c.get("session") !== null,
+    terminal: Boolean(deps.terminals),
+  });
+  const refuse = (c: C, status: 401 | 403 | 404 | 400 | 429 | 501 | 503, message: string) =>
+    isApi(c)
+      ? c.json({ error: message }, status)
+      : c.html(errorPage(c.get("role") ? viewer(c) : null, String(status), message), status);
+
+  /** Login: the only page reachable without a role. */
+  const login = async (c: C, password: unknown) => {
+    const ip = c.get("ip");
+    if (!deps.passwordHash)
+      return refuse(c, 403, "no UI password is configured: the UI is read-only on loopback only");
+    const wait = limiter.check(ip);
+    if (wait !== null) {
+      c.header("Retry-After", String(wait));
+      return refuse(c, 429, `too many failed logins: retry in ${wait} s`);
+    }
+    let role: Role | null = null;
+    if (typeof password === "string" && password.length > 0 && password.length <= 1024) {
+      if (await verify(password, deps.passwordHash)) role = "admin";
+      else if (deps.readonlyPasswordHash && (await verify(password, deps.readonlyPasswordHash)))
+        role = "readonly";
+    }
+    if (!role) {
+      limiter.fail(ip);
+      log.warn("ui", `failed login from ${ip}`);
+      if (isApi(c)) return c.json({ error: "wrong password" }, 401);
+      return c.html(loginPage("Wrong password."), 401);
+    }
+    limiter.succeed(ip);
+    const s = sessions.create(role, ip);
+    log.info("ui", `${role} logged in from ${ip}`);
+    c.header(
+      "Set-Cookie",
+      sessionCookie(s.id, SESSION_TTL_S, new URL(c.req.url).protocol === "https:"),
+    );
+    return isApi(c) ? c.json({ role, csrf: s.csrf }) : c.redirect("/", 303);
+  };
+
+  // CSRF: every POST carries the session's token (form field or header) and, when the
+  // browser sends one, an Origin equal to the page's own. Login has no session yet: Origin only.
+  app.post("*", async (c, next) => {
+    const origin = c.req.header("origin");
+    if (origin && origin !== "null" && origin !== new URL(c.req.url).origin)
+      return refuse(c, 403, `cross-origin request from ${origin} refused`);
+    if (origin === "null") return refuse(c, 403, "request from an opaque origin refused");
+    if (c.req.path === "/login" || c.req.path === "/api/v1/login") return next();
+    const s = c.get("session");
+    if (!s) return refuse(c, 401, "log in first");
+    let token = c.req.header("x-csrf-token");
+    if (
+      !token &&
+      (c.req.header("content-type") ?? "").includes("application/x-www-form-urlencoded")
+    ) {
+      const f = await c.req.parseBody();
+      token = typeof f.csrf === "string" ? f.csrf : undefined;
+    }
+    if (!token || !safeEqual(token, s.csrf)) return refuse(c, 403, "missing or wrong CSRF token");
+    return next();
+  });
+
+  app.get("/login", (c) => {
+    if (!deps.passwordHash)
+      return refuse(c, 403, "no UI password is configured: the UI is read-only on loopback only");
+    return c.html(loginPage(null));
+  });
+  app.post("/login", async (c) => {
+    const f = await c.req.parseBody();
+    return login(c, f.password);
+  });
+  app.post("/api/v1/login", async (c) => {
+    const body = await c.req.json().catch(() => null);
+    return login(c, (body as { password?: unknown } | null)?.password);
+  });
+  const logout = (c: C) => {
+    const s = c.get("session");
+    if (s) sessions.destroy(s.id);
+    c.header("Set-Cookie", sessionCookie("", 0, false));
+    return isApi(c) ? c.json({ ok: true }) : c.redirect("/login", 303);
+  };
+  app.post("/logout", logout);
+  app.post("/api/v1/logout", logout);
+
+  // Everything below needs a role.
+  app.use("*", async (c, next) => {
+    if (c.get("role")) return next();
+    if (!deps.passwordHash)
+      return refuse(c, 403, "no UI password is configured: the UI is read-only on loopback only");
+    if (!isApi(c) && c.req.method === "GET") return c.redirect("/login", 303);
+    return refuse(c, 401, "log in first");
+  });
+  const needAdmin = (c: C) =>
+    c.get("role") === "admin" ? null : refuse(c, 403, "this needs the admin role");
+
+  app.get("/api/v1/session", (c) =>
+    c.json({ role: c.get("role"), csrf: c.get("session")?.csrf ?? null }),
+  );
+  app.get("/api/v1/overview", (c) => c.json(source.overview()));
+  app.get("/api/v1/services", (c) => c.json(source.services()));
+  app.get("/api/v1/services/:name", (c) => {
+    const s = source.service(c.req.param("name"));
+    return s ? c.json(s) : refuse(c, 404, `no service "${c.req.param("name")}"`);
+  });
+  app.get("/api/v1/updates", (c) => c.json(source.updates()));
+  app.get("/api/v1/boot-log", (c) => c.json(source.bootLog()));
+
+  // Logs: JSON lines after a sequence number, or a live SSE stream.
+  const logs = (c: C, service: string | undefined) => {
+    if (service !== undefined && !source.service(service))
+      return refuse(c, 404, `no service "${service}"`);
+    const after = Number(c.req.header("last-event-id") ?? c.req.query("after") ?? 0);
+    const from = Number.isSafeInteger(after) && after >= 0 ? after : 0;
+    if (!(c.req.header("accept") ?? "").includes("text/event-stream"))
+      return c.json(source.logs.since(from, service));
+    if (followers >= maxFollowers) return refuse(c, 503, `at most ${maxFollowers} log followers`);
+    return sse(c, service, from);
+  };
+  app.get("/api/v1/logs", (c) => logs(c, undefined));
+  app.get("/api/v1/services/:name/logs", (c) => logs(c, c.req.param("name")));
+
+  const sse = (c: C, service: string | undefined, after: number) => {
+    const enc = new TextEncoder();
+    let cleanup = () => {};
+    followers++;
+    const stream = new ReadableStream<Uint8Array>(
+      {
+        start(ctrl) {
+          let done = false;
+          let unsub = () => {};
+          let beat: ReturnType<typeof setInterval> | undefined;
+          cleanup = () => {
+            if (done) return;
+            done = true;
+            followers--;
+            unsub();
+            clearInterval(beat);
+          };
+          const send = (text: string) => {
+            if (done) return;
+            // A client that stops reading is dropped, never buffered without bound:
+            // it reconnects with Last-Event-ID and loses nothing still in the ring.
+            if ((ctrl.desiredSize ?? 1) <= 0) {
+              cleanup();
+              try {
+                ctrl.close();
+              } catch {}
+              return;
+            }
+            ctrl.enqueue(enc.encode(text));
+          };
+          const event = (l: { seq: number }) =>
+            `id: ${l.seq}\nevent: log\ndata: ${JSON.stringify(l)}\n\n`;
+          send("retry: 2000\n\n");
+          const backlog = source.logs.since(after, service);
+          const first = backlog[0];
+          if (after > 0 && first && first.seq > after + 1)
+            send(`event: gap\ndata: ${JSON.stringify({ missed: first.seq - after - 1 })}\n\n`);
+          for (const l of backlog) send(event(l));
+          unsub = source.logs.subscribe((l) => {
+            if (service === undefined || l.service === service) send(event(l));
+          });
+          beat = setInterval(() => send(": heartbeat\n\n"), heartbeatMs);
+          c.req.raw.signal?.addEventListener("abort", () => cleanup());
+        },
+        cancel() {
+          cleanup();
+        },
+      },
+      { highWaterMark: 4096 },
+    );
+    return new Response(stream, {
+      headers: {
+        "Content-Type": "text/event-stream; charset=utf-8",
+        "Cache-Control": "no-store",
+        "X-Accel-Buffering": "no",
+      },
+    });
+  };
+
+  // Actions: POST only (CSRF-checked above), admin only.
+  const act = async (c: C, name: string, action: string, signal?: string) => {
+    const no = needAdmin(c);
+    if (no) return no;
+    if (!ACTIONS.has(action as Action)) return refuse(c, 404, `unknown action "${action}"`);
+    if (!source.service(name)) return refuse(c, 404, `no service "${name}"`);
+    if (signal !== undefined && !/^(SIG)?[A-Z0-9]{2,10}$/.test(signal))
+      return refuse(c, 400, `invalid signal "${signal}"`);
+    try {
+      await source.action(name, action as Action, signal);
+    } catch (e) {
+      return refuse(c, 400, `${action} ${name}: ${(e as Error).message}`);
+    }
+    log.info("ui", `${action} ${name} by ${c.get("role")} from ${c.get("ip")}`);
+    return null;
+  };
+  app.post("/api/v1/services/:name/:action", async (c) => {
+    const body = (await c.req.json().catch(() => ({}))) as { signal?: unknown };
+    const sig = typeof body?.signal === "string" ? body.signal : undefined;
+    const r = await act(c, c.req.param("name"), c.req.param("action"), sig);
+    return r ?? c.json(source.service(c.req.param("name")));
+  });
+  app.post("/services/:name/:action", async (c) => {
+    const f = await c.req.parseBody();
+    const name = c.req.param("name");
+    const r = await act(
+      c,
+      name,
+      c.req.param("action"),
+      typeof f.signal === "string" ? f.signal : undefined,
+    );
+    if (r) return r;
+    const back =
+      typeof f.back === "string" && /^\/[A-Za-z0-9/%._@-]*$/.test(f.back) ? f.back : "/services";
+    return c.redirect(back, 303);
+  });
+
+  // Updates: wired to the updater once it exists.
+  const update = async (c: C, what: "check" | "apply" | "rollback") => {
+    const no = needAdmin(c);
+    if (no) return no;
+    if (!source.updater) return refuse(c, 501, "no updater is configured in this VM");
+    try {
+      const r = await source.updater[what]();
+      log.info("ui", `update ${what} by admin from ${c.get("ip")}`);
+      return isApi(c) ? c.json(r ?? { ok: true }) : c.redirect("/updates", 303);
+    } catch (e) {
+      return refuse(c, 400, `${what}: ${(e as Error).message}`);
+    }
+  };
+  for (const what of ["check", "apply", "rollback"] as const) {
+    app.post(`/api/v1/updates/${what}`, (c) => update(c, what));
+    app.post(`/updates/${what}`, (c) => update(c, what));
+  }
+
+  // Pages.
+  app.get("/", (c) =>
+    c.html(overviewPage(viewer(c), source.overview(), source.services(), source.bootLog())),
+  );
+  app.get("/services", (c) => c.html(servicesPage(viewer(c), source.services())));
+  app.get("/services/:name", (c) => {
+    const s = source.service(c.req.param("name"));
+    return s
+      ? c.html(servicePage(viewer(c), s))
+      : refuse(c, 404, `no service "${c.req.param("name")}"`);
+  });
+  app.get("/updates", (c) => c.html(updatesPage(viewer(c), source.updates())));
+
+  // The debug terminal: enabled by vm.toml, admins only, same origin, CSRF token in the URL.
+  const terminalGate = (c: C) => {
+    if (!deps.terminals)
+      return refuse(c, 404, "the debug terminal is disabled in this VM's config");
+    return needAdmin(c);
+  };
+  app.get("/terminal", (c) => terminalGate(c) ?? c.html(terminalPage(viewer(c))));
+  app.get("/terminal/ws", (c) => {
+    const no = terminalGate(c);
+    if (no) return no;
+    const terminals = deps.terminals as Terminals;
+    const origin = c.req.header("origin");
+    if (!origin || origin !== new URL(c.req.url).origin)
+      return refuse(c, 403, "the terminal needs a same-origin WebSocket");
+    const s = c.get("session");
+    const token = c.req.query("csrf");
+    if (!s || !token || !safeEqual(token, s.csrf))
+      return refuse(c, 403, "missing or wrong CSRF token");
+    if (!terminals.canOpen()) return refuse(c, 503, `at most ${terminals.max} terminal sessions`);
+    const cols = Math.min(1000, Math.max(2, Number(c.req.query("cols")) || 80));
+    const rows = Math.min(500, Math.max(2, Number(c.req.query("rows")) || 24));
+    const ok = c.env.upgrade?.(c.req.raw, {
+      data: { kind: "terminal", ip: c.get("ip"), cols, rows },
+    });
+    if (!ok) return refuse(c, 400, "expected a WebSocket upgrade");
+    return new Response(null);
+  });
+
+  app.notFound((c) =>
+    isApi(c) || !c.get("role")
+      ? c.json({ error: "not found" }, 404)
+      : c.html(errorPage(viewer(c), "404", "not found"), 404),
+  );
+  app.onError((err, c) => {
+    log.error("ui", `${c.req.method} ${c.req.path}: ${err.message}`);
+    return c.json({ error: "internal error" }, 500);
+  });
   return app;
+}
+
+async function verify(password: string, hash: string): Promise<boolean> {
+  try {
+    return await Bun.password.verify(password, hash);
+  } catch {
+    return false;
+  }
 }

@@ -3,8 +3,10 @@
  * A bind failure is logged and the others still serve; the UI failing never
  * touches PID 1's other work.
  */
+import type { WebSocketHandler } from "bun";
 import { log } from "../log.ts";
 import type { createApp } from "./app.ts";
+import type { TerminalData } from "./terminal.ts";
 
 /** A bound listener, so it can be stopped or rebound. */
 export interface Listener {
@@ -30,6 +32,7 @@ export function serveApp(
   app: ReturnType<typeof createApp>,
   addresses: readonly string[],
   port: number,
+  websocket?: WebSocketHandler<TerminalData>,
 ): Listener[] {
   const out: Listener[] = [];
   for (const hostname of addresses) {
@@ -41,6 +44,8 @@ export function serveApp(
         idleTimeout: 255,
         maxRequestBodySize: 1024 * 1024,
         fetch: (req, srv) => app.fetch(req, srv),
+        // Without a terminal manager no upgrade is ever made; Bun still wants a handler.
+        websocket: websocket ?? { message() {} },
         error: (err) => new Response(`internal error: ${err.message}`, { status: 500 }),
       });
       out.push({ address: hostname, stop: () => server.stop(true) });

@@ -145,17 +145,18 @@ describe("zinit CLI against the running daemon", () => {
   test("list prints zinit's YAML, sorted, with every state kind", async () => {
     const r = await cli("list");
     expect(r.code).toBe(0);
-    // serde_yaml 0.8, as zinit prints it: "---", one "name: State" per line, no final newline.
+    // serde_yaml 0.8, as zinit prints it: "---", one "name: State" per line, a final newline,
+    // values the YAML emitter would misread double-quoted.
     const lines = r.out.split("\n");
     expect(lines[0]).toBe("---");
-    expect(r.out.endsWith("\n")).toBe(false);
+    expect(r.out.endsWith("\n")).toBe(true);
     expect(lines).toContain("base: Running");
     expect(lines).toContain("setup: Success");
     expect(lines).toContain("web: Running");
     expect(lines).toContain("waiter: Blocked");
-    expect(lines.find((l) => l.startsWith("broken: "))).toMatch(
-      /^broken: Error\(config: .*broken\.yaml.*\)$/,
-    );
+    const broken = lines.find((l) => l.startsWith("broken: ")) ?? "";
+    expect(broken).toMatch(/^broken: "Error\(config: .*broken\.yaml.*\)"$/);
+    expect(JSON.parse(broken.slice("broken: ".length))).toStartWith("Error(config: ");
     expect(lines).toContain("cyc1: Blocked");
     const names = lines
       .slice(1)
@@ -169,7 +170,7 @@ describe("zinit CLI against the running daemon", () => {
     const pid = /pid: (\d+)/.exec(r.out)?.[1];
     expect(Number(pid)).toBeGreaterThan(1);
     expect(r.out).toBe(
-      `---\nname: web\npid: ${pid}\nstate: Running\ntarget: Up\nafter:\n  setup: Success`,
+      `---\nname: web\npid: ${pid}\nstate: Running\ntarget: Up\nafter:\n  setup: Success\n`,
     );
   });
 
