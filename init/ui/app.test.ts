@@ -227,7 +227,7 @@ describe("actions: POST, admin, CSRF", () => {
     for (const headers of [
       { cookie: s.cookie },
       { cookie: s.cookie, "x-csrf-token": "0".repeat(64) },
-    ]) {
+    ] as Record<string, string>[]) {
       const res = await app.request(
         "/api/v1/services/web/restart",
         { method: "POST", headers },
