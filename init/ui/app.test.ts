@@ -1,9 +1,8 @@
 import { beforeAll, describe, expect, test } from "bun:test";
-import { createRing } from "../supervisor/logs.ts";
 import { createApp, type UiDeps, type UiEnv } from "./app.ts";
 import { createLoginLimiter } from "./auth.ts";
+import { fakeSource } from "./fake-source.ts";
 import { bindAddresses } from "./serve.ts";
-import type { Action, ServiceDetail, UiSource } from "./source.ts";
 import { createTerminals } from "./terminal.ts";
 
 const from = (address: string, upgrade?: UiEnv["upgrade"]): UiEnv => ({
@@ -13,51 +12,6 @@ const from = (address: string, upgrade?: UiEnv["upgrade"]): UiEnv => ({
 const LOOP = from("127.0.0.1");
 const MYC = from("4ab:cd::1");
 const health = createApp({ hostname: () => "vm1", uptime: () => 12.5, allow: ["10.0.2.2/32"] });
-
-/** An in-memory UiSource: real log ring, services as plain records. */
-function fakeSource() {
-  const ring = createRing(100);
-  const calls: [string, Action, string | undefined][] = [];
-  const svc = (name: string, state = "Running"): ServiceDetail => ({
-    name,
-    state,
-    target: "Up",
-    pid: 42,
-    uptimeMs: 5000,
-    restarts: 1,
-    oneshot: false,
-    memoryBytes: 1 << 20,
-    cpuUsec: 1500,
-    reason: "",
-    after: {},
-    spec: { exec: `run ${name}` },
-  });
-  const services = new Map<string, ServiceDetail>([
-    ["web", svc("web")],
-    ["<script>alert(1)</script>", svc("<script>alert(1)</script>", "Error(<b>boom</b>)")],
-  ]);
-  const source: UiSource = {
-    overview: () => ({
-      hostname: "vm1",
-      uptimeS: 61,
-      load: [0.1, 0.2, 0.3],
-      memory: { totalBytes: 1 << 30, availableBytes: 1 << 29 },
-      disks: [],
-      interfaces: [{ name: "mycelium", addresses: [{ address: "4ab:cd::1", mycelium: true }] }],
-      versions: { heroInit: "test", binaries: [] },
-      mycelium: null,
-    }),
-    services: () => [...services.values()],
-    service: (n) => services.get(n) ?? null,
-    logs: { since: (a, s) => ring.since(a, s), subscribe: (fn) => ring.subscribe(fn) },
-    async action(name, action, signal) {
-      calls.push([name, action, signal]);
-    },
-    bootLog: () => ["[0.1] boot: <mounts>"],
-    updates: () => ({ installed: [], manifest: null, lastCheck: null, available: false }),
-  };
-  return { source, ring, calls };
-}
 
 let adminHash = "";
 let roHash = "";

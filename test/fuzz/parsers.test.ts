@@ -146,13 +146,30 @@ describe("fuzz", () => {
 describe("fuzz: the HTTP app", () => {
   test("random methods, paths, headers and bodies: never a crash, no 5xx", async () => {
     const { createApp } = await import("../../init/ui/app.ts");
-    const app = createApp({ hostname: () => "h", uptime: () => 1, allow: [] });
+    const { fakeSource } = await import("../../init/ui/fake-source.ts");
+    const open = createApp({
+      hostname: () => "h",
+      uptime: () => 1,
+      allow: [],
+      source: fakeSource().source,
+    });
+    const locked = createApp({
+      hostname: () => "h",
+      uptime: () => 1,
+      allow: [],
+      source: fakeSource().source,
+      passwordHash: await Bun.password.hash("pw", {
+        algorithm: "argon2id",
+        memoryCost: 1024,
+        timeCost: 1,
+      }),
+    });
     const r = rng(7);
     const methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
     const ips = ["127.0.0.1", "::1", "4ab::1", "10.0.0.1", "garbage", ""];
     for (let i = 0; i < 2000; i++) {
       const path =
-        `/${r.mutate(r.pick(["health", "api/services", "x/../../etc/passwd", "%00", "health?x=1"]))}`.replace(
+        `/${r.mutate(r.pick(["health", "api/v1/services", "api/v1/services/web/restart", "services/web", "api/v1/logs?after=3", "login", "api/v1/login", "terminal/ws", "updates/apply", "x/../../etc/passwd", "%00", "health?x=1"]))}`.replace(
           /[\s#]/g,
           "",
         );
@@ -163,12 +180,18 @@ describe("fuzz: the HTTP app", () => {
         continue;
       }
       const method = r.pick(methods);
+      const app = i % 2 ? open : locked;
       const res = await app.request(
         url,
         {
           method,
           headers: {
             "x-junk": String(r.int(1e9)),
+            "content-type": r.pick([
+              "application/json",
+              "application/x-www-form-urlencoded",
+              "text/plain",
+            ]),
             cookie: r.mutate("session=abc").replace(/[\r\n\0]/g, ""),
           },
           body: method === "GET" || method === "HEAD" ? undefined : r.bytes(r.int(200)),
@@ -176,6 +199,7 @@ describe("fuzz: the HTTP app", () => {
         { requestIP: () => ({ address: r.pick(ips) }) },
       );
       expect(res.status).toBeLessThan(500);
+      await res.body?.cancel(); // SSE answers stay open otherwise
     }
   });
 });
