@@ -221,7 +221,8 @@ describe("mycelium", () => {
     expect(out).toMatch(
       /hero-init probe: reason: .*(Unable to connect|ECONNREFUSED|refused|fetch)/i,
     );
-    expect(out).toMatch(/hero-init probe: state: Error\(Exited\(Pid\(\d+\), 127\)\)/);
+    // zinit's YAML emitter quotes it (comma and parentheses).
+    expect(out).toMatch(/hero-init probe: state: "Error\(Exited\(Pid\(\d+\), 127\)\)"/);
     expect(out).toContain(
       "supervisor: mycelium: Running → Error (exit status 127: hero-exec: cannot exec /usr/bin/mycelium: No such file or directory)",
     );
