@@ -24,6 +24,7 @@ PACKAGES=(
   gcc libc6-dev     # a tiny test executable stands in for hero-init in injector unit tests
   b3sum             # reference BLAKE3 to check ours (mycelium addresses)
   chromium fonts-dejavu-core  # the UI tests drive Debian's headless Chromium (playwright-core)
+  minisign          # interoperability tests of manifest signatures
 )
 
 SUDO=""

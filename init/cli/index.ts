@@ -37,6 +37,9 @@ host commands:
 mycelium (in the VM):
   mycelium status | peers | add-peer URI | remove-peer URI
 
+manifest signing (minisign-compatible Ed25519):
+  manifest keygen --out DIR | manifest sign FILE --key KEY | manifest verify FILE --pub PUB
+
 other commands:
   init [-c DIR] [-s SOCKET]... [-b LINES]   run the supervisor outside PID 1
   version                                   print the version
@@ -60,6 +63,8 @@ export async function runCli(argv0: string, args: string[]): Promise<number> {
       return (await import("./inject.ts")).runInject(rest);
     case "mycelium":
       return (await import("./mycelium.ts")).runMycelium(rest);
+    case "manifest":
+      return (await import("./manifest.ts")).runManifest(rest);
     case "deploy":
       return (await import("./host.ts")).runHost("deploy", rest);
     case "template":

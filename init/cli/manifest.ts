@@ -1,0 +1,115 @@
+/**
+ * `hero-init manifest keygen|sign|verify`: the bootstrap server's signing
+ * key and minisign-compatible signatures of bootstrapper.toml (any file).
+ * Keys and signatures are written atomically (temp file + rename); the
+ * secret key is 0600 and an existing key is never overwritten.
+ */
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { basename, join } from "node:path";
+import {
+  formatPublicKey,
+  formatSecretKey,
+  generateKey,
+  keyIdHex,
+  parsePublicKey,
+  parseSecretKey,
+  SignatureError,
+  signMessage,
+  verifyMessage,
+} from "../../lib/minisign.ts";
+
+const USAGE = `usage:
+  hero-init manifest keygen --out DIR            write DIR/hero.pub (0644) and DIR/hero.key (0600)
+  hero-init manifest sign FILE --key KEY [--comment TEXT]   write FILE.minisig
+  hero-init manifest verify FILE --pub PUB [--sig FILE.minisig] [--json]
+Signatures are minisign's format: \`minisign -Vm FILE -p PUB\` verifies them.`;
+
+function atomicWrite(path: string, data: string, mode: number): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, data, { mode, flag: "wx" });
+  renameSync(tmp, path);
+}
+
+function flags(args: string[]): { pos: string[]; opt: Map<string, string | true> } {
+  const pos: string[] = [];
+  const opt = new Map<string, string | true>();
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string;
+    if (a === "--json") opt.set("json", true);
+    else if (a.startsWith("--")) {
+      const v = args[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      opt.set(a.slice(2), v);
+    } else pos.push(a);
+  }
+  return { pos, opt };
+}
+
+/** Runs the command; returns the exit code (0 ok, 1 verification failed, 2 usage/input error). */
+export async function runManifest(args: string[]): Promise<number> {
+  const [cmd, ...rest] = args;
+  try {
+    const { pos, opt } = flags(rest);
+    const need = (k: string) => {
+      const v = opt.get(k);
+      if (typeof v !== "string") throw new Error(`--${k} is required\n${USAGE}`);
+      return v;
+    };
+    if (cmd === "keygen") {
+      const dir = need("out");
+      const pub = join(dir, "hero.pub");
+      const key = join(dir, "hero.key");
+      for (const p of [pub, key])
+        if (existsSync(p)) throw new Error(`${p} exists: refusing to overwrite a key`);
+      const k = generateKey();
+      atomicWrite(key, formatSecretKey(k), 0o600);
+      atomicWrite(pub, formatPublicKey(k), 0o644);
+      console.log(
+        `key ${keyIdHex(k.keyId)}: public ${pub}, secret ${key} (0600, keep it off the fleet)`,
+      );
+      return 0;
+    }
+    if (cmd === "sign") {
+      const file = pos[0];
+      if (!file) throw new Error(`sign: which file?\n${USAGE}`);
+      const k = parseSecretKey(readFileSync(need("key"), "utf8"));
+      const data = new Uint8Array(readFileSync(file));
+      const comment =
+        (opt.get("comment") as string | undefined) ??
+        `timestamp:${Math.floor(Date.now() / 1000)}\tfile:${basename(file)}\thashed`;
+      const out = `${file}.minisig`;
+      const tmp = `${out}.tmp-${process.pid}`;
+      writeFileSync(tmp, signMessage(k, data, comment), { mode: 0o644 });
+      renameSync(tmp, out);
+      console.log(`signed ${file} with key ${keyIdHex(k.keyId)}: ${out}`);
+      return 0;
+    }
+    if (cmd === "verify") {
+      const file = pos[0];
+      if (!file) throw new Error(`verify: which file?\n${USAGE}`);
+      const pub = parsePublicKey(readFileSync(need("pub"), "utf8"));
+      const sigPath = (opt.get("sig") as string | undefined) ?? `${file}.minisig`;
+      try {
+        const v = verifyMessage(new Uint8Array(readFileSync(file)), readFileSync(sigPath, "utf8"), [
+          pub,
+        ]);
+        if (opt.get("json")) console.log(JSON.stringify({ ok: true, ...v }));
+        else
+          console.log(
+            `${file}: good signature from key ${v.keyId}\ntrusted comment: ${v.trustedComment}`,
+          );
+        return 0;
+      } catch (e) {
+        if (!(e instanceof SignatureError)) throw e;
+        if (opt.get("json")) console.log(JSON.stringify({ ok: false, error: e.message }));
+        else console.error(`${file}: ${sigPath}: ${e.message}`);
+        return 1;
+      }
+    }
+    console.error(cmd ? `manifest: unknown command "${cmd}"\n${USAGE}` : USAGE);
+    return 2;
+  } catch (e) {
+    console.error(`manifest ${cmd ?? ""}: ${(e as Error).message}`);
+    return 2;
+  }
+}
