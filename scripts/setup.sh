@@ -25,6 +25,7 @@ PACKAGES=(
   b3sum             # reference BLAKE3 to check ours (mycelium addresses)
   chromium fonts-dejavu-core  # the UI tests drive Debian's headless Chromium (playwright-core)
   minisign          # interoperability tests of manifest signatures
+  nginx             # the bootstrap server tests run real nginx (as the test user, own config)
 )
 
 SUDO=""

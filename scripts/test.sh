@@ -21,7 +21,7 @@ step "build"
 bash scripts/build.sh || { echo "build failed: cannot run the rest"; echo "0 passed, 1 failed"; exit 1; }
 
 step "unit tests"
-"$BUN" test init lib host-injector guest-agent test/fuzz 2>&1 | tee -a "$LOG"
+"$BUN" test init lib host-injector guest-agent update test/fuzz 2>&1 | tee -a "$LOG"
 [ "${PIPESTATUS[0]}" -eq 0 ] || fail=1
 
 step "integration tests (supervisor in a pid namespace)"

@@ -40,6 +40,9 @@ mycelium (in the VM):
 manifest signing (minisign-compatible Ed25519):
   manifest keygen --out DIR | manifest sign FILE --key KEY | manifest verify FILE --pub PUB
 
+bootstrap server:
+  serve DIR [--listen ADDR:PORT]            serve manifests and binaries (default [::]:8080)
+
 other commands:
   init [-c DIR] [-s SOCKET]... [-b LINES]   run the supervisor outside PID 1
   version                                   print the version
@@ -65,6 +68,8 @@ export async function runCli(argv0: string, args: string[]): Promise<number> {
       return (await import("./mycelium.ts")).runMycelium(rest);
     case "manifest":
       return (await import("./manifest.ts")).runManifest(rest);
+    case "serve":
+      return (await import("./serve.ts")).runServe(rest);
     case "deploy":
       return (await import("./host.ts")).runHost("deploy", rest);
     case "template":

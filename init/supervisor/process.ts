@@ -121,20 +121,28 @@ export function spawnChild(
 
 /** Options of a non-service child (see spawnOwned). */
 export type OwnedSpawnOptions = Omit<
-  Bun.SpawnOptions.SpawnOptions<"ignore", "ignore", "ignore">,
-  "stdio" | "stdin" | "stdout" | "stderr"
+  Bun.SpawnOptions.SpawnOptions<"ignore" | "pipe", "ignore" | "pipe", "ignore" | "pipe">,
+  "stdio"
 >;
 
 /**
  * Bun.spawn for children that are not services (the UI's debug terminal,
  * the guest agent's exec): registered in the reaper's owned set while they
  * run, so PID 1's orphan scan never waits for them and Bun's `exited` keeps
- * working. Output goes through `terminal` (a PTY) or is ignored.
+ * working. Output goes through `terminal` (a PTY), pipes the caller asks
+ * for, or is ignored (the default: never PID 1's console).
  */
 export function spawnOwned(argv: string[], opts: OwnedSpawnOptions): Bun.Subprocess {
   const proc = Bun.spawn(
     argv,
-    opts.terminal ? opts : { ...opts, stdin: "ignore", stdout: "ignore", stderr: "ignore" },
+    opts.terminal
+      ? opts
+      : {
+          ...opts,
+          stdin: opts.stdin ?? "ignore",
+          stdout: opts.stdout ?? "ignore",
+          stderr: opts.stderr ?? "ignore",
+        },
   );
   ownedPids.add(proc.pid);
   proc.exited.finally(() => ownedPids.delete(proc.pid)).catch(() => {});

@@ -1,0 +1,233 @@
+/**
+ * The documented nginx config (the ```nginx block of docs/bootstrap-server.md,
+ * extracted, not copied) run by Debian's nginx as the current user on a
+ * loopback port, serving the same tree as `hero-init serve`: the update
+ * client's conditional GET gets a 304 for an unchanged manifest, a
+ * download resumes with Range + If-Range, and both servers answer the same
+ * requests the same way. Skipped (with the reason) only when nginx is absent.
+ */
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { createHash } from "node:crypto";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { conditionalGet, download } from "../../update/download.ts";
+import { type BootstrapServer, startServer } from "../../update/serve.ts";
+
+setDefaultTimeout(30_000);
+const DOC = join(import.meta.dir, "../../docs/bootstrap-server.md");
+const NGINX = ["/usr/sbin/nginx", Bun.which("nginx")].find((p) => p && existsSync(p)) ?? null;
+if (!NGINX) console.warn("nginx.test.ts: SKIPPED: nginx is not installed (apt-get install nginx)");
+
+const tmp = mkdtempSync(join(tmpdir(), "hero-nginx-"));
+const root = join(tmp, "root");
+const N = 250_000;
+const BIN = Uint8Array.from({ length: N }, (_, i) => (i * 13 + (i >> 10)) & 0xff);
+const SHA = createHash("sha256").update(BIN).digest("hex");
+const MANIFEST = 'version = 3\nexpires = "2030-01-01T00:00:00Z"\n';
+let nginx: ReturnType<typeof Bun.spawn> | undefined;
+let nginxErr = "";
+let base = "";
+let ours: BootstrapServer;
+
+/** The server block from the doc, with listen and root pointed at this test. */
+function configFromDoc(port: number): string {
+  const m = /```nginx\n([\s\S]*?)```/.exec(readFileSync(DOC, "utf8"));
+  if (!m?.[1]) throw new Error(`${DOC}: no \`\`\`nginx block`);
+  let block = m[1];
+  const before = block;
+  block = block.replace(/^\s*listen \[::\]:\d+;\n/m, "");
+  block = block.replace(/^(\s*)listen \d+;/m, `$1listen 127.0.0.1:${port};`);
+  block = block.replace(/^(\s*)root [^;]+;/m, `$1root ${root};`);
+  if (block === before || !block.includes(`root ${root};`)) {
+    throw new Error(`${DOC}: the nginx block lost its listen/root lines`);
+  }
+  const p = (s: string) => join(tmp, s);
+  // As root, nginx would hand the workers to "nobody", who cannot read a 0700 temp dir.
+  const user = process.getuid?.() === 0 ? "user root;\n" : "";
+  return `${user}daemon off;
+worker_processes 1;
+pid ${p("nginx.pid")};
+error_log stderr warn;
+events { worker_connections 64; }
+http {
+  access_log ${p("access.log")};
+  client_body_temp_path ${p("body")};
+  proxy_temp_path ${p("proxy")};
+  fastcgi_temp_path ${p("fastcgi")};
+  uwsgi_temp_path ${p("uwsgi")};
+  scgi_temp_path ${p("scgi")};
+${block}
+}
+`;
+}
+
+async function freePort(): Promise<number> {
+  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = s.port;
+  s.stop(true);
+  return port;
+}
+
+beforeAll(async () => {
+  mkdirSync(join(root, "production"), { recursive: true });
+  mkdirSync(join(root, "bin"));
+  writeFileSync(join(root, "production/bootstrapper.toml"), MANIFEST);
+  writeFileSync(join(root, "production/bootstrapper.toml.minisig"), "untrusted comment: x\n");
+  writeFileSync(join(root, "bin/app-1.0"), BIN);
+  writeFileSync(join(root, "bin/plain"), "plain");
+  writeFileSync(join(root, "production/.secret"), "secret");
+  writeFileSync(join(tmp, "outside"), "outside");
+  symlinkSync(join(tmp, "outside"), join(root, "production/escape"));
+  ours = startServer({ dir: root, hostname: "127.0.0.1", port: 0, log: () => {} });
+  if (!NGINX) return;
+  const port = await freePort();
+  const conf = join(tmp, "nginx.conf");
+  writeFileSync(conf, configFromDoc(port));
+  const check = Bun.spawnSync([NGINX, "-t", "-q", "-c", conf, "-p", tmp, "-e", "stderr"]);
+  if (check.exitCode !== 0) throw new Error(`nginx -t: ${check.stderr.toString()}`);
+  const proc = Bun.spawn([NGINX, "-c", conf, "-p", tmp, "-e", "stderr"], {
+    stdout: "ignore",
+    stderr: "pipe",
+  });
+  nginx = proc;
+  (async () => {
+    for await (const c of proc.stderr) {
+      nginxErr += new TextDecoder().decode(c);
+    }
+  })();
+  base = `http://127.0.0.1:${port}/`;
+  for (let i = 0; i < 100; i++) {
+    try {
+      await fetch(base, { method: "HEAD" });
+      return;
+    } catch {
+      await Bun.sleep(50);
+    }
+  }
+  throw new Error(`nginx did not start: ${nginxErr}`);
+});
+
+afterAll(async () => {
+  if (nginx) {
+    nginx.kill("SIGTERM");
+    await nginx.exited;
+  }
+  await ours?.stop();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+describe.skipIf(!NGINX)("nginx with the documented config", () => {
+  test("unchanged manifest → 304 through conditionalGet (ETag and Last-Modified)", async () => {
+    const url = `${base}production/bootstrapper.toml`;
+    const first = await conditionalGet(url);
+    if (first.status !== 200) throw new Error(`expected 200, got ${first.status}`);
+    expect(new TextDecoder().decode(first.body)).toBe(MANIFEST);
+    expect(first.etag).toMatch(/^"[0-9a-f]+-[0-9a-f]+"$/);
+    const again = await conditionalGet(url, { etag: first.etag, lastModified: first.lastModified });
+    expect(again.status).toBe(304);
+    expect(again.stats).toMatchObject({ requests: 1, bytes: 0 });
+    const byDate = await conditionalGet(url, { lastModified: first.lastModified });
+    expect(byDate.status).toBe(304);
+    const log = readFileSync(join(tmp, "access.log"), "utf8");
+    expect(log).toMatch(/"GET \/production\/bootstrapper\.toml HTTP\/1\.1" 304 /);
+  });
+
+  test("a download resumes with Range + If-Range", async () => {
+    const url = `${base}bin/app-1.0`;
+    const etag = (await fetch(url, { method: "HEAD" })).headers.get("etag") as string;
+    const dest = join(tmp, "app");
+    writeFileSync(`${dest}.part`, BIN.slice(0, 100_000));
+    writeFileSync(`${dest}.part.meta`, JSON.stringify({ sha256: SHA, etag }));
+    const st = await download(url, dest, { expectSize: N, sha256: SHA, maxRetries: 0 });
+    expect(new Uint8Array(readFileSync(dest))).toEqual(BIN);
+    expect(st).toMatchObject({
+      requests: 1,
+      bytes: N - 100_000,
+      resumedFrom: 100_000,
+      restarts: 0,
+    });
+    // With a stale validator nginx sends the whole file and the client starts over.
+    const dest2 = join(tmp, "app2");
+    writeFileSync(`${dest2}.part`, BIN.slice(0, 100_000));
+    writeFileSync(`${dest2}.part.meta`, JSON.stringify({ sha256: SHA, etag: '"stale"' }));
+    const st2 = await download(url, dest2, { expectSize: N, sha256: SHA, maxRetries: 0 });
+    expect(st2).toMatchObject({ requests: 1, bytes: N, restarts: 1 });
+  });
+
+  test("nginx and hero-init serve answer the same requests the same way", async () => {
+    const etagOf = async (b: string) =>
+      (await fetch(`${b}bin/app-1.0`, { method: "HEAD" })).headers.get("etag") as string;
+    const cases: {
+      path: string;
+      method?: string;
+      headers?: (etag: string) => Record<string, string>;
+    }[] = [
+      { path: "production/bootstrapper.toml" },
+      { path: "production/bootstrapper.toml.minisig" },
+      { path: "bin/app-1.0" },
+      { path: "bin/plain" },
+      { path: "bin/app-1.0", method: "HEAD" },
+      { path: "bin/app-1.0", headers: () => ({ Range: "bytes=10-19" }) },
+      { path: "bin/app-1.0", headers: () => ({ Range: "bytes=-5" }) },
+      { path: "bin/app-1.0", headers: () => ({ Range: `bytes=${N}-` }) },
+      { path: "bin/app-1.0", headers: () => ({ Range: "bytes=0-1,5-6" }) },
+      { path: "bin/app-1.0", headers: (e) => ({ Range: "bytes=0-9", "If-Range": e }) },
+      { path: "bin/app-1.0", headers: () => ({ Range: "bytes=0-9", "If-Range": '"stale"' }) },
+      { path: "bin/app-1.0", headers: (e) => ({ "If-None-Match": e }) },
+      { path: "bin/app-1.0", headers: (e) => ({ "If-None-Match": `"x", ${e}` }) },
+      { path: "production/.secret" },
+      { path: "production/%2esecret" },
+      { path: "production" },
+      { path: "production/" },
+      { path: "" },
+      { path: "missing" },
+    ];
+    const pick = [
+      "content-type",
+      "cache-control",
+      "content-range",
+      "content-length",
+      "accept-ranges",
+    ];
+    for (const [i, c] of cases.entries()) {
+      const answers = [];
+      for (const b of [base, ours.url]) {
+        const e = await etagOf(b);
+        const r = await fetch(`${b}${c.path}`, {
+          method: c.method ?? "GET",
+          headers: c.headers?.(e),
+          redirect: "manual",
+        });
+        const body = new Uint8Array(await r.arrayBuffer());
+        const ok = r.status < 300;
+        // A whole file despite a Range header: hero-init serve sends it chunked (serve.ts).
+        const chunked = r.status === 200 && c.headers?.(e).Range !== undefined;
+        const names = chunked ? pick.filter((h) => h !== "content-length") : pick;
+        answers.push({
+          case: i,
+          status: r.status,
+          headers: ok ? names.map((h) => `${h}: ${r.headers.get(h)}`) : [],
+          sha: ok ? createHash("sha256").update(body).digest("hex") : "",
+        });
+      }
+      expect(answers[0]).toEqual(answers[1] as (typeof answers)[0]);
+    }
+  });
+
+  test("a symlink out of root is refused by both", async () => {
+    for (const b of [base, ours.url]) {
+      const r = await fetch(`${b}production/escape`);
+      expect(r.status).toBe(404);
+      expect(await r.text()).not.toContain("outside");
+    }
+  });
+});
