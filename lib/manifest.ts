@@ -1,9 +1,11 @@
 /**
- * bootstrapper.toml: the fleet's binaries. This module holds the schema of
- * one binary entry and of the `[node]`/`[vm]` sections as the injector uses
- * them; signatures, environments, rollouts and the update engine come with
- * the "Signed manifest" issue and extend this schema. Shared by host and
- * guest. See docs/manifest.md (with that issue).
+ * bootstrapper.toml: the fleet's binaries, shared by host (injector, node
+ * install) and guest (update engine). A `version` that only grows, an
+ * `expires` time, `[node]` and `[vm]` sections of binaries, and per
+ * environment (dev, testing, canary, production) sections that override
+ * them by name. Pure: parsing, validation and `resolveBinaries()` (which
+ * binaries one machine of one environment should run, with rollout
+ * buckets). See docs/manifest.md.
  */
 import * as v from "valibot";
 import { InputError } from "./errors.ts";
@@ -40,6 +42,11 @@ export const BinarySchema = v.strictObject({
   /** Services to restart when this binary changes. */
   services: v.optional(v.array(v.string()), []),
   arch: v.optional(v.picklist(["x86_64", "aarch64"]), "x86_64"),
+  /**
+   * Staged rollout: the percentage of machines (0-100) that take this
+   * version; a machine outside the bucket keeps the version it runs.
+   */
+  rollout: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(100))),
 });
 
 /** A validated binary entry. */
@@ -47,11 +54,46 @@ export type Binary = v.InferOutput<typeof BinarySchema>;
 
 const Section = v.strictObject({ binaries: v.optional(v.array(BinarySchema), []) });
 
-/** The parts of the manifest the injector reads. */
-export const ManifestSchema = v.looseObject({
-  version: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
+/** The deployment environments (seed 002), from least to most conservative. */
+export const ENVIRONMENTS = ["dev", "testing", "canary", "production"] as const;
+/** One of {@link ENVIRONMENTS}. */
+export type Environment = (typeof ENVIRONMENTS)[number];
+
+const EnvSection = v.strictObject({
+  node: v.optional(Section),
+  vm: v.optional(Section),
+});
+
+/** A TOML offset date-time (`expires = 2027-01-01T00:00:00Z`) or the same as an RFC 3339 string. */
+const Expires = v.pipe(
+  v.union([v.date(), v.string()], "must be a date-time like 2027-01-01T00:00:00Z"),
+  v.transform((d) => (d instanceof Date ? new Date(d.getTime()) : new Date(d))),
+  v.check((d) => !Number.isNaN(d.getTime()), "must be a date-time like 2027-01-01T00:00:00Z"),
+);
+
+/** The whole manifest. */
+export const ManifestSchema = v.strictObject({
+  /** Grows with every publication; updaters refuse a lower one (rollback). */
+  version: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(2 ** 53 - 1))),
+  /** After this instant updaters refuse the manifest (freeze attack). */
+  expires: v.optional(Expires),
+  /** Free text shown by `manifest verify` and the UI. */
+  description: v.optional(v.string()),
   node: v.optional(Section, { binaries: [] }),
   vm: v.optional(Section, { binaries: [] }),
+  /** Per-environment sections; their binaries replace the top-level ones of the same name. */
+  env: v.optional(
+    v.strictObject(
+      {
+        dev: v.optional(EnvSection),
+        testing: v.optional(EnvSection),
+        canary: v.optional(EnvSection),
+        production: v.optional(EnvSection),
+      },
+      "environments are dev, testing, canary and production",
+    ),
+    {},
+  ),
 });
 
 /** A validated manifest (the sections the injector needs). */
@@ -70,16 +112,126 @@ export function parseManifest(text: string, file: string): Manifest {
       field: path.join("."),
     });
   }
-  for (const sec of ["node", "vm"] as const) {
+  const m = res.output;
+  const sections: [string, { binaries: Binary[] } | undefined][] = [
+    ["node", m.node],
+    ["vm", m.vm],
+  ];
+  for (const e of ENVIRONMENTS)
+    sections.push([`env.${e}.node`, m.env[e]?.node], [`env.${e}.vm`, m.env[e]?.vm]);
+  for (const [field, sec] of sections) {
     const seen = new Set<string>();
-    for (const b of res.output[sec].binaries) {
+    for (const b of sec?.binaries ?? []) {
       if (seen.has(b.name))
         throw new InputError("schema", `binary "${b.name}" listed twice`, {
           file,
-          field: `${sec}.binaries`,
+          field: `${field}.binaries`,
         });
       seen.add(b.name);
     }
   }
-  return res.output;
+  return m;
+}
+
+/** The binaries of one role and environment: the environment's entries replace the top-level ones by name. */
+export function sectionBinaries(m: Manifest, role: "node" | "vm", env?: Environment): Binary[] {
+  const out = new Map(m[role].binaries.map((b) => [b.name, b] as const));
+  if (env) for (const b of m.env[env]?.[role]?.binaries ?? []) out.set(b.name, b);
+  return [...out.values()];
+}
+
+/**
+ * Deterministic rollout bucket (0-99) of a machine for one binary version:
+ * the first 32 bits of sha256(machine id NUL name NUL version) mod 100. The
+ * same machine lands in the same bucket on every poll, and a new version
+ * reshuffles which machines go first.
+ */
+export function rolloutBucket(machineId: string, name: string, version: string): number {
+  const h = new Bun.CryptoHasher("sha256").update(`${machineId}\0${name}\0${version}`).digest();
+  return (h.readUInt32BE(0) >>> 0) % 100;
+}
+
+/** What one machine should run, and what it keeps back and why. */
+export interface Resolution {
+  /** The binaries this machine should run now. */
+  wanted: Binary[];
+  /** Binaries held at the installed version: pinned locally, or outside the rollout bucket. */
+  held: { name: string; version: string; reason: string }[];
+}
+
+/**
+ * Pure: resolves the manifest for one machine. `installed` maps name to the
+ * version on disk. A pinned binary, or one whose rollout bucket is not yet
+ * reached, keeps its installed version (a binary that is not installed yet
+ * is installed whatever its rollout, so a new machine is complete).
+ */
+export function resolveBinaries(
+  m: Manifest,
+  o: {
+    role: "node" | "vm";
+    env?: Environment;
+    machineId: string;
+    installed: ReadonlyMap<string, string>;
+    pins?: readonly string[];
+  },
+): Resolution {
+  const wanted: Binary[] = [];
+  const held: Resolution["held"] = [];
+  const pins = new Set(o.pins ?? []);
+  for (const b of sectionBinaries(m, o.role, o.env)) {
+    const have = o.installed.get(b.name);
+    if (have !== undefined && have !== b.version) {
+      if (pins.has(b.name)) {
+        held.push({ name: b.name, version: have, reason: `pinned (manifest has ${b.version})` });
+        continue;
+      }
+      if (b.rollout !== undefined) {
+        const bucket = rolloutBucket(o.machineId, b.name, b.version);
+        if (bucket >= b.rollout) {
+          held.push({
+            name: b.name,
+            version: have,
+            reason: `rollout of ${b.version} at ${b.rollout}%, this machine is in bucket ${bucket}`,
+          });
+          continue;
+        }
+      }
+    }
+    wanted.push(b);
+  }
+  return { wanted, held };
+}
+
+/** One change of an update plan. */
+export interface Change {
+  binary: Binary;
+  /** The installed version, if any. */
+  from?: string;
+}
+
+/**
+ * Pure manifest diff: which wanted binaries must be installed (absent or
+ * at another version). Binaries on disk but no longer in the manifest are
+ * listed in `orphaned` and left alone (removing a binary a service still
+ * runs is an operator's decision).
+ */
+export function diffBinaries(
+  wanted: readonly Binary[],
+  installed: ReadonlyMap<string, string>,
+): { changes: Change[]; unchanged: Binary[]; orphaned: string[] } {
+  const changes: Change[] = [];
+  const unchanged: Binary[] = [];
+  for (const b of wanted) {
+    const from = installed.get(b.name);
+    if (from === b.version) unchanged.push(b);
+    else changes.push(from === undefined ? { binary: b } : { binary: b, from });
+  }
+  const names = new Set(wanted.map((b) => b.name));
+  const orphaned = [...installed.keys()].filter((n) => !names.has(n)).sort();
+  return { changes, unchanged, orphaned };
+}
+
+/** The services to restart for a set of changes (each once, in manifest order). */
+export function affectedServices(changes: readonly Change[]): string[] {
+  return [...new Set(changes.flatMap((c) => c.binary.services))];
 }
