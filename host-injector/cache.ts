@@ -9,10 +9,9 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { gunzipSync } from "node:zlib";
 import { InputError } from "../lib/errors.ts";
-import type { Binary } from "../lib/manifest.ts";
-import { readTar } from "../lib/tar.ts";
+import { type Binary, isArchive } from "../lib/manifest.ts";
+import { extractMember } from "../lib/tar.ts";
 
 /** Default cache directory. */
 export function defaultCacheDir(): string {
@@ -58,23 +57,6 @@ async function download(
   }
   return out;
 }
-
-/** Pure: the binary inside a release archive (tar.gz), by member name or by file name. */
-export function extractMember(archive: Uint8Array, member: string, what: string): Uint8Array {
-  const entries = readTar(new Uint8Array(gunzipSync(archive)));
-  const hit =
-    entries.find((e) => e.type === "file" && e.path === member) ??
-    entries.find((e) => e.type === "file" && e.path.split("/").at(-1) === member);
-  if (!hit?.data)
-    throw new InputError(
-      "archive",
-      `${what}: no member "${member}" in the archive (has: ${entries.map((e) => e.path).join(", ")})`,
-    );
-  return hit.data;
-}
-
-const isArchive = (b: Binary) =>
-  b.archive_member !== undefined || /\.(tar\.gz|tgz)$/.test(new URL(b.url).pathname);
 
 /** Returns the verified bytes of a manifest binary (the unpacked binary for an archive). */
 export async function fetchBinary(

@@ -109,7 +109,8 @@ describe("dir", () => {
     expect(readFileSync(join(root, "usr/lib/hero/pkgs/mycelium/0.7.10/mycelium"), "utf8")).toBe(
       "MYCELIUM-BINARY",
     );
-    expect(readlinkSync(join(root, "usr/bin/tool"))).toBe("/usr/lib/hero/pkgs/tool/1.0.0/tool");
+    expect(readlinkSync(join(root, "usr/bin/tool"))).toBe("/usr/lib/hero/pkgs/tool/current/tool");
+    expect(readlinkSync(join(root, "usr/lib/hero/pkgs/tool/current"))).toBe("1.0.0");
     expect(readFileSync(join(root, "etc/zinit/web.yaml"), "utf8")).toContain("tool --serve");
     expect(lstatSync(join(root, "etc/hero-init/vm.toml")).mode & 0o777).toBe(0o600);
     expect(lstatSync(join(root, "etc/hero-init/agent.token")).mode & 0o777).toBe(0o600);

@@ -120,9 +120,11 @@ export function buildPlan(i: PlanInputs): PlanEntry[] {
     file(`${LAYOUT.dir}/${name}`, data, 0o755);
   }
   for (const { binary: b, data } of i.binaries ?? []) {
-    const versioned = `${LAYOUT.pkgs}/${b.name}/${b.version}/${b.name}`;
-    file(versioned, data, b.mode);
-    link(b.path ?? `/usr/bin/${b.name}`, versioned);
+    // pkgs/<name>/<version>/<name>, pkgs/<name>/current -> <version>, and the
+    // install path -> pkgs/<name>/current/<name>: an update switches one link.
+    file(`${LAYOUT.pkgs}/${b.name}/${b.version}/${b.name}`, data, b.mode);
+    link(`${LAYOUT.pkgs}/${b.name}/current`, b.version);
+    link(b.path ?? `/usr/bin/${b.name}`, `${LAYOUT.pkgs}/${b.name}/current/${b.name}`);
   }
   for (const [name, yaml] of Object.entries(i.services ?? {})) {
     if (!/^[A-Za-z0-9_@][A-Za-z0-9_.@-]{0,127}$/.test(name))

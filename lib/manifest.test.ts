@@ -57,7 +57,9 @@ describe("parseManifest", () => {
       throw new Error("accepted");
     } catch (e) {
       expect(e).toBeInstanceOf(InputError);
-      expect(String(e)).toContain("env.staging: environments are dev, testing, canary and production");
+      expect(String(e)).toContain(
+        "env.staging: environments are dev, testing, canary and production",
+      );
     }
   });
 

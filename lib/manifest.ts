@@ -52,6 +52,10 @@ export const BinarySchema = v.strictObject({
 /** A validated binary entry. */
 export type Binary = v.InferOutput<typeof BinarySchema>;
 
+/** Whether a manifest binary is a release archive (tar.gz) rather than the binary itself. */
+export const isArchive = (b: Binary) =>
+  b.archive_member !== undefined || /\.(tar\.gz|tgz)$/.test(new URL(b.url).pathname);
+
 const Section = v.strictObject({ binaries: v.optional(v.array(BinarySchema), []) });
 
 /** The deployment environments (seed 002), from least to most conservative. */

@@ -187,6 +187,12 @@ export interface Verified {
   prehashed: boolean;
 }
 
+/** The key id (hex) a .minisig text claims to be signed by; throws SignatureError if malformed. */
+export function signatureKeyId(sigText: string): string {
+  const blob = b64(lines(sigText, "signature")[1], 74, "signature", 2);
+  return keyIdHex(blob.subarray(2, 10));
+}
+
 /**
  * Verifies `message` (the exact bytes fetched) against a .minisig text and
  * one of the trusted keys. Throws SignatureError naming what is wrong:

@@ -3,6 +3,8 @@
  * release archive's binary and to build an OCI layer. Writer output is
  * deterministic (fixed mtime, uid/gid 0, sorted by the caller).
  */
+import { gunzipSync } from "node:zlib";
+import { InputError } from "./errors.ts";
 
 /** A tar member. */
 export interface TarEntry {
@@ -159,4 +161,18 @@ export function writeTar(entries: readonly TarEntry[]): Uint8Array {
     at += p.length;
   }
   return out;
+}
+
+/** The binary inside a release archive (tar.gz), by member name or by file name. */
+export function extractMember(archive: Uint8Array, member: string, what: string): Uint8Array {
+  const entries = readTar(new Uint8Array(gunzipSync(archive)));
+  const hit =
+    entries.find((e) => e.type === "file" && e.path === member) ??
+    entries.find((e) => e.type === "file" && e.path.split("/").at(-1) === member);
+  if (!hit?.data)
+    throw new InputError(
+      "archive",
+      `${what}: no member "${member}" in the archive (has: ${entries.map((e) => e.path).join(", ")})`,
+    );
+  return hit.data;
 }
