@@ -142,8 +142,15 @@ export interface UpdateResult {
   bytes: number;
 }
 
+/** An install whose links were switched but whose restart and cleanup may not have run. */
+interface Pending {
+  services: string[];
+  binaries: { name: string; version: string; from?: string }[];
+}
+
 interface State {
   schema: 1;
+  pending?: Pending;
   /** Highest manifest version trusted so far (0: none). */
   version: number;
   keysVersion: number;
@@ -183,6 +190,10 @@ export function switchLink(path: string, target: string): void {
   symlinkSync(target, tmp);
   renameSync(tmp, path);
   fsyncDir(dirname(path));
+}
+
+function writeState(paths: UpdatePaths, state: State): void {
+  atomicWrite(join(paths.stateDir, STATE_FILE), JSON.stringify(state), 0o600);
 }
 
 function readState(dir: string): State {
@@ -254,6 +265,12 @@ export async function runUpdate(
     mkdirSync(paths.stateDir, { recursive: true, mode: 0o700 });
     const state = readState(paths.stateDir);
     let keys = readTrustedKeys(paths.keysFile);
+    let resumed = false;
+    if (state.pending && !o.check) {
+      hooks.log("finishing an update a previous run left half done");
+      resumed = await finishPending(paths, state, hooks, res, step);
+      if (!resumed) return res;
+    }
     await step("poll");
     const polled = await conditionalGet(src.manifestUrl, {
       etag: existsSync(join(paths.stateDir, MANIFEST_COPY)) ? state.etag : undefined,
@@ -313,7 +330,7 @@ export async function runUpdate(
       state.version = manifest.version as number;
       state.etag = polled.etag;
       state.lastModified = polled.lastModified;
-      atomicWrite(join(paths.stateDir, STATE_FILE), JSON.stringify(state), 0o600);
+      writeState(paths, state);
     }
     res.manifestVersion = manifest.version;
 
@@ -334,14 +351,14 @@ export async function runUpdate(
       services: c.binary.services,
     }));
     if (changes.length === 0) {
-      res.outcome = polled.status === 304 ? "unchanged" : "up-to-date";
+      res.outcome = resumed ? "updated" : polled.status === 304 ? "unchanged" : "up-to-date";
       return res;
     }
     if (o.check) {
       res.outcome = "available";
       return res;
     }
-    await install(changes, paths, hooks, o, res, count, step);
+    await install(changes, paths, state, hooks, o, res, count, step);
     return res;
   } catch (e) {
     res.outcome = e instanceof UpdateRefused ? "refused" : "failed";
@@ -391,7 +408,7 @@ async function rotateKeys(
   const next = set.keys.map((k) => parsePublicKey(k));
   atomicWrite(paths.keysFile, `${set.keys.join("\n")}\n`, 0o644);
   state.keysVersion = set.version;
-  atomicWrite(join(paths.stateDir, STATE_FILE), JSON.stringify(state), 0o600);
+  writeState(paths, state);
   hooks.log(`trusted keys rotated to key set version ${set.version} (${set.keys.length} keys)`);
   return next;
 }
@@ -399,6 +416,7 @@ async function rotateKeys(
 async function install(
   changes: Change[],
   paths: UpdatePaths,
+  state: State,
   hooks: UpdateHooks,
   o: UpdateOptions,
   res: UpdateResult,
@@ -466,44 +484,22 @@ async function install(
     }
   }
 
-  // Switch: one rename per binary. Remember where each pointed for a rollback.
+  // Journal first: a kill after the switch is finished by the next run
+  // (restart, health check, cleanup), never forgotten.
   const self = changes.find((c) => c.binary.name === "hero-init");
   const others = changes.filter((c) => c !== self);
+  const pending: Pending = {
+    services: affectedServices(others),
+    binaries: others.map((c) => ({ name: c.binary.name, version: c.binary.version, from: c.from })),
+  };
+  state.pending = pending;
+  writeState(paths, state);
   await step("switch");
   for (const c of others) {
-    const b = c.binary;
-    switchLink(join(paths.pkgs, b.name, "current"), b.version);
-    ensureInstallLink(paths, b);
+    switchLink(join(paths.pkgs, c.binary.name, "current"), c.binary.version);
+    ensureInstallLink(paths, c.binary);
   }
-  const services = affectedServices(others);
-  if (services.length) {
-    await step("restart");
-    hooks.log(`restarting ${services.join(", ")}`);
-    await hooks.restart(services);
-    res.restarted = services;
-    const bad = await hooks.health(services);
-    if (bad.length) {
-      hooks.log(`unhealthy after the update: ${bad.join(", ")}; rolling back`);
-      for (const c of others) {
-        const b = c.binary;
-        if (c.from) switchLink(join(paths.pkgs, b.name, "current"), c.from);
-        else rmSync(join(paths.pkgs, b.name, "current"), { force: true });
-      }
-      await hooks.restart(services);
-      for (const c of others)
-        if (c.from)
-          rmSync(join(paths.pkgs, c.binary.name, c.binary.version), {
-            recursive: true,
-            force: true,
-          });
-      res.outcome = "rolled-back";
-      res.code = "health";
-      res.error = `unhealthy after the update: ${bad.join(", ")}`;
-      return;
-    }
-  }
-  await step("cleanup");
-  for (const c of others) removeOtherVersions(paths.pkgs, c.binary);
+  if (!(await finishPending(paths, state, hooks, res, step))) return;
   if (self) {
     const b = self.binary;
     const path = join(paths.pkgs, b.name, b.version, b.name);
@@ -513,13 +509,59 @@ async function install(
     } else {
       switchLink(join(paths.pkgs, b.name, "current"), b.version);
       ensureInstallLink(paths, b);
-      removeOtherVersions(paths.pkgs, b);
+      removeOtherVersions(paths.pkgs, b.name, b.version);
     }
   }
   res.outcome = "updated";
   hooks.log(
     `updated: ${res.changes.map((c) => `${c.name} ${c.from ?? "-"} → ${c.to}`).join(", ")}`,
   );
+}
+
+/**
+ * The second half of an install, also run at the start of the next run when
+ * a kill interrupted it: restart the affected services, check their health,
+ * then remove the old versions, or switch back and restart again. Returns
+ * whether the update stands.
+ */
+async function finishPending(
+  paths: UpdatePaths,
+  state: State,
+  hooks: UpdateHooks,
+  res: UpdateResult,
+  step: (s: string) => Promise<void>,
+): Promise<boolean> {
+  const p = state.pending;
+  if (!p) return true;
+  let ok = true;
+  if (p.services.length) {
+    await step("restart");
+    hooks.log(`restarting ${p.services.join(", ")}`);
+    await hooks.restart(p.services);
+    res.restarted = p.services;
+    const bad = await hooks.health(p.services);
+    if (bad.length) {
+      ok = false;
+      hooks.log(`unhealthy after the update: ${bad.join(", ")}; rolling back`);
+      for (const b of p.binaries) {
+        if (b.from) switchLink(join(paths.pkgs, b.name, "current"), b.from);
+        else rmSync(join(paths.pkgs, b.name, "current"), { force: true });
+      }
+      await hooks.restart(p.services);
+      for (const b of p.binaries)
+        if (b.from) rmSync(join(paths.pkgs, b.name, b.version), { recursive: true, force: true });
+      res.outcome = "rolled-back";
+      res.code = "health";
+      res.error = `unhealthy after the update: ${bad.join(", ")}`;
+    }
+  }
+  if (ok) {
+    await step("cleanup");
+    for (const b of p.binaries) removeOtherVersions(paths.pkgs, b.name, b.version);
+  }
+  state.pending = undefined;
+  writeState(paths, state);
+  return ok;
 }
 
 /** The install path (default /usr/bin/<name>) → pkgs/<name>/current/<name>, created once. */
@@ -536,9 +578,9 @@ function ensureInstallLink(paths: UpdatePaths, b: Binary): void {
 }
 
 /** Keeps only the current version of a binary (after a successful update). */
-export function removeOtherVersions(pkgs: string, b: Binary): void {
-  for (const v of readdirSync(join(pkgs, b.name))) {
-    if (v === "current" || v === b.version || v.includes(".tmp-")) continue;
-    rmSync(join(pkgs, b.name, v), { recursive: true, force: true });
+export function removeOtherVersions(pkgs: string, name: string, keep: string): void {
+  for (const v of readdirSync(join(pkgs, name))) {
+    if (v === "current" || v === keep || v.includes(".tmp-")) continue;
+    rmSync(join(pkgs, name, v), { recursive: true, force: true });
   }
 }
