@@ -10,6 +10,7 @@
 import ipaddr from "ipaddr.js";
 import * as v from "valibot";
 import { InputError } from "./errors.ts";
+import { ENVIRONMENTS } from "./manifest.ts";
 import { locateKey, parseToml } from "./toml.ts";
 
 /** Where the injector writes the config inside the guest. */
@@ -142,6 +143,27 @@ const JobSchema = v.strictObject({
   ),
 });
 
+/** `[update]`: follow a signed bootstrapper.toml (see docs/manifest.md). */
+export const UpdateSchema = v.strictObject({
+  /** URL of bootstrapper.toml; its signature is `<url>.minisig`. */
+  manifest: v.pipe(
+    v.string(),
+    v.url("must be a URL"),
+    v.regex(/^(https?|file):/, "must be an http(s):// or file:// URL"),
+  ),
+  /** The bootstrap server's minisign public key (the base64 line, "RW…"). */
+  key: v.pipe(v.string(), v.regex(/^RW[A-Za-z0-9+/]{54}$/, "must be a minisign public key (RW…)")),
+  env: v.optional(v.picklist(ENVIRONMENTS, "must be dev, testing, canary or production")),
+  /** Seconds between polls (0: only on demand). */
+  interval: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(7 * 86400)), 3600),
+  /** Each wait is the interval ± this fraction, so a fleet does not poll in step. */
+  jitter: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(1)), 0.1),
+  /** Binaries kept at their installed version whatever the manifest says. */
+  pins: v.optional(v.array(v.string()), []),
+  /** Seconds a restarted service must stay up to count as healthy. */
+  health_seconds: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(600)), 5),
+});
+
 /** The whole vm.toml. Every section is optional and has safe defaults. */
 export const VmConfigSchema = v.strictObject({
   hostname: v.optional(
@@ -170,6 +192,7 @@ export const VmConfigSchema = v.strictObject({
   services: v.optional(ServicesSchema, { dir: "/etc/zinit", ring_size: 2000 }),
   job: v.optional(JobSchema),
   mycelium: v.optional(MyceliumSchema),
+  update: v.optional(UpdateSchema),
   env: v.optional(
     v.record(v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/)), v.string()),
     {},

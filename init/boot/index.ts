@@ -29,6 +29,12 @@ export const BOOT_STEPS: readonly BootStep[] = [
   networkStep,
 ];
 
+/**
+ * After a self-update re-exec the machine is up already (mounts, modules,
+ * network, hostname): only the console and the config are read again.
+ */
+export const RESUME_STEPS: readonly BootStep[] = [consoleStep, configStep];
+
 /** Runs every boot step and returns the context they built. */
 export async function boot(steps: readonly BootStep[] = BOOT_STEPS): Promise<BootContext> {
   let cmdline = "";

@@ -40,8 +40,16 @@ mycelium (in the VM):
 manifest signing (minisign-compatible Ed25519):
   manifest keygen --out DIR | manifest sign FILE --key KEY | manifest verify FILE --pub PUB
 
-bootstrap server:
+  manifest build DIR --base-url URL --key KEY | manifest rotate --key OLD --new PUB --version N
+
+bootstrap server and updates:
   serve DIR [--listen ADDR:PORT]            serve manifests and binaries (default [::]:8080)
+  update [--check] [--json]                 in a VM: check or apply the signed manifest now
+  update --config FILE [--every S]          on a node: run the update engine here
+  install --manifest URL --key PUB [--env E]  set up a fresh node (idempotent)
+
+guest agent (host side):
+  agent [--addr URL | --vsock SOCK:PORT] [--token-file F] exec|cp|stat|shutdown|status|wait-exit
 
 other commands:
   init [-c DIR] [-s SOCKET]... [-b LINES]   run the supervisor outside PID 1
@@ -70,6 +78,12 @@ export async function runCli(argv0: string, args: string[]): Promise<number> {
       return (await import("./manifest.ts")).runManifest(rest);
     case "serve":
       return (await import("./serve.ts")).runServe(rest);
+    case "update":
+      return (await import("./update.ts")).runUpdateCli(rest);
+    case "install":
+      return (await import("./update.ts")).runInstallCli(rest);
+    case "agent":
+      return (await import("./agent.ts")).runAgent(rest);
     case "deploy":
       return (await import("./host.ts")).runHost("deploy", rest);
     case "template":

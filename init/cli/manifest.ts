@@ -17,16 +17,30 @@ import {
   signMessage,
   verifyMessage,
 } from "../../lib/minisign.ts";
+import { buildManifest, keySetText } from "../../update/publish.ts";
 
 const USAGE = `usage:
   hero-init manifest keygen --out DIR            write DIR/hero.pub (0644) and DIR/hero.key (0600)
   hero-init manifest sign FILE --key KEY [--comment TEXT]   write FILE.minisig
   hero-init manifest verify FILE --pub PUB [--sig FILE.minisig] [--json]
-Signatures are minisign's format: \`minisign -Vm FILE -p PUB\` verifies them.`;
+  hero-init manifest build DIR --base-url URL --key KEY [--version N] [--expires-days D] [--out FILE]
+                                                 hash DIR into bootstrapper.toml and sign it
+  hero-init manifest rotate --key OLDKEY --new PUB [--new PUB]... --version N [--out FILE]
+                                                 write keys.toml (the next trusted keys) signed by the old key
+Signatures are minisign's format: \`minisign -Vm FILE -p PUB\` verifies them.
+build: DIR/{vm,node}/<name>/<version>/<name> (+ env/<env>/…, <name>/meta.toml); the
+highest version of each name is listed; --version defaults to the current Unix time.`;
 
 function atomicWrite(path: string, data: string, mode: number): void {
   const tmp = `${path}.tmp-${process.pid}`;
   writeFileSync(tmp, data, { mode, flag: "wx" });
+  renameSync(tmp, path);
+}
+
+/** Replaces a file atomically (temp + rename); unlike atomicWrite, an existing file is expected. */
+function replaceFile(path: string, data: string, mode: number): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, data, { mode });
   renameSync(tmp, path);
 }
 
@@ -82,6 +96,64 @@ export async function runManifest(args: string[]): Promise<number> {
       writeFileSync(tmp, signMessage(k, data, comment), { mode: 0o644 });
       renameSync(tmp, out);
       console.log(`signed ${file} with key ${keyIdHex(k.keyId)}: ${out}`);
+      return 0;
+    }
+    if (cmd === "build") {
+      const dir = pos[0];
+      if (!dir) throw new Error(`build: which directory?\n${USAGE}`);
+      const k = parseSecretKey(readFileSync(need("key"), "utf8"));
+      const version = Number(opt.get("version") ?? Math.floor(Date.now() / 1000));
+      const days = Number(opt.get("expires-days") ?? 30);
+      if (!Number.isSafeInteger(version) || version < 1)
+        throw new Error("--version must be a positive integer");
+      if (!(days > 0)) throw new Error("--expires-days must be a positive number");
+      const out = (opt.get("out") as string | undefined) ?? join(dir, "bootstrapper.toml");
+      const text = buildManifest(dir, {
+        baseUrl: need("base-url"),
+        version,
+        expires: new Date(Date.now() + days * 86400_000),
+      });
+      const data = new TextEncoder().encode(text);
+      // Signature first, then the manifest: a poller never sees a new manifest with an old signature for long.
+      replaceFile(
+        `${out}.minisig`,
+        signMessage(
+          k,
+          data,
+          `timestamp:${Math.floor(Date.now() / 1000)}\tfile:${basename(out)}\tversion:${version}\thashed`,
+        ),
+        0o644,
+      );
+      replaceFile(out, text, 0o644);
+      console.log(`built ${out} version ${version} signed with key ${keyIdHex(k.keyId)}`);
+      return 0;
+    }
+    if (cmd === "rotate") {
+      const k = parseSecretKey(readFileSync(need("key"), "utf8"));
+      const news: string[] = [];
+      for (let i = 0; i < rest.length; i++)
+        if (rest[i] === "--new") {
+          const f = rest[i + 1];
+          if (!f) throw new Error("--new needs a public key file");
+          const line = readFileSync(f, "utf8").trim().split("\n").at(-1) ?? "";
+          parsePublicKey(line);
+          news.push(line);
+        }
+      if (!news.length) throw new Error(`rotate: --new PUB is required\n${USAGE}`);
+      const version = Number(need("version"));
+      if (!Number.isSafeInteger(version) || version < 1)
+        throw new Error("--version must be a positive integer (higher than the last key set)");
+      const out = (opt.get("out") as string | undefined) ?? "keys.toml";
+      const text = keySetText(version, news);
+      replaceFile(
+        `${out}.minisig`,
+        signMessage(k, new TextEncoder().encode(text), `keys:${version}`),
+        0o644,
+      );
+      replaceFile(out, text, 0o644);
+      console.log(
+        `wrote ${out} (key set ${version}: ${news.length} keys) signed with key ${keyIdHex(k.keyId)}`,
+      );
       return 0;
     }
     if (cmd === "verify") {

@@ -27,6 +27,8 @@ export interface ControlApi {
   logs(name?: string): string[];
   subscribe(name: string | undefined, fn: (line: string) => void): () => void;
   mycelium?(method: string, params: unknown): Promise<unknown>;
+  /** update_check / update_apply (present when `[update]` is configured). */
+  update?(method: string, params: unknown): Promise<unknown>;
 }
 
 /** An error a handler throws to produce a zinit error reply. */
@@ -268,6 +270,7 @@ async function one(api: ControlApi, msg: unknown, discover: () => unknown): Prom
       default:
         if (method.startsWith("mycelium_") && api.mycelium)
           return ok(await api.mycelium(method, params));
+        if (method.startsWith("update_") && api.update) return ok(await api.update(method, params));
         throw new ControlError(RPC.METHOD_NOT_FOUND, `Method not found: ${method}`);
     }
   } catch (e) {

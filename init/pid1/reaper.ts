@@ -15,6 +15,19 @@ import { waitpidNoHang } from "../sys/ffi.ts";
 /** Pids started by Bun.spawn through hero-init's process wrapper: Bun reaps them. */
 export const ownedPids = new Set<number>();
 
+/**
+ * Services adopted across a self-update (re-exec): they are our children but
+ * not Bun's, so the reaper waits for them and hands over the wait status.
+ */
+export const adoptedPids = new Map<number, (status: number) => void>();
+
+/** Pure: a raw wait status as an exit code or a signal number. */
+export function decodeWaitStatus(status: number): { code: number | null; signal: number | null } {
+  const sig = status & 0x7f;
+  if (sig === 0) return { code: (status >> 8) & 0xff, signal: null };
+  return { code: null, signal: sig };
+}
+
 /** The fields of /proc/PID/stat we need. */
 export interface ProcStat {
   pid: number;
@@ -66,7 +79,15 @@ export function reapOrphans(all = false): number {
   let n = 0;
   for (const pid of zombiesToReap(listProcesses(), process.pid, all ? new Set() : ownedPids)) {
     try {
-      if (waitpidNoHang(pid)) n++;
+      const w = waitpidNoHang(pid);
+      if (w) {
+        n++;
+        const adopted = adoptedPids.get(pid);
+        if (adopted) {
+          adoptedPids.delete(pid);
+          adopted(w.status);
+        }
+      }
     } catch {
       // ECHILD: someone else (Bun) got it first
     }

@@ -8,7 +8,8 @@ import { mkdirSync } from "node:fs";
 import { hostname } from "node:os";
 import { dirname } from "node:path";
 import type { BootContext } from "../boot/context.ts";
-import { boot } from "../boot/index.ts";
+import { BOOT_STEPS, boot, RESUME_STEPS } from "../boot/index.ts";
+import { ControlError, RPC } from "../control/protocol.ts";
 import { describeError, log, logHistory, uptime } from "../log.ts";
 import { type MyceliumStatus, watchMycelium } from "../mycelium/discover.ts";
 import { MYCELIUM_SERVICE, myceliumService } from "../mycelium/service.ts";
@@ -19,8 +20,10 @@ import { supervisorSource } from "../ui/source.ts";
 import { createTerminals } from "../ui/terminal.ts";
 import { watchPowerButton } from "./acpi.ts";
 import { scheduleReap } from "./reaper.ts";
+import { adoptionMap, finishResume, loadHandoff, resumeFailed, selfUpdateHook } from "./reexec.ts";
 import { startSupervision } from "./services.ts";
 import { type ShutdownKind, shutdown } from "./shutdown.ts";
+import { startUpdater, summary, type Updater } from "./updater.ts";
 
 /** Uptime when this program's first line ran (the end of the pre-init + Bun start). */
 const startedAt = uptime();
@@ -88,11 +91,41 @@ function injectFault(ctx: BootContext): void {
 /** Runs hero-init as PID 1. Never returns while the machine runs. */
 export async function runPid1(): Promise<void> {
   guardProcess();
-  const ctx = await boot();
+  const handoff = loadHandoff();
+  const ctx = await boot(handoff ? RESUME_STEPS : BOOT_STEPS);
   installSignals();
   watchPowerButton(() => request("poweroff", "ACPI power button"));
   let mycelium: MyceliumStatus | null = null;
-  const sup = startSupervision({ config: ctx.config, power: request, mycelium: () => mycelium });
+  let updater: Updater | null = null;
+  const sup = startSupervision({
+    config: ctx.config,
+    power: request,
+    mycelium: () => mycelium,
+    adopt: handoff ? adoptionMap(handoff) : undefined,
+    update: async (method) => {
+      if (!updater) throw new ControlError(RPC.METHOD_NOT_FOUND, "no [update] section in vm.toml");
+      if (method === "update_check") return updater.check();
+      if (method === "update_apply") return updater.apply();
+      throw new ControlError(RPC.METHOD_NOT_FOUND, `Method not found: ${method}`);
+    },
+  });
+  if (handoff) {
+    try {
+      // Debug switch: proves in a real VM that a failing new binary hands back to the old one.
+      if (ctx.cmdline.get("hero.fault") === "resume" && handoff.direction === "forward")
+        throw new Error("fault injection: resume");
+      finishResume(handoff, sup);
+    } catch (e) {
+      resumeFailed(handoff, sup, e);
+    }
+  }
+  if (ctx.config.update) {
+    try {
+      updater = startUpdater(ctx.config.update, sup, { selfUpdate: selfUpdateHook(sup) });
+    } catch (e) {
+      log.error("update", `updater not started: ${describeError(e)}`);
+    }
+  }
   const ui = ctx.config.ui;
   const terminals = ui.terminal ? createTerminals() : null;
   const app = createApp({
@@ -104,6 +137,17 @@ export async function runPid1(): Promise<void> {
       hostname: () => hostname(),
       mycelium: () => mycelium,
       bootLog: logHistory,
+      updates: () => {
+        const l = updater?.last();
+        return {
+          manifest:
+            l?.result.manifestVersion !== undefined
+              ? { version: l.result.manifestVersion, env: ctx.config.update?.env }
+              : null,
+          lastCheck: l ? { at: l.at, result: summary(l.result) } : null,
+        };
+      },
+      updater: updater ?? undefined,
     }),
     passwordHash: ui.password_hash,
     readonlyPasswordHash: ui.readonly_password_hash,

@@ -12,6 +12,7 @@ import type { MyceliumStatus } from "../mycelium/discover.ts";
 import { groupOf } from "../supervisor/cgroup.ts";
 import { heroExitLine, jobExit, wasOomKilled } from "../supervisor/job.ts";
 import { monitorDir, readServiceDir } from "../supervisor/load.ts";
+import type { AdoptedProcess } from "../supervisor/process.ts";
 import { createSupervisor, type Supervisor } from "../supervisor/supervisor.ts";
 import { onShutdown, type ShutdownKind } from "./shutdown.ts";
 
@@ -28,6 +29,10 @@ export interface SupervisionOptions {
   mycelium?: () => MyceliumStatus | null;
   /** Asks for the machine (or the init process) to end. */
   power: (kind: ShutdownKind, reason: string) => void;
+  /** Services to adopt from the previous hero-init (self-update). */
+  adopt?: Map<string, AdoptedProcess>;
+  /** The updater's control methods (update_check, update_apply), once it runs. */
+  update?: (method: string, params: unknown) => Promise<unknown>;
 }
 
 /** A minimal openrpc document for rpc.discover (the methods hero-init serves). */
@@ -53,6 +58,8 @@ export function openrpc(): unknown {
     "mycelium_peers",
     "mycelium_addPeer",
     "mycelium_removePeer",
+    "update_check",
+    "update_apply",
   ];
   return {
     openrpc: "1.2.6",
@@ -69,6 +76,7 @@ export function startSupervision(o: SupervisionOptions): Supervisor {
     ringSize: o.config.services.ring_size,
     env: o.config.env,
     cgroups: o.cgroups,
+    adopt: o.adopt,
     onExit(svc, exit, pid) {
       if (svc.name !== job) return;
       const stderr = sup.ring
@@ -91,6 +99,7 @@ export function startSupervision(o: SupervisionOptions): Supervisor {
     shutdown: () => o.power("poweroff", "control socket: shutdown"),
     reboot: () => o.power("reboot", "control socket: reboot"),
   });
+  if (o.update) api.update = o.update;
   api.mycelium = myceliumAdmin(o.config.mycelium?.api_addr ?? null, o.mycelium ?? (() => null));
   startControlServer(api, o.sockets ?? SOCKET_PATHS, openrpc);
   if (job) {

@@ -5,9 +5,10 @@
  * children), puts it in its service cgroup through the `hero-exec` helper
  * when present, and turns stdout/stderr into lines.
  */
-import { existsSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, writeFileSync } from "node:fs";
 import { constants } from "node:os";
-import { ownedPids } from "../pid1/reaper.ts";
+import { adoptedPids, decodeWaitStatus, ownedPids, scheduleReap } from "../pid1/reaper.ts";
+import { pipe, setCloexec } from "../sys/ffi.ts";
 import { lineSplitter } from "./logs.ts";
 
 /** Where the injector puts the exec helper (a link to the pre-init binary). */
@@ -59,6 +60,41 @@ async function pump(
 }
 
 /**
+ * The read ends of the services' output pipes, by pid. hero-init creates
+ * these pipes itself (not Bun's socketpairs) so it knows their descriptors:
+ * a self-update hands them to the next hero-init (init/pid1/reexec.ts).
+ */
+export const outputFds = new Map<number, { stdout: number; stderr: number }>();
+
+/** Reads a pipe's read end as lines until EOF, then closes it. */
+function pumpFd(fd: number, onText: (t: string) => void): Promise<void> {
+  return pump(Bun.file(fd).stream(), onText).finally(() => {
+    try {
+      closeSync(fd);
+    } catch {
+      // already closed
+    }
+  });
+}
+
+/** Two pipes for a child's stdout and stderr, or null when pipe2 is unavailable. */
+function outputPipes(): { r: [number, number]; w: [number, number] } | null {
+  try {
+    const [r1, w1] = pipe();
+    try {
+      const [r2, w2] = pipe();
+      return { r: [r1, r2], w: [w1, w2] };
+    } catch (e) {
+      closeSync(r1);
+      closeSync(w1);
+      throw e;
+    }
+  } catch {
+    return null;
+  }
+}
+
+/**
  * Spawns a child. Throws (synchronously) if it cannot be started at all,
  * e.g. the binary is missing and there is no helper to report it.
  */
@@ -69,28 +105,48 @@ export function spawnChild(
   const useHelper = spec.cgroup !== null && existsSync(helper);
   const argv = useHelper ? [helper, "-c", spec.cgroup as string, "--", ...spec.argv] : spec.argv;
   const capture = spec.onLine !== null && !spec.inheritOutput;
-  const proc = Bun.spawn(argv, {
-    argv0: useHelper ? "hero-exec" : undefined,
-    cwd: spec.cwd,
-    env: spec.env,
-    stdin: "ignore",
-    stdout: capture ? "pipe" : spec.inheritOutput ? "inherit" : "ignore",
-    stderr: capture ? "pipe" : spec.inheritOutput ? "inherit" : "ignore",
-    detached: true,
-  });
+  const pipes = capture ? outputPipes() : null;
+  const other = spec.inheritOutput ? "inherit" : "ignore";
+  let proc: Bun.Subprocess;
+  try {
+    proc = Bun.spawn(argv, {
+      argv0: useHelper ? "hero-exec" : undefined,
+      cwd: spec.cwd,
+      env: spec.env,
+      stdin: "ignore",
+      stdout: pipes ? pipes.w[0] : capture ? "pipe" : other,
+      stderr: pipes ? pipes.w[1] : capture ? "pipe" : other,
+      detached: true,
+    });
+  } catch (e) {
+    if (pipes) for (const fd of [...pipes.r, ...pipes.w]) closeSync(fd);
+    throw e;
+  }
   const pid = proc.pid;
   ownedPids.add(pid);
   // Without the helper, move the pid right after spawn (a fork in its first instructions could escape).
   if (spec.cgroup !== null && !useHelper) joinPid(spec.cgroup, pid);
   const pumps: Promise<void>[] = [];
+  if (pipes) {
+    // The child has its copies of the write ends; ours would keep EOF from ever coming.
+    closeSync(pipes.w[0]);
+    closeSync(pipes.w[1]);
+  }
   if (capture && spec.onLine) {
     const onLine = spec.onLine;
-    pumps.push(pump(proc.stdout as ReadableStream<Uint8Array>, (t) => onLine("stdout", t)));
-    pumps.push(pump(proc.stderr as ReadableStream<Uint8Array>, (t) => onLine("stderr", t)));
+    if (pipes) {
+      outputFds.set(pid, { stdout: pipes.r[0], stderr: pipes.r[1] });
+      pumps.push(pumpFd(pipes.r[0], (t) => onLine("stdout", t)));
+      pumps.push(pumpFd(pipes.r[1], (t) => onLine("stderr", t)));
+    } else {
+      pumps.push(pump(proc.stdout as ReadableStream<Uint8Array>, (t) => onLine("stdout", t)));
+      pumps.push(pump(proc.stderr as ReadableStream<Uint8Array>, (t) => onLine("stderr", t)));
+    }
   }
   const exited = proc.exited.then(
     async (code) => {
       ownedPids.delete(pid);
+      outputFds.delete(pid);
       // Output written just before exit is still in the pipe: drain it first (bounded).
       await Promise.race([Promise.all(pumps), Bun.sleep(200)]);
       const sig = proc.signalCode ? String(proc.signalCode) : null;
@@ -98,25 +154,83 @@ export function spawnChild(
     },
     () => {
       ownedPids.delete(pid);
+      outputFds.delete(pid);
       return { code: null, signal: null } satisfies ExitInfo;
     },
   );
-  return {
-    pid,
-    startedAt: Date.now(),
-    exited,
-    signal(sig: number) {
+  return { pid, startedAt: Date.now(), exited, signal: groupSignal(pid) };
+}
+
+/** Signals a process group (a service runs in its own session), falling back to the pid. */
+function groupSignal(pid: number): (sig: number) => void {
+  return (sig) => {
+    try {
+      process.kill(-pid, sig);
+    } catch {
       try {
-        process.kill(-pid, sig);
+        process.kill(pid, sig);
       } catch {
-        try {
-          process.kill(pid, sig);
-        } catch {
-          // already gone
-        }
+        // already gone
       }
-    },
+    }
   };
+}
+
+/** A service process inherited from the previous hero-init across a self-update. */
+export interface AdoptedProcess {
+  /** 0 for a oneshot that already succeeded (not run again). */
+  pid: number;
+  startedAt: number;
+  restarts: number;
+  /** Read ends of its output pipes, kept open across execve; absent when not captured. */
+  stdoutFd?: number;
+  stderrFd?: number;
+}
+
+/**
+ * Takes over a running process after a re-exec: it is our child (same PID
+ * 1) but not Bun's, so the reaper collects its exit status
+ * (`adoptedPids`), and its output keeps flowing from the inherited pipes.
+ * A process that exited during the hand-off is a zombie already: the next
+ * reaper scan reports its exit and the supervisor acts on it as usual.
+ */
+export function adoptChild(
+  a: AdoptedProcess,
+  onLine: ((stream: "stdout" | "stderr", text: string) => void) | null,
+): Child {
+  // pid 0: a oneshot that had already succeeded; it is not run again.
+  if (a.pid === 0)
+    return {
+      pid: 0,
+      startedAt: a.startedAt,
+      exited: Promise.resolve({ code: 0, signal: null }),
+      signal: () => {},
+    };
+  const pumps: Promise<void>[] = [];
+  const fds = { stdout: a.stdoutFd, stderr: a.stderrFd };
+  for (const stream of ["stdout", "stderr"] as const) {
+    const fd = fds[stream];
+    if (fd === undefined) continue;
+    try {
+      setCloexec(fd, true);
+    } catch {
+      continue; // not open: nothing to read
+    }
+    pumps.push(pumpFd(fd, onLine ? (t) => onLine(stream, t) : () => {}));
+  }
+  if (a.stdoutFd !== undefined && a.stderrFd !== undefined)
+    outputFds.set(a.pid, { stdout: a.stdoutFd, stderr: a.stderrFd });
+  const exited = new Promise<ExitInfo>((resolve) => {
+    adoptedPids.set(a.pid, (status) => {
+      outputFds.delete(a.pid);
+      const w = decodeWaitStatus(status);
+      void Promise.race([Promise.all(pumps), Bun.sleep(200)]).then(() =>
+        resolve({ code: w.code, signal: w.signal === null ? null : signalNameOf(w.signal) }),
+      );
+    });
+  });
+  scheduleReap();
+  return { pid: a.pid, startedAt: a.startedAt, exited, signal: groupSignal(a.pid) };
 }
 
 /** Options of a non-service child (see spawnOwned). */

@@ -14,7 +14,13 @@ import { nextRestart, noHistory, type RestartHistory } from "./backoff.ts";
 import { ensureGroup, groupPids, killGroup, removeGroup } from "./cgroup.ts";
 import { findCycles, stopWaves, unmetDeps } from "./graph.ts";
 import { createRing, formatZinit, type LogRing, rotatingFile } from "./logs.ts";
-import { type Child, type ExitInfo, spawnChild } from "./process.ts";
+import {
+  type AdoptedProcess,
+  adoptChild,
+  type Child,
+  type ExitInfo,
+  spawnChild,
+} from "./process.ts";
 import { shellSplit } from "./shlex.ts";
 import { type Event, type State, type Target, transition } from "./state.ts";
 
@@ -79,6 +85,12 @@ export interface SupervisorOptions {
   cgroups?: boolean;
   /** Called when a service settles after an exit (used by job mode). */
   onExit?: (svc: Service, exit: ExitInfo, pid: number) => void;
+  /**
+   * Processes inherited from the previous hero-init (self-update): the
+   * first start of a service of that name adopts its process instead of
+   * spawning a new one.
+   */
+  adopt?: Map<string, AdoptedProcess>;
 }
 
 function readEnvironmentFile(): Record<string, string> {
@@ -182,6 +194,17 @@ export function createSupervisor(opts: SupervisorOptions = {}) {
       return;
     }
     const cgroup = opts.cgroups === false ? null : ensureGroup(s.name);
+    const adopted = opts.adopt?.get(s.name);
+    if (adopted) {
+      opts.adopt?.delete(s.name);
+      const child = adoptChild(adopted, s.spec.log === "none" ? null : onOutput(s));
+      s.child = child;
+      s.startedAt = child.startedAt;
+      s.restarts = adopted.restarts;
+      child.exited.then((exit) => onExit(s, child, exit));
+      dispatch(s, { type: "spawned" });
+      return;
+    }
     try {
       const child = spawnChild({
         argv,

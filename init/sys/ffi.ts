@@ -28,6 +28,8 @@ function openLibc() {
     prctl: { args: [i32, u64, u64, u64, u64], returns: i32 },
     strerror: { args: [i32], returns: cstring },
     chroot: { args: [P], returns: i32 },
+    pipe2: { args: [P, i32], returns: i32 },
+    fcntl: { args: [i32, i32, i32], returns: i32 },
   });
 }
 
@@ -190,4 +192,23 @@ export function setChildSubreaper(): void {
 export function chroot(path: string): void {
   const p = cstr(path);
   check(libc().chroot(ptr(p)), "chroot", path);
+}
+
+const O_CLOEXEC = 0o2000000;
+const F_GETFD = 1;
+const F_SETFD = 2;
+const FD_CLOEXEC = 1;
+
+/** pipe2(O_CLOEXEC): [read end, write end]. */
+export function pipe(): [number, number] {
+  const fds = new Int32Array(2);
+  check(libc().pipe2(ptr(fds), O_CLOEXEC), "pipe2", "O_CLOEXEC");
+  return [fds[0] as number, fds[1] as number];
+}
+
+/** Sets or clears FD_CLOEXEC (a descriptor handed to the next program across execve keeps it clear). */
+export function setCloexec(fd: number, on: boolean): void {
+  const flags = check(libc().fcntl(fd, F_GETFD, 0), "fcntl", `${fd}, F_GETFD`);
+  const next = on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC;
+  check(libc().fcntl(fd, F_SETFD, next), "fcntl", `${fd}, F_SETFD`);
 }

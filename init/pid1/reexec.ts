@@ -1,0 +1,234 @@
+/**
+ * PID 1 updates itself in place (like systemd's daemon-reexec):
+ *
+ *  1. the update engine has staged the new hero-init in
+ *     /usr/lib/hero/pkgs/hero-init/<version>/hero-init (sha256 checked);
+ *  2. smoke test: the new binary runs `version` as an ordinary child and
+ *     must answer; a binary that cannot do that is removed, nothing else
+ *     happens;
+ *  3. the supervisor's state (versioned schema: every service's pid, start
+ *     time, restarts and the descriptors of its output pipes) is written to
+ *     /run/hero-init/handoff.json, the pipes' close-on-exec flags are
+ *     cleared, and the new binary is exec'ed as the same PID 1 with
+ *     `--resume FILE`: every service keeps running with the same pid;
+ *  4. the new PID 1 adopts the services (the reaper collects their exits,
+ *     including any that exited during the hand-off), serves again, and
+ *     once healthy confirms: pkgs/hero-init/current and the boot path
+ *     /usr/lib/hero/hero-init switch to the new binary (a hard link and a
+ *     rename), old versions are removed;
+ *  5. if resuming fails the new binary execs back into the old one with
+ *     the same hand-off. If it crashes so hard the VM reboots, the boot path
+ *     still names the old binary: it is only switched after confirmation.
+ */
+import { linkSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import * as v from "valibot";
+import type { Change } from "../../lib/manifest.ts";
+import { atomicWrite, removeOtherVersions, switchLink } from "../../update/engine.ts";
+import { describeError, log } from "../log.ts";
+import { type AdoptedProcess, outputFds, spawnOwned } from "../supervisor/process.ts";
+import type { Supervisor } from "../supervisor/supervisor.ts";
+import { setCloexec } from "../sys/ffi.ts";
+
+export const HANDOFF_FILE = "/run/hero-init/handoff.json";
+export const RESUME_FLAG = "--resume";
+/** The binary the pre-init execs at boot. */
+export const BOOT_BINARY = "/usr/lib/hero/hero-init";
+
+const Adopted = v.object({
+  name: v.string(),
+  pid: v.pipe(v.number(), v.integer(), v.minValue(0)),
+  startedAt: v.number(),
+  restarts: v.pipe(v.number(), v.integer(), v.minValue(0)),
+  stdoutFd: v.optional(v.pipe(v.number(), v.integer(), v.minValue(3))),
+  stderrFd: v.optional(v.pipe(v.number(), v.integer(), v.minValue(3))),
+});
+
+/** The hand-off between two hero-init binaries (schema 1). */
+export const HandoffSchema = v.object({
+  schema: v.literal(1),
+  /** The binary that wrote it (exec back into it on failure). */
+  from: v.string(),
+  /** The binary being exec'ed, and its manifest version. */
+  to: v.string(),
+  version: v.string(),
+  /** "forward": new binary resuming; "back": the old one after a failed resume. */
+  direction: v.picklist(["forward", "back"]),
+  reason: v.optional(v.string()),
+  at: v.number(),
+  services: v.array(Adopted),
+});
+export type Handoff = v.InferOutput<typeof HandoffSchema>;
+
+/** Pure: parses a hand-off file; throws with the field that is wrong. */
+export function parseHandoff(text: string): Handoff {
+  const r = v.safeParse(HandoffSchema, JSON.parse(text));
+  if (!r.success) {
+    const i = r.issues[0];
+    throw new Error(
+      `hand-off: ${(i.path ?? []).map((p) => String(p.key)).join(".") || "(root)"}: ${i.message}`,
+    );
+  }
+  return r.output;
+}
+
+/** The `--resume FILE` argument of this process, if any. */
+export function resumeArg(argv = process.argv.slice(2)): string | null {
+  const i = argv.indexOf(RESUME_FLAG);
+  return i >= 0 ? (argv[i + 1] ?? null) : null;
+}
+
+/** The running services as adoptable processes (with their output pipes). */
+export function snapshotServices(sup: Supervisor): Handoff["services"] {
+  const out: Handoff["services"] = [];
+  for (const name of sup.names()) {
+    const s = sup.service(name);
+    if (!s.child) {
+      // A oneshot that succeeded stays done; anything else without a process starts afresh.
+      if (s.spec.oneshot && s.state === "Success")
+        out.push({ name, pid: 0, startedAt: s.startedAt ?? 0, restarts: s.restarts });
+      continue;
+    }
+    const fds = outputFds.get(s.child.pid);
+    out.push({
+      name,
+      pid: s.child.pid,
+      startedAt: s.child.startedAt,
+      restarts: s.restarts,
+      ...(fds ? { stdoutFd: fds.stdout, stderrFd: fds.stderr } : {}),
+    });
+  }
+  return out;
+}
+
+/** Execs `target` as this PID 1 with the hand-off; returns only if execve failed (then throws). */
+function execWithHandoff(target: string, h: Handoff): never {
+  mkdirSync(dirname(HANDOFF_FILE), { recursive: true, mode: 0o700 });
+  atomicWrite(HANDOFF_FILE, JSON.stringify(h), 0o600);
+  const fds = h.services.flatMap((s) => [s.stdoutFd, s.stderrFd]).filter((x) => x !== undefined);
+  for (const fd of fds) setCloexec(fd, false);
+  log.info("reexec", `exec ${target} (${h.direction}) with ${h.services.length} services`);
+  try {
+    process.execve?.(target, [target, RESUME_FLAG, HANDOFF_FILE], process.env);
+    throw new Error("process.execve is not available in this runtime");
+  } catch (e) {
+    for (const fd of fds) {
+      try {
+        setCloexec(fd, true);
+      } catch {
+        // closed meanwhile
+      }
+    }
+    rmSync(HANDOFF_FILE, { force: true });
+    throw e;
+  }
+}
+
+/** Runs `path version` as an ordinary child: a binary that cannot answer never becomes PID 1. */
+async function smokeTest(path: string): Promise<void> {
+  const p = spawnOwned([path, "version"], { stdout: "pipe", stderr: "pipe" });
+  const timer = setTimeout(() => p.kill("SIGKILL"), 60_000);
+  const code = await p.exited;
+  clearTimeout(timer);
+  const out = `${await new Response(p.stdout as ReadableStream).text()}${await new Response(p.stderr as ReadableStream).text()}`;
+  if (code !== 0 || !/hero-init/.test(out))
+    throw new Error(
+      `new hero-init failed its smoke test (\`${basename(path)} version\` exited ${code ?? p.signalCode}: ${out.trim().slice(0, 200) || "no output"})`,
+    );
+}
+
+/** The update engine's selfUpdate hook for PID 1. */
+export function selfUpdateHook(sup: Supervisor) {
+  return async (path: string, change: Change): Promise<void> => {
+    try {
+      await smokeTest(path);
+    } catch (e) {
+      rmSync(dirname(path), { recursive: true, force: true });
+      throw e;
+    }
+    const from = readlinkSync("/proc/self/exe");
+    execWithHandoff(path, {
+      schema: 1,
+      from,
+      to: path,
+      version: change.binary.version,
+      direction: "forward",
+      at: Date.now(),
+      services: snapshotServices(sup),
+    });
+  };
+}
+
+/** Reads the hand-off of a resume (null when this is a normal boot). */
+export function loadHandoff(): Handoff | null {
+  const file = resumeArg();
+  if (!file) return null;
+  try {
+    return parseHandoff(readFileSync(file, "utf8"));
+  } catch (e) {
+    log.error("reexec", `cannot read the hand-off ${file}: ${describeError(e)}`);
+    return null;
+  }
+}
+
+/** Adoption map for the supervisor. */
+export function adoptionMap(h: Handoff): Map<string, AdoptedProcess> {
+  return new Map(h.services.map((s) => [s.name, s]));
+}
+
+/** A resume failed: exec back into the other binary (forward → back); a failed "back" only logs. */
+export function resumeFailed(h: Handoff, sup: Supervisor | null, err: unknown): void {
+  log.error("reexec", `resume failed: ${describeError(err)}`);
+  if (h.direction !== "forward") return;
+  try {
+    execWithHandoff(h.from, {
+      ...h,
+      to: h.from,
+      from: h.to,
+      direction: "back",
+      reason: describeError(err),
+      at: Date.now(),
+      services: sup ? snapshotServices(sup) : h.services,
+    });
+  } catch (e) {
+    log.error("reexec", `cannot exec back into ${h.from}: ${describeError(e)}`);
+  }
+}
+
+/**
+ * After a resume: confirm the new binary once it is healthy (forward), or
+ * clean up after a failed one (back). Never throws.
+ */
+export function finishResume(h: Handoff, sup: Supervisor, healthyAfterMs = 5000): void {
+  rmSync(HANDOFF_FILE, { force: true });
+  const pkgDir = dirname(dirname(h.direction === "forward" ? h.to : h.from));
+  if (h.direction === "back") {
+    log.error(
+      "reexec",
+      `self-update to hero-init ${h.version} rolled back: ${h.reason ?? "the new binary failed"}`,
+    );
+    rmSync(dirname(h.from), { recursive: true, force: true });
+    return;
+  }
+  log.info("reexec", `resumed as hero-init ${h.version}: adopted ${h.services.length} services`);
+  setTimeout(() => {
+    try {
+      const lost = h.services.filter((s) => !sup.has(s.name));
+      if (lost.length)
+        throw new Error(`services lost in the hand-off: ${lost.map((s) => s.name).join(", ")}`);
+      // Confirm: the boot path becomes the new binary (hard link + rename), then `current`.
+      const tmp = `${BOOT_BINARY}.new`;
+      rmSync(tmp, { force: true });
+      linkSync(h.to, tmp);
+      renameSync(tmp, BOOT_BINARY);
+      switchLink(join(pkgDir, "current"), h.version);
+      removeOtherVersions(dirname(pkgDir), "hero-init", h.version);
+      log.info(
+        "reexec",
+        `self-update to hero-init ${h.version} confirmed; boots use it from now on`,
+      );
+    } catch (e) {
+      resumeFailed(h, sup, e);
+    }
+  }, healthyAfterMs);
+}

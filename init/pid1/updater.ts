@@ -1,0 +1,169 @@
+/**
+ * The update engine inside the VM: runs update/engine.ts on a timer
+ * (`[update] interval` ± `jitter`) and on demand (control socket
+ * `update_check` / `update_apply`, `hero-init update`, the UI), one run at a
+ * time. Services are restarted through the supervisor and count as healthy
+ * when they are still Running `health_seconds` later; a new hero-init is
+ * handed to the re-exec (init/pid1/reexec.ts).
+ */
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { VmConfig } from "../../lib/vm-config.ts";
+import {
+  atomicWrite,
+  runUpdate,
+  type UpdateHooks,
+  type UpdateResult,
+} from "../../update/engine.ts";
+import { describeError, log } from "../log.ts";
+import type { Supervisor } from "../supervisor/supervisor.ts";
+
+/** Where the updater keeps its state in the guest. */
+export const UPDATE_STATE_DIR = "/var/lib/hero-init/update";
+const PKGS = "/usr/lib/hero/pkgs";
+
+export type UpdateConfig = NonNullable<VmConfig["update"]>;
+
+/** The updater as the UI and the control socket see it. */
+export interface Updater {
+  check(): Promise<UpdateResult>;
+  apply(): Promise<UpdateResult>;
+  rollback(): Promise<never>;
+  last(): { at: string; result: UpdateResult } | null;
+  stop(): void;
+}
+
+/** /etc/machine-id, else a random id kept in the state dir (rollout buckets need a stable one). */
+export function machineId(stateDir = UPDATE_STATE_DIR): string {
+  for (const p of ["/etc/machine-id", join(stateDir, "machine-id")]) {
+    try {
+      const id = readFileSync(p, "utf8").trim();
+      if (id) return id;
+    } catch {
+      // try the next
+    }
+  }
+  const id = randomBytes(16).toString("hex");
+  try {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    writeFileSync(join(stateDir, "machine-id"), `${id}\n`, { mode: 0o600 });
+  } catch (e) {
+    log.warn("update", `cannot keep a machine id: ${(e as Error).message}`);
+  }
+  return id;
+}
+
+/** Pure: the next wait, `interval` seconds ± `jitter` of it (ms). */
+export function nextDelay(interval: number, jitter: number, random = Math.random): number {
+  return Math.max(1, interval * (1 + jitter * (2 * random() - 1))) * 1000;
+}
+
+/** One line for logs and the UI. */
+export function summary(r: UpdateResult): string {
+  const v = r.manifestVersion !== undefined ? `manifest ${r.manifestVersion}: ` : "";
+  const ch = r.changes.map((c) => `${c.name} ${c.from ?? "-"} → ${c.to}`).join(", ");
+  if (r.error) return `${v}${r.outcome}: ${r.error}`;
+  return `${v}${r.outcome}${ch ? ` (${ch})` : ""}`;
+}
+
+export function startUpdater(
+  cfg: UpdateConfig,
+  sup: Supervisor,
+  o: { selfUpdate?: UpdateHooks["selfUpdate"]; stateDir?: string } = {},
+): Updater {
+  const stateDir = o.stateDir ?? UPDATE_STATE_DIR;
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  // The config's key seeds the trusted key set; a signed rotation may replace it later.
+  const keysFile = join(stateDir, "keys.pub");
+  if (!existsSync(keysFile)) atomicWrite(keysFile, `${cfg.key}\n`, 0o644);
+  const id = machineId(stateDir);
+  let running: Promise<UpdateResult> | null = null;
+  let last: { at: string; result: UpdateResult } | null = null;
+  let timer: Timer | undefined;
+
+  const hooks: UpdateHooks = {
+    async restart(names) {
+      for (const n of names) {
+        if (!sup.has(n)) continue;
+        try {
+          await sup.restart(n);
+        } catch (e) {
+          log.warn("update", `restart ${n}: ${describeError(e)}`);
+        }
+      }
+    },
+    async health(names) {
+      const known = names.filter((n) => sup.has(n));
+      if (!known.length) return [];
+      await Bun.sleep(cfg.health_seconds * 1000);
+      return known.filter((n) => {
+        const s = sup.status(n);
+        return !(s.state === "Running" || (s.oneshot && s.state === "Success"));
+      });
+    },
+    selfUpdate: o.selfUpdate,
+    log: (m) => log.info("update", m),
+  };
+
+  const run = (check: boolean): Promise<UpdateResult> => {
+    if (running) return running;
+    running = (async () => {
+      const result = await runUpdate(
+        {
+          manifestUrl: cfg.manifest,
+          role: "vm",
+          env: cfg.env,
+          pins: cfg.pins,
+          machineId: id,
+        },
+        { pkgs: PKGS, root: "", stateDir, keysFile },
+        hooks,
+        { check },
+      );
+      last = { at: new Date().toISOString(), result };
+      const line = `${check ? "check" : "update"}: ${summary(result)}`;
+      if (
+        result.outcome === "refused" ||
+        result.outcome === "failed" ||
+        result.outcome === "rolled-back"
+      )
+        log.error("update", line);
+      else log.info("update", line);
+      return result;
+    })().finally(() => {
+      running = null;
+    });
+    return running;
+  };
+
+  const schedule = () => {
+    if (cfg.interval === 0) return;
+    timer = setTimeout(
+      () => {
+        run(false)
+          .catch((e) => log.error("update", describeError(e)))
+          .finally(schedule);
+      },
+      nextDelay(cfg.interval, cfg.jitter),
+    );
+  };
+  schedule();
+  log.info(
+    "update",
+    `following ${cfg.manifest}${cfg.env ? ` (${cfg.env})` : ""}; ${cfg.interval ? `every ${cfg.interval} s ± ${Math.round(cfg.jitter * 100)}%` : "on demand only"}`,
+  );
+
+  return {
+    check: () => run(true),
+    apply: () => run(false),
+    rollback: () =>
+      Promise.reject(
+        new Error(
+          "old versions are removed once an update is healthy: roll back by publishing the previous binaries in a manifest with a higher version",
+        ),
+      ),
+    last: () => last,
+    stop: () => clearTimeout(timer),
+  };
+}
