@@ -7,7 +7,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 
-const ALL = ["boot", "supervisor", "inject", "ui"];
+const ALL = ["boot", "supervisor", "inject", "ui", "update"];
 const which = process.argv.slice(2);
 for (const w of which) {
   if (!ALL.includes(w)) {

@@ -26,7 +26,8 @@ export function parseToml(text: string, file: string): Record<string, unknown> {
         column: e.col + 1,
       });
     }
-    throw e;
+    // @iarna/toml throws plain errors for some values (e.g. "Invalid Datetime"): still bad input.
+    throw new InputError("toml-syntax", e instanceof Error ? e.message : String(e), { file });
   }
 }
 

@@ -135,12 +135,63 @@ const ServicesSchema = v.strictObject({
   ),
 });
 
-const JobSchema = v.strictObject({
-  /** The service whose exit ends the VM (HERO-EXIT, then power-off). */
-  service: v.pipe(
-    v.string(),
-    v.regex(/^[A-Za-z0-9_@][A-Za-z0-9_.@-]{0,127}$/, "must be a service name"),
+const JobSchema = v.pipe(
+  v.strictObject({
+    /** The service whose exit ends the VM (HERO-EXIT, then power-off). */
+    service: v.optional(
+      v.pipe(
+        v.string(),
+        v.regex(/^[A-Za-z0-9_@][A-Za-z0-9_.@-]{0,127}$/, "must be a service name"),
+      ),
+    ),
+    /** Ephemeral job VM (seed 004): a runner to download, verified by sha256. */
+    runner: v.optional(
+      v.strictObject({
+        url: v.pipe(
+          v.string(),
+          v.regex(/^(https?|file):\/\//, "must be an http(s):// or file:// URL"),
+        ),
+        sha256: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/, "must be 64 lower-case hex digits")),
+        size: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(4 * 1024 ** 3)),
+        /** For a .tar.gz: the member to run (default: the archive is the runner itself). */
+        archive_member: v.optional(v.pipe(v.string(), v.minLength(1))),
+        /** Where the runner is installed. */
+        path: v.optional(AbsPath, "/var/lib/hero-job/runner"),
+      }),
+    ),
+    /** The job's command (argv); default: the runner itself. */
+    command: v.optional(v.pipe(v.array(v.string()), v.minLength(1, "must not be empty"))),
+    /** File with the short-lived token, written by the injector; moved to /run and deleted once read. */
+    secret_file: v.optional(AbsPath),
+    /** The token's expiry: past it, the job is refused without running anything. */
+    expires: v.optional(
+      v.pipe(
+        v.union([v.date(), v.string()], "must be a date-time like 2027-01-01T00:00:00Z"),
+        v.transform((d) => (d instanceof Date ? new Date(d.getTime()) : new Date(d))),
+        v.check((d) => !Number.isNaN(d.getTime()), "must be a date-time like 2027-01-01T00:00:00Z"),
+      ),
+    ),
+    /** The job's uid and gid (the secret is readable by that uid only). Default root. */
+    uid: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 0),
+    gid: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 0),
+    /** Seconds the job gets after its stop signal before SIGKILL (graceful shutdown). */
+    stop_timeout: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(3600)), 10),
+  }),
+  v.check(
+    (j) => (j.service === undefined) !== (j.runner === undefined && j.command === undefined),
+    "set either service, or runner/command (not both, not neither)",
   ),
+);
+
+/** `[agent]`: the guest agent (docs/agent.md). */
+const AgentSchema = v.strictObject({
+  enabled: v.optional(v.boolean(), true),
+  port: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65535)), 9998),
+  /** Extra addresses to listen on besides loopback (and mycelium). */
+  listen: v.optional(v.array(v.string()), []),
+  /** Extra client CIDRs allowed besides loopback and 400::/7. */
+  allow: v.optional(v.array(v.string()), []),
+  token_file: v.optional(AbsPath, "/etc/hero-init/agent.token"),
 });
 
 /** `[update]`: follow a signed bootstrapper.toml (see docs/manifest.md). */
@@ -193,6 +244,13 @@ export const VmConfigSchema = v.strictObject({
   job: v.optional(JobSchema),
   mycelium: v.optional(MyceliumSchema),
   update: v.optional(UpdateSchema),
+  agent: v.optional(AgentSchema, {
+    enabled: true,
+    port: 9998,
+    listen: [],
+    allow: [],
+    token_file: "/etc/hero-init/agent.token",
+  }),
   env: v.optional(
     v.record(v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/)), v.string()),
     {},

@@ -105,6 +105,17 @@ describe("update engine", () => {
     expect(r.outcome).toBe("rolled-back");
     expect(installedText("alpha")).toBe("alpha one\n");
     expect(restarts).toEqual([["alpha"], ["alpha"]]);
+    // The failed version is not retried on every poll; a newer one is.
+    const again = await run();
+    expect(again.outcome).toBe("unchanged");
+    expect(again.held).toEqual([
+      { name: "alpha", version: "1.0.0", reason: "2.0.0 failed on this machine before" },
+    ]);
+    unhealthy = [];
+    f.addBinary("alpha", "2.0.1", "alpha fixed\n", ["alpha"]);
+    f.publish(3);
+    expect((await run()).outcome).toBe("updated");
+    expect(installedText("alpha")).toBe("alpha fixed\n");
     expect(snapshot(join(f.paths.pkgs, "alpha"))).not.toHaveProperty(
       join(f.paths.pkgs, "alpha/2.0.0"),
     );

@@ -151,6 +151,8 @@ interface Pending {
 interface State {
   schema: 1;
   pending?: Pending;
+  /** "name@version" that failed here (health, smoke test, resume): not tried again. */
+  bad?: string[];
   /** Highest manifest version trusted so far (0: none). */
   version: number;
   keysVersion: number;
@@ -190,6 +192,19 @@ export function switchLink(path: string, target: string): void {
   symlinkSync(target, tmp);
   renameSync(tmp, path);
   fsyncDir(dirname(path));
+}
+
+/**
+ * Remembers that a binary version failed on this machine (unhealthy, or a
+ * hero-init that failed its smoke test or its resume), so the timer does not
+ * retry it every interval; a later version in a newer manifest is tried.
+ */
+export function markBad(stateDir: string, name: string, version: string): void {
+  const state = readState(stateDir);
+  const bad = new Set(state.bad ?? []);
+  bad.add(`${name}@${version}`);
+  state.bad = [...bad].slice(-100);
+  atomicWrite(join(stateDir, STATE_FILE), JSON.stringify(state), 0o600);
 }
 
 function writeState(paths: UpdatePaths, state: State): void {
@@ -342,8 +357,18 @@ export async function runUpdate(
       installed,
       pins: src.pins,
     });
+    const bad = new Set(state.bad ?? []);
+    const tryable = wanted.filter((b) => {
+      if (!bad.has(`${b.name}@${b.version}`)) return true;
+      held.push({
+        name: b.name,
+        version: installed.get(b.name) ?? "-",
+        reason: `${b.version} failed on this machine before`,
+      });
+      return false;
+    });
     res.held = held;
-    const { changes } = diffBinaries(wanted, installed);
+    const { changes } = diffBinaries(tryable, installed);
     res.changes = changes.map((c) => ({
       name: c.binary.name,
       from: c.from,
@@ -505,7 +530,12 @@ async function install(
     const path = join(paths.pkgs, b.name, b.version, b.name);
     if (hooks.selfUpdate) {
       await step("self-update");
-      await hooks.selfUpdate(path, self);
+      try {
+        await hooks.selfUpdate(path, self);
+      } catch (e) {
+        markBad(paths.stateDir, b.name, b.version);
+        throw Object.assign(new Error((e as Error).message), { code: "self-update" });
+      }
     } else {
       switchLink(join(paths.pkgs, b.name, "current"), b.version);
       ensureInstallLink(paths, b);
@@ -553,6 +583,9 @@ async function finishPending(
       res.outcome = "rolled-back";
       res.code = "health";
       res.error = `unhealthy after the update: ${bad.join(", ")}`;
+      state.bad = [
+        ...new Set([...(state.bad ?? []), ...p.binaries.map((b) => `${b.name}@${b.version}`)]),
+      ];
     }
   }
   if (ok) {

@@ -32,7 +32,13 @@ export interface Fixture {
   paths: UpdatePaths;
   source: UpdateSource;
   /** Writes pub/<role>/<name>/<version>/<name> with `content` (+ meta.toml services). */
-  addBinary(name: string, version: string, content: string, services?: string[]): void;
+  addBinary(
+    name: string,
+    version: string,
+    content: string,
+    services?: string[],
+    role?: "vm" | "node",
+  ): void;
   /** Builds and signs pub/bootstrapper.toml; returns its text. */
   publish(version: number, o?: { expires?: Date; key?: SecretKey }): string;
   close(): Promise<void>;
@@ -75,13 +81,13 @@ export async function makeFixture(): Promise<Fixture> {
       role: "vm",
       machineId: "test-machine",
     },
-    addBinary(name, version, content, services) {
-      const d = join(pub, "vm", name, version);
+    addBinary(name, version, content, services, role = "vm") {
+      const d = join(pub, role, name, version);
       mkdirSync(d, { recursive: true });
       writeFileSync(join(d, name), content);
       if (services)
         writeFileSync(
-          join(pub, "vm", name, "meta.toml"),
+          join(pub, role, name, "meta.toml"),
           `services = [${services.map((s) => JSON.stringify(s)).join(", ")}]\n`,
         );
     },

@@ -27,6 +27,7 @@ import {
   detectSupervisor,
   type HostSupervisor,
   NODE_CONFIG,
+  type NodeUpdateConfig,
   nodeConfigText,
   parseNodeUpdateConfig,
   readFacts,
@@ -125,7 +126,14 @@ function nodeHooks(sup: HostSupervisor, sock?: string): UpdateHooks {
 async function runLocal(configFile: string, opt: Map<string, string | true>): Promise<number> {
   const root = (opt.get("root") as string | undefined) ?? "";
   const path = root ? join(root, configFile) : configFile;
-  const cfg = parseNodeUpdateConfig(readFileSync(path, "utf8"), path);
+  return runWithConfig(parseNodeUpdateConfig(readFileSync(path, "utf8"), path), opt);
+}
+
+async function runWithConfig(
+  cfg: NodeUpdateConfig,
+  opt: Map<string, string | true>,
+): Promise<number> {
+  const root = (opt.get("root") as string | undefined) ?? "";
   const stateDir = `${root}/var/lib/hero-init/update`;
   const keysFile = `${stateDir}/keys.pub`;
   const once = async () => {
@@ -217,11 +225,15 @@ export async function runInstallCli(args: string[]): Promise<number> {
       interval: 3600,
     });
     const cfgPath = `${root}${NODE_CONFIG}`;
+    const sup = detectSupervisor(root);
+    const code = await runWithConfig(
+      parseNodeUpdateConfig(cfgText, "install options"),
+      new Map([...opt, ["root", root]]),
+    );
+    if (code !== 0) return code;
+    // Only a node that installed its binaries follows the manifest from now on.
     if (!existsSync(cfgPath) || readFileSync(cfgPath, "utf8") !== cfgText)
       atomicWrite(cfgPath, cfgText, 0o644);
-    const sup = detectSupervisor(root);
-    const code = await runLocal(NODE_CONFIG, new Map([...opt, ["root", root]]));
-    if (code !== 0) return code;
     // Register the binaries' services and the update timer (only files that do not exist yet).
     const m = parseManifest(
       readFileSync(`${root}/var/lib/hero-init/update/manifest.toml`, "utf8"),

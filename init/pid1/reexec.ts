@@ -9,7 +9,8 @@
  *  3. the supervisor's state (versioned schema: every service's pid, start
  *     time, restarts and the descriptors of its output pipes) is written to
  *     /run/hero-init/handoff.json, the pipes' close-on-exec flags are
- *     cleared, and the new binary is exec'ed as the same PID 1 with
+ *     cleared, and the new binary is exec'ed (libc execve: Bun's process.execve
+ *     closes every descriptor above 2) as the same PID 1 with
  *     `--resume FILE`: every service keeps running with the same pid;
  *  4. the new PID 1 adopts the services (the reaper collects their exits,
  *     including any that exited during the hand-off), serves again, and
@@ -20,15 +21,24 @@
  *     the same hand-off. If it crashes so hard the VM reboots, the boot path
  *     still names the old binary: it is only switched after confirmation.
  */
-import { linkSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync } from "node:fs";
+import {
+  linkSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+} from "node:fs";
 import { basename, dirname, join } from "node:path";
 import * as v from "valibot";
 import type { Change } from "../../lib/manifest.ts";
-import { atomicWrite, removeOtherVersions, switchLink } from "../../update/engine.ts";
+import { atomicWrite, markBad, removeOtherVersions, switchLink } from "../../update/engine.ts";
 import { describeError, log } from "../log.ts";
 import { type AdoptedProcess, outputFds, spawnOwned } from "../supervisor/process.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
-import { setCloexec } from "../sys/ffi.ts";
+import { execve, setCloexec } from "../sys/ffi.ts";
+import { UPDATE_STATE_DIR } from "./updater.ts";
 
 export const HANDOFF_FILE = "/run/hero-init/handoff.json";
 export const RESUME_FLAG = "--resume";
@@ -109,8 +119,7 @@ function execWithHandoff(target: string, h: Handoff): never {
   for (const fd of fds) setCloexec(fd, false);
   log.info("reexec", `exec ${target} (${h.direction}) with ${h.services.length} services`);
   try {
-    process.execve?.(target, [target, RESUME_FLAG, HANDOFF_FILE], process.env);
-    throw new Error("process.execve is not available in this runtime");
+    execve(target, [target, RESUME_FLAG, HANDOFF_FILE], process.env);
   } catch (e) {
     for (const fd of fds) {
       try {
@@ -131,7 +140,7 @@ async function smokeTest(path: string): Promise<void> {
   const code = await p.exited;
   clearTimeout(timer);
   const out = `${await new Response(p.stdout as ReadableStream).text()}${await new Response(p.stderr as ReadableStream).text()}`;
-  if (code !== 0 || !/hero-init/.test(out))
+  if (code !== 0 || !/\b\d+\.\d+\.\d+\b/.test(out))
     throw new Error(
       `new hero-init failed its smoke test (\`${basename(path)} version\` exited ${code ?? p.signalCode}: ${out.trim().slice(0, 200) || "no output"})`,
     );
@@ -147,6 +156,7 @@ export function selfUpdateHook(sup: Supervisor) {
       throw e;
     }
     const from = readlinkSync("/proc/self/exe");
+    if (from === path) return; // already running it (a resume that is being confirmed)
     execWithHandoff(path, {
       schema: 1,
       from,
@@ -199,7 +209,7 @@ export function resumeFailed(h: Handoff, sup: Supervisor | null, err: unknown): 
  * After a resume: confirm the new binary once it is healthy (forward), or
  * clean up after a failed one (back). Never throws.
  */
-export function finishResume(h: Handoff, sup: Supervisor, healthyAfterMs = 5000): void {
+export function finishResume(h: Handoff, sup: Supervisor, healthyAfterMs = 5000): Promise<void> {
   rmSync(HANDOFF_FILE, { force: true });
   const pkgDir = dirname(dirname(h.direction === "forward" ? h.to : h.from));
   if (h.direction === "back") {
@@ -208,27 +218,40 @@ export function finishResume(h: Handoff, sup: Supervisor, healthyAfterMs = 5000)
       `self-update to hero-init ${h.version} rolled back: ${h.reason ?? "the new binary failed"}`,
     );
     rmSync(dirname(h.from), { recursive: true, force: true });
-    return;
+    try {
+      rmdirSync(dirname(dirname(h.from))); // pkgs/hero-init, when nothing else is in it
+    } catch {
+      // not empty: an earlier version is installed there
+    }
+    try {
+      markBad(UPDATE_STATE_DIR, "hero-init", h.version);
+    } catch (e) {
+      log.warn("reexec", `cannot record the failed version: ${describeError(e)}`);
+    }
+    return Promise.resolve();
   }
   log.info("reexec", `resumed as hero-init ${h.version}: adopted ${h.services.length} services`);
-  setTimeout(() => {
-    try {
-      const lost = h.services.filter((s) => !sup.has(s.name));
-      if (lost.length)
-        throw new Error(`services lost in the hand-off: ${lost.map((s) => s.name).join(", ")}`);
-      // Confirm: the boot path becomes the new binary (hard link + rename), then `current`.
-      const tmp = `${BOOT_BINARY}.new`;
-      rmSync(tmp, { force: true });
-      linkSync(h.to, tmp);
-      renameSync(tmp, BOOT_BINARY);
-      switchLink(join(pkgDir, "current"), h.version);
-      removeOtherVersions(dirname(pkgDir), "hero-init", h.version);
-      log.info(
-        "reexec",
-        `self-update to hero-init ${h.version} confirmed; boots use it from now on`,
-      );
-    } catch (e) {
-      resumeFailed(h, sup, e);
-    }
-  }, healthyAfterMs);
+  return new Promise<void>((done) =>
+    setTimeout(() => {
+      try {
+        const lost = h.services.filter((s) => !sup.has(s.name));
+        if (lost.length)
+          throw new Error(`services lost in the hand-off: ${lost.map((s) => s.name).join(", ")}`);
+        // Confirm: the boot path becomes the new binary (hard link + rename), then `current`.
+        const tmp = `${BOOT_BINARY}.new`;
+        rmSync(tmp, { force: true });
+        linkSync(h.to, tmp);
+        renameSync(tmp, BOOT_BINARY);
+        switchLink(join(pkgDir, "current"), h.version);
+        removeOtherVersions(dirname(pkgDir), "hero-init", h.version);
+        log.info(
+          "reexec",
+          `self-update to hero-init ${h.version} confirmed; boots use it from now on`,
+        );
+      } catch (e) {
+        resumeFailed(h, sup, e);
+      }
+      done();
+    }, healthyAfterMs),
+  );
 }

@@ -19,6 +19,8 @@ import { bindAddresses, type Listener, serveApp } from "../ui/serve.ts";
 import { supervisorSource } from "../ui/source.ts";
 import { createTerminals } from "../ui/terminal.ts";
 import { watchPowerButton } from "./acpi.ts";
+import { startAgent } from "./agent.ts";
+import type { JobOutcome } from "./job-runner.ts";
 import { scheduleReap } from "./reaper.ts";
 import { adoptionMap, finishResume, loadHandoff, resumeFailed, selfUpdateHook } from "./reexec.ts";
 import { startSupervision } from "./services.ts";
@@ -97,7 +99,13 @@ export async function runPid1(): Promise<void> {
   watchPowerButton(() => request("poweroff", "ACPI power button"));
   let mycelium: MyceliumStatus | null = null;
   let updater: Updater | null = null;
+  let jobOutcome: JobOutcome | null = null;
+  const jobWaiters: ((o: JobOutcome) => void)[] = [];
   const sup = startSupervision({
+    onJobExit: (o) => {
+      jobOutcome = o;
+      for (const w of jobWaiters.splice(0)) w(o);
+    },
     config: ctx.config,
     power: request,
     mycelium: () => mycelium,
@@ -109,19 +117,23 @@ export async function runPid1(): Promise<void> {
       throw new ControlError(RPC.METHOD_NOT_FOUND, `Method not found: ${method}`);
     },
   });
+  let resumed: Promise<void> | undefined;
   if (handoff) {
     try {
       // Debug switch: proves in a real VM that a failing new binary hands back to the old one.
       if (ctx.cmdline.get("hero.fault") === "resume" && handoff.direction === "forward")
         throw new Error("fault injection: resume");
-      finishResume(handoff, sup);
+      resumed = finishResume(handoff, sup);
     } catch (e) {
       resumeFailed(handoff, sup, e);
     }
   }
   if (ctx.config.update) {
     try {
-      updater = startUpdater(ctx.config.update, sup, { selfUpdate: selfUpdateHook(sup) });
+      updater = startUpdater(ctx.config.update, sup, {
+        selfUpdate: selfUpdateHook(sup),
+        notBefore: resumed,
+      });
     } catch (e) {
       log.error("update", `updater not started: ${describeError(e)}`);
     }
@@ -158,6 +170,14 @@ export async function runPid1(): Promise<void> {
   if (terminals) log.warn("ui", "debug web terminal enabled ([ui] terminal = true): admins only");
   const websocket = terminals?.websocket;
   serveApp(app, bindAddresses(ui.listen), ui.port, websocket);
+  const bindAgent = startAgent(ctx.config.agent, {
+    sup,
+    power: (kind, reason) => request(kind, reason),
+    jobExit: () => {
+      if (!ctx.config.job) return null;
+      return jobOutcome ?? new Promise<JobOutcome>((r) => jobWaiters.push(r));
+    },
+  });
   const m = ctx.config.mycelium;
   if (m) {
     // The UI answers on loopback at once, and on the overlay address as soon as it is usable.
@@ -173,6 +193,7 @@ export async function runPid1(): Promise<void> {
     mycelium = watchMycelium(m.api_addr, m.tun_name, (address) => {
       for (const l of overlay) l.stop();
       overlay = serveApp(app, [address], ui.port, websocket);
+      bindAgent?.(address);
     });
   }
   const now = uptime();

@@ -3,6 +3,7 @@
  * control sockets and job mode. Used by PID 1 and by `hero-init init` (the
  * same, outside PID 1, for tests in a pid namespace and for containers).
  */
+import { validateServiceSpec } from "../../lib/service-spec.ts";
 import type { VmConfig } from "../../lib/vm-config.ts";
 import { controlApi } from "../control/api.ts";
 import { startControlServer } from "../control/server.ts";
@@ -14,6 +15,15 @@ import { heroExitLine, jobExit, wasOomKilled } from "../supervisor/job.ts";
 import { monitorDir, readServiceDir } from "../supervisor/load.ts";
 import type { AdoptedProcess } from "../supervisor/process.ts";
 import { createSupervisor, type Supervisor } from "../supervisor/supervisor.ts";
+import {
+  JOB_EXIT,
+  JOB_SERVICE,
+  type JobOutcome,
+  prepareJob,
+  runnerJobExit,
+  shellJoin,
+  watchSecret,
+} from "./job-runner.ts";
 import { onShutdown, type ShutdownKind } from "./shutdown.ts";
 
 /** zinit's socket paths: the legacy default and the newer one. */
@@ -29,6 +39,8 @@ export interface SupervisionOptions {
   mycelium?: () => MyceliumStatus | null;
   /** Asks for the machine (or the init process) to end. */
   power: (kind: ShutdownKind, reason: string) => void;
+  /** Called with the job's outcome (job VMs): the guest agent's wait-exit. */
+  onJobExit?: (o: JobOutcome) => void;
   /** Services to adopt from the previous hero-init (self-update). */
   adopt?: Map<string, AdoptedProcess>;
   /** The updater's control methods (update_check, update_apply), once it runs. */
@@ -68,10 +80,22 @@ export function openrpc(): unknown {
   };
 }
 
+/** Delay between a job's HERO-EXIT and the power-off (the host's wait-exit answer is on its way). */
+export const JOB_EXIT_GRACE_MS = 1000;
+
 /** Starts the supervisor and everything around it. */
 export function startSupervision(o: SupervisionOptions): Supervisor {
   const dir = o.configDir ?? o.config.services.dir;
-  const job = o.config.job?.service;
+  const jobCfg = o.config.job;
+  const runnerJob = jobCfg !== undefined && jobCfg.service === undefined;
+  const job = jobCfg ? (jobCfg.service ?? JOB_SERVICE) : undefined;
+  const endJob = (outcome: JobOutcome, name: string) => {
+    consoleLine(heroExitLine(outcome.code, outcome.message));
+    log.info("job", `${name} ended: code ${outcome.code} (${outcome.message}); powering off`);
+    o.onJobExit?.(outcome);
+    // A second for the agent's wait-exit answer to leave the VM before the power goes.
+    setTimeout(() => o.power("poweroff", `job ${name} finished`), JOB_EXIT_GRACE_MS);
+  };
   const sup = createSupervisor({
     ringSize: o.config.services.ring_size,
     env: o.config.env,
@@ -79,6 +103,10 @@ export function startSupervision(o: SupervisionOptions): Supervisor {
     adopt: o.adopt,
     onExit(svc, exit, pid) {
       if (svc.name !== job) return;
+      if (runnerJob) {
+        endJob(runnerJobExit(exit), svc.name);
+        return;
+      }
       const stderr = sup.ring
         .since(0, svc.name)
         .filter((l) => l.stream === "stderr")
@@ -89,9 +117,7 @@ export function startSupervision(o: SupervisionOptions): Supervisor {
       const { code, message } = jobExit(exit, oom, stderr.length ? stderr.slice(-1) : [svc.reason]);
       if (exit.code === 127 || exit.code === 126)
         log.warn("job", `${svc.name}: ${stderr.at(-1) ?? svc.reason}`);
-      consoleLine(heroExitLine(code, message));
-      log.info("job", `${svc.name} ended: code ${code} (${message}); powering off`);
-      o.power("poweroff", `job ${svc.name} finished`);
+      endJob({ code, message }, svc.name);
     },
   });
   onShutdown(() => sup.shutdownAll());
@@ -102,7 +128,34 @@ export function startSupervision(o: SupervisionOptions): Supervisor {
   if (o.update) api.update = o.update;
   api.mycelium = myceliumAdmin(o.config.mycelium?.api_addr ?? null, o.mycelium ?? (() => null));
   startControlServer(api, o.sockets ?? SOCKET_PATHS, openrpc);
-  if (job) {
+  if (jobCfg && runnerJob) {
+    monitorDir(sup, dir);
+    // Expiry, runner download and secret first; the job only starts if all are fine.
+    void prepareJob(jobCfg, new Date()).then(
+      (r) => {
+        if ("code" in r) return endJob(r, JOB_SERVICE);
+        try {
+          sup.monitor(
+            JOB_SERVICE,
+            validateServiceSpec(
+              {
+                exec: shellJoin(r.argv),
+                oneshot: true,
+                log: "stdout",
+                env: r.env,
+                shutdown_timeout: jobCfg.stop_timeout,
+              },
+              "vm.toml [job]",
+            ),
+          );
+          if (r.env.HERO_JOB_SECRET_FILE) watchSecret();
+        } catch (e) {
+          endJob({ code: JOB_EXIT.JOB_CONFIG, message: `job: ${String(e)}` }, JOB_SERVICE);
+        }
+      },
+      (e) => endJob({ code: JOB_EXIT.CONFIG, message: `job: ${String(e)}` }, JOB_SERVICE),
+    );
+  } else if (job) {
     // The job runs once: treat it as a oneshot so it is never restarted.
     for (const l of readServiceDir(dir)) {
       if (l.name === job && "spec" in l) l.spec.oneshot = true;

@@ -70,7 +70,12 @@ export function summary(r: UpdateResult): string {
 export function startUpdater(
   cfg: UpdateConfig,
   sup: Supervisor,
-  o: { selfUpdate?: UpdateHooks["selfUpdate"]; stateDir?: string } = {},
+  o: {
+    selfUpdate?: UpdateHooks["selfUpdate"];
+    stateDir?: string;
+    /** The first timer run waits for this (a self-update being confirmed). */
+    notBefore?: Promise<void>;
+  } = {},
 ): Updater {
   const stateDir = o.stateDir ?? UPDATE_STATE_DIR;
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
@@ -106,7 +111,8 @@ export function startUpdater(
     log: (m) => log.info("update", m),
   };
 
-  const run = (check: boolean): Promise<UpdateResult> => {
+  const run = async (check: boolean): Promise<UpdateResult> => {
+    await o.notBefore;
     if (running) return running;
     running = (async () => {
       const result = await runUpdate(
@@ -148,7 +154,7 @@ export function startUpdater(
       nextDelay(cfg.interval, cfg.jitter),
     );
   };
-  schedule();
+  void (o.notBefore ?? Promise.resolve()).then(schedule);
   log.info(
     "update",
     `following ${cfg.manifest}${cfg.env ? ` (${cfg.env})` : ""}; ${cfg.interval ? `every ${cfg.interval} s ± ${Math.round(cfg.jitter * 100)}%` : "on demand only"}`,

@@ -29,6 +29,7 @@ function openLibc() {
     strerror: { args: [i32], returns: cstring },
     chroot: { args: [P], returns: i32 },
     pipe2: { args: [P, i32], returns: i32 },
+    execve: { args: [P, P, P], returns: i32 },
     fcntl: { args: [i32, i32, i32], returns: i32 },
   });
 }
@@ -211,4 +212,37 @@ export function setCloexec(fd: number, on: boolean): void {
   const flags = check(libc().fcntl(fd, F_GETFD, 0), "fcntl", `${fd}, F_GETFD`);
   const next = on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC;
   check(libc().fcntl(fd, F_SETFD, next), "fcntl", `${fd}, F_SETFD`);
+}
+
+/**
+ * execve(2) straight from libc. Bun's process.execve closes every
+ * descriptor above 2 first; a self-update must keep the services' output
+ * pipes open (those with FD_CLOEXEC cleared) across the exec. Returns only
+ * on failure (throws SysError).
+ */
+export function execve(
+  path: string,
+  argv: string[],
+  env: Record<string, string | undefined>,
+): never {
+  const keep: Buffer[] = [];
+  const array = (items: string[]) => {
+    const ptrs = new BigUint64Array(items.length + 1);
+    items.forEach((s, i) => {
+      const b = cstr(s);
+      keep.push(b);
+      ptrs[i] = BigInt(ptr(b));
+    });
+    return ptrs;
+  };
+  const file = cstr(path);
+  const av = array(argv);
+  const ev = array(
+    Object.entries(env)
+      .filter((e): e is [string, string] => e[1] !== undefined)
+      .map(([k, v]) => `${k}=${v}`),
+  );
+  const rc = libc().execve(ptr(file), ptr(av), ptr(ev));
+  check(rc, "execve", path);
+  throw new SysError("execve", 0, `${path}: returned ${rc}`);
 }

@@ -14,11 +14,13 @@ import {
   handleJsonRpc,
   handleLegacy,
 } from "../../init/control/protocol.ts";
+import { parseHandoff } from "../../init/pid1/reexec.ts";
 import { shellSplit } from "../../init/supervisor/shlex.ts";
 import { InputError } from "../../lib/errors.ts";
 import { parseManifest } from "../../lib/manifest.ts";
 import { parseServiceFile } from "../../lib/service-spec.ts";
 import { parseVmConfig } from "../../lib/vm-config.ts";
+import { parseNodeUpdateConfig } from "../../update/install.ts";
 import { rng } from "./rng.ts";
 
 const ROUNDS = 2000;
@@ -58,6 +60,52 @@ describe("fuzz", () => {
         parseManifest(r.mutate(m), "m.toml");
       } catch (e) {
         if (!(e instanceof InputError)) throw new Error(`seed 3 round ${i}: ${String(e)}`);
+      }
+    }
+  });
+
+  test("manifests with environments, expiry and rollout, and the update configs: only InputError", () => {
+    const r = rng(31);
+    const m = `version = 3\nexpires = 2027-01-01T00:00:00Z\n[[vm.binaries]]\nname = "tool"\nversion = "1.0.0"\nurl = "https://example.org/tool"\nsha256 = "${"a".repeat(64)}"\nsize = 10\nservices = ["tool"]\nrollout = 50\n[[env.canary.vm.binaries]]\nname = "tool"\nversion = "1.1.0"\nurl = "https://example.org/tool2"\nsha256 = "${"b".repeat(64)}"\nsize = 11\n`;
+    const u = `manifest = "http://192.0.2.1/b.toml"\nkey = "RW${"A".repeat(54)}"\nrole = "node"\nenv = "canary"\ninterval = 600\n`;
+    const vm = `${VM_TOML.replace('[job]\nservice = "x"\n', "")}[update]\nmanifest = "http://192.0.2.1/b.toml"\nkey = "RW${"A".repeat(54)}"\ninterval = 60\n[agent]\nallow = ["10.0.0.0/8"]\n[job]\nexpires = 2027-01-01T00:00:00Z\nsecret_file = "/etc/s"\n[job.runner]\nurl = "http://192.0.2.1/r"\nsha256 = "${"c".repeat(64)}"\nsize = 5\n`;
+    for (let i = 0; i < ROUNDS; i++) {
+      for (const [text, parse] of [
+        [m, (t: string) => parseManifest(t, "m.toml")],
+        [u, (t: string) => parseNodeUpdateConfig(t, "u.toml")],
+      ] as const) {
+        try {
+          parse(r.mutate(text));
+        } catch (e) {
+          if (!(e instanceof InputError)) throw new Error(`seed 31 round ${i}: ${String(e)}`);
+        }
+      }
+      const { errors } = parseVmConfig(r.mutate(vm), "vm.toml");
+      for (const e of errors) expect(e).toBeInstanceOf(InputError);
+    }
+    // The unmutated documents are valid.
+    expect(parseManifest(m, "m.toml").env.canary?.vm?.binaries[0]?.version).toBe("1.1.0");
+    expect(parseVmConfig(vm, "vm.toml").errors).toEqual([]);
+  });
+
+  test("the self-update hand-off: only Error with a message, never a crash", () => {
+    const r = rng(32);
+    const good = JSON.stringify({
+      schema: 1,
+      from: "/usr/lib/hero/hero-init",
+      to: "/usr/lib/hero/pkgs/hero-init/2/hero-init",
+      version: "2",
+      direction: "forward",
+      at: 1,
+      services: [{ name: "a", pid: 12, startedAt: 1, restarts: 0, stdoutFd: 20, stderrFd: 21 }],
+    });
+    expect(parseHandoff(good).services[0]?.pid).toBe(12);
+    for (let i = 0; i < ROUNDS; i++) {
+      try {
+        parseHandoff(r.mutate(good));
+      } catch (e) {
+        if (!(e instanceof Error) || !e.message)
+          throw new Error(`seed 32 round ${i}: ${String(e)}`);
       }
     }
   });

@@ -1,0 +1,95 @@
+/**
+ * The guest agent inside PID 1 (guest-agent/server.ts does the protocol):
+ * served on loopback, the `[agent] listen` addresses and the mycelium
+ * address once known, port 9998 by default; clients must come from
+ * loopback, 400::/7 or `[agent] allow`, and present the per-VM token the
+ * injector wrote (/etc/hero-init/agent.token). Execs are owned children
+ * (spawnOwned) so the orphan reaper never steals their exit status.
+ *
+ * It runs inside PID 1 rather than as a supervised service: shutdown must
+ * go through PID 1's graceful path, the job's exit code lives in PID 1, and
+ * a guest agent that the supervisor could lose (crash loop, OOM kill) is
+ * exactly when the host needs it. Every handler catches its errors.
+ */
+
+import { readFileSync } from "node:fs";
+import type { Server } from "bun";
+import type { ExecWsData } from "../../guest-agent/exec.ts";
+import type { JobExit } from "../../guest-agent/protocol.ts";
+import { createAgent } from "../../guest-agent/server.ts";
+import { isAllowedClient, parseCidrs } from "../../lib/net-acl.ts";
+import { VERSION } from "../../lib/version.ts";
+import type { VmConfig } from "../../lib/vm-config.ts";
+import { describeError, log } from "../log.ts";
+import { spawnOwned } from "../supervisor/process.ts";
+import type { Supervisor } from "../supervisor/supervisor.ts";
+import { bindAddresses } from "../ui/serve.ts";
+import { installedBinaries } from "../ui/source.ts";
+
+export interface AgentDeps {
+  sup: Supervisor;
+  power: (kind: "poweroff" | "reboot", reason: string) => void;
+  /** The job's outcome once known; null when this VM has no job. */
+  jobExit: () => Promise<JobExit> | JobExit | null;
+}
+
+/** Starts the agent; returns a function that binds it on one more address (mycelium). */
+export function startAgent(
+  cfg: VmConfig["agent"],
+  d: AgentDeps,
+): ((address: string) => void) | null {
+  if (!cfg.enabled) {
+    log.info("agent", "disabled ([agent] enabled = false)");
+    return null;
+  }
+  let token: string;
+  try {
+    token = readFileSync(cfg.token_file, "utf8").trim();
+    if (token.length < 16) throw new Error("the token is shorter than 16 characters");
+  } catch (e) {
+    log.warn("agent", `not started: ${cfg.token_file}: ${(e as Error).message}`);
+    return null;
+  }
+  const extra = parseCidrs(cfg.allow);
+  const agent = createAgent({
+    token,
+    allow: (ip) => isAllowedClient(ip, extra),
+    spawn: (argv, opts) => spawnOwned(argv, opts),
+    status: () => ({
+      hero_init: VERSION,
+      services: d.sup.names().map((n) => {
+        const s = d.sup.status(n);
+        return { name: n, state: s.state, pid: s.pid, restarts: s.restarts };
+      }),
+      binaries: installedBinaries(),
+    }),
+    power: d.power,
+    jobExit: d.jobExit,
+    log: (level, msg) => log[level]("agent", msg),
+  });
+  const bind = (hostname: string) => {
+    try {
+      Bun.serve<ExecWsData>({
+        hostname,
+        port: cfg.port,
+        // Uploads up to the agent's 1 GiB file limit (it enforces the real limit while streaming).
+        maxRequestBodySize: 1024 ** 3 + 1024 ** 2,
+        fetch: (req: Request, srv: Server<ExecWsData>) => agent.fetch(req, srv),
+        websocket: agent.websocket,
+        error: (e: Error) =>
+          new Response(JSON.stringify({ error: e.message }), {
+            status: 500,
+            headers: { "content-type": "application/json" },
+          }),
+      });
+      log.info(
+        "agent",
+        `listening on ${hostname.includes(":") ? `[${hostname}]` : hostname}:${cfg.port}`,
+      );
+    } catch (e) {
+      log.error("agent", `cannot listen on ${hostname}:${cfg.port}: ${describeError(e)}`);
+    }
+  };
+  for (const a of bindAddresses(cfg.listen)) bind(a);
+  return bind;
+}
