@@ -24,6 +24,7 @@ const BATCH = 100;
 const SIZE = 256 * 1024;
 const tmp = mkdtempSync(join(tmpdir(), "hero-bench-upd-"));
 const pub = join(tmp, "pub");
+mkdirSync(pub);
 const key = generateKey();
 const keyLine = formatPublicKey(key).split("\n")[1] as string;
 let version = 0;
