@@ -9,7 +9,6 @@ import { hostname } from "node:os";
 import { dirname } from "node:path";
 import type { BootContext } from "../boot/context.ts";
 import { BOOT_STEPS, boot, RESUME_STEPS } from "../boot/index.ts";
-import { ControlError, RPC } from "../control/protocol.ts";
 import { describeError, log, logHistory, uptime } from "../log.ts";
 import { type MyceliumStatus, watchMycelium } from "../mycelium/discover.ts";
 import { MYCELIUM_SERVICE, myceliumService } from "../mycelium/service.ts";
@@ -25,7 +24,7 @@ import { scheduleReap } from "./reaper.ts";
 import { adoptionMap, finishResume, loadHandoff, resumeFailed, selfUpdateHook } from "./reexec.ts";
 import { startSupervision } from "./services.ts";
 import { type ShutdownKind, shutdown } from "./shutdown.ts";
-import { startUpdater, summary, type Updater } from "./updater.ts";
+import { startUpdater, summary, type Updater, updateControl } from "./updater.ts";
 
 /** Uptime when this program's first line ran (the end of the pre-init + Bun start). */
 const startedAt = uptime();
@@ -110,12 +109,7 @@ export async function runPid1(): Promise<void> {
     power: request,
     mycelium: () => mycelium,
     adopt: handoff ? adoptionMap(handoff) : undefined,
-    update: async (method) => {
-      if (!updater) throw new ControlError(RPC.METHOD_NOT_FOUND, "no [update] section in vm.toml");
-      if (method === "update_check") return updater.check();
-      if (method === "update_apply") return updater.apply();
-      throw new ControlError(RPC.METHOD_NOT_FOUND, `Method not found: ${method}`);
-    },
+    update: updateControl(() => updater),
   });
   let resumed: Promise<void> | undefined;
   if (handoff) {

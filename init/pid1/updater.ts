@@ -16,6 +16,7 @@ import {
   type UpdateHooks,
   type UpdateResult,
 } from "../../update/engine.ts";
+import { ControlError, RPC } from "../control/protocol.ts";
 import { describeError, log } from "../log.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
 
@@ -67,12 +68,28 @@ export function summary(r: UpdateResult): string {
   return `${v}${r.outcome}${ch ? ` (${ch})` : ""}`;
 }
 
+/** The control socket's update_check / update_apply, over the updater once it exists. */
+export function updateControl(
+  updater: () => Updater | null,
+): (method: string, params: unknown) => Promise<unknown> {
+  return async (method) => {
+    const u = updater();
+    if (!u) throw new ControlError(RPC.METHOD_NOT_FOUND, "no [update] section in vm.toml");
+    if (method === "update_check") return u.check();
+    if (method === "update_apply") return u.apply();
+    throw new ControlError(RPC.METHOD_NOT_FOUND, `Method not found: ${method}`);
+  };
+}
+
 export function startUpdater(
   cfg: UpdateConfig,
   sup: Supervisor,
   o: {
     selfUpdate?: UpdateHooks["selfUpdate"];
     stateDir?: string;
+    /** Where binaries go (tests): default /usr/lib/hero/pkgs under the real root. */
+    pkgs?: string;
+    root?: string;
     /** The first timer run waits for this (a self-update being confirmed). */
     notBefore?: Promise<void>;
   } = {},
@@ -123,7 +140,7 @@ export function startUpdater(
           pins: cfg.pins,
           machineId: id,
         },
-        { pkgs: PKGS, root: "", stateDir, keysFile },
+        { pkgs: o.pkgs ?? PKGS, root: o.root ?? "", stateDir, keysFile },
         hooks,
         { check },
       );
