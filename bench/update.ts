@@ -13,9 +13,9 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { formatPublicKey, generateKey, signMessage } from "../lib/minisign.ts";
+import { formatPublicKey, generateKey } from "../lib/minisign.ts";
 import { runUpdate, type UpdateHooks } from "../update/engine.ts";
-import { buildManifest } from "../update/publish.ts";
+import { buildManifest, publishSigned } from "../update/publish.ts";
 import { out, printRatios, ratio } from "./lib.ts";
 
 const ROOT = join(import.meta.dir, "..");
@@ -41,8 +41,7 @@ function publish(base: string) {
     expires: new Date(Date.now() + 86400_000),
   });
   const data = new TextEncoder().encode(text);
-  writeFileSync(join(pub, "bootstrapper.toml.minisig"), signMessage(key, data, "bench"));
-  writeFileSync(join(pub, "bootstrapper.toml"), data);
+  publishSigned(join(pub, "bootstrapper.toml"), data, key, "bench");
 }
 const hooks: UpdateHooks = { restart: async () => {}, health: async () => [], log: () => {} };
 

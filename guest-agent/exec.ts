@@ -10,6 +10,7 @@
  */
 import { existsSync, statSync } from "node:fs";
 import type { ServerWebSocket, Subprocess } from "bun";
+import { killGroup } from "../init/supervisor/process.ts";
 import {
   CH_STDERR,
   CH_STDOUT,
@@ -76,19 +77,6 @@ export function cwdError(cwd: string): string | null {
     return `cwd ${cwd}: ${(e as Error).message}`;
   }
   return null;
-}
-
-/** Signals a process group, falling back to the pid; never throws. */
-export function killGroup(pid: number, sig: number | NodeJS.Signals): void {
-  try {
-    process.kill(-pid, sig);
-  } catch {
-    try {
-      process.kill(pid, sig);
-    } catch {
-      // already gone
-    }
-  }
 }
 
 /** SIGTERM the group now, SIGKILL it after `graceMs` unless `exited` settles first. */

@@ -37,6 +37,12 @@ export interface DeployVmOptions {
   overlay?: boolean;
   cacheDir?: string;
   mtime?: number;
+  /**
+   * Job VMs: the short-lived token, written 0600 to the VM's `[job]
+   * secret_file` (default /etc/hero-init/job.secret); PID 1 moves it to
+   * /run and deletes it once the job has read it. Never put in deployment.json.
+   */
+  jobSecret?: Uint8Array;
   progress?: (msg: string) => void;
 }
 
@@ -78,10 +84,24 @@ export async function deployVm(o: DeployVmOptions): Promise<Deployment> {
   if (!!o.template === !!o.rootfs)
     throw new InputError("deploy", "give exactly one of template or rootfs");
   const out = resolve(o.out);
-  mkdirSync(out, { recursive: true });
-  const kernel = o.kernel ?? (await ensureKernel());
   const tpl = o.template ? loadTemplate(o.template) : null;
   let vmToml = mergeVmConfig(tpl?.vmToml ?? "", o.vm);
+  if (o.jobSecret) {
+    // Checked before anything is written: a secret with nowhere to go is bad input.
+    const job = validateVmConfig(parseToml(vmToml, "vm.toml"), "vm.toml").config.job;
+    if (!job)
+      throw new InputError("job", "a job secret was given but vm.toml has no [job] section", {
+        field: "job",
+      });
+    if (!job.secret_file)
+      throw new InputError(
+        "job",
+        'a job secret was given but [job] has no secret_file (e.g. "/etc/hero-init/job.secret")',
+        { field: "job.secret_file" },
+      );
+  }
+  mkdirSync(out, { recursive: true });
+  const kernel = o.kernel ?? (await ensureKernel());
   // No UI password given: make a one-time one. Only its hash goes into the VM;
   // the password itself is written 0600 next to the image for the operator.
   let uiPasswordFile: string | null = null;
@@ -100,6 +120,7 @@ export async function deployVm(o: DeployVmOptions): Promise<Deployment> {
   const secrets: Record<string, Uint8Array> = {
     "/etc/hero-init/agent.token": new TextEncoder().encode(`${agentToken}\n`),
   };
+  if (o.jobSecret && cfg.job?.secret_file) secrets[cfg.job.secret_file] = o.jobSecret;
   if (cfg.ssh_authorized_keys.length) {
     secrets["/root/.ssh/authorized_keys"] = new TextEncoder().encode(
       `${cfg.ssh_authorized_keys.join("\n")}\n`,

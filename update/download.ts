@@ -131,7 +131,7 @@ async function sizeOf(path: string): Promise<number> {
 }
 
 /** fsyncs a file or directory by path. */
-function fsyncPath(path: string): void {
+export function fsyncPath(path: string): void {
   const fd = openSync(path, "r");
   try {
     fsyncSync(fd);

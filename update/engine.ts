@@ -69,6 +69,7 @@ import {
   type DownloadStats,
   download,
   type FetchFn,
+  fsyncPath,
 } from "./download.ts";
 import { checkKeySet, checkManifestPolicy, UpdateRefused } from "./policy.ts";
 
@@ -174,16 +175,7 @@ export function atomicWrite(path: string, data: string | Uint8Array, mode = 0o64
     closeSync(fd);
   }
   renameSync(tmp, path);
-  fsyncDir(dirname(path));
-}
-
-function fsyncDir(dir: string): void {
-  const fd = openSync(dir, "r");
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  fsyncPath(dirname(path));
 }
 
 /** Points symlink `path` at `target` with one rename (never a moment without a link). */
@@ -191,7 +183,7 @@ export function switchLink(path: string, target: string): void {
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(3).toString("hex")}`;
   symlinkSync(target, tmp);
   renameSync(tmp, path);
-  fsyncDir(dirname(path));
+  fsyncPath(dirname(path));
 }
 
 /**

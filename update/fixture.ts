@@ -16,9 +16,9 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { formatPublicKey, generateKey, type SecretKey, signMessage } from "../lib/minisign.ts";
+import { formatPublicKey, generateKey, type SecretKey } from "../lib/minisign.ts";
 import type { UpdatePaths, UpdateSource } from "./engine.ts";
-import { buildManifest } from "./publish.ts";
+import { buildManifest, publishSigned } from "./publish.ts";
 import { type BootstrapServer, startServer } from "./serve.ts";
 
 export interface Fixture {
@@ -98,11 +98,7 @@ export async function makeFixture(): Promise<Fixture> {
         expires: o.expires ?? new Date(Date.now() + 86400_000),
       });
       const data = new TextEncoder().encode(text);
-      writeFileSync(join(pub, "bootstrapper.toml"), data);
-      writeFileSync(
-        join(pub, "bootstrapper.toml.minisig"),
-        signMessage(o.key ?? key, data, `timestamp:0\tfile:bootstrapper.toml\thashed`),
-      );
+      publishSigned(join(pub, "bootstrapper.toml"), data, o.key ?? key, "file:bootstrapper.toml");
       return text;
     },
     close: () => server.stop(),

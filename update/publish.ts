@@ -16,10 +16,19 @@
  * (numeric parts compared as numbers: 1.10.0 > 1.9.2).
  */
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import {
+  existsSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { InputError } from "../lib/errors.ts";
 import { BINARY_NAME_RE, ENVIRONMENTS, parseManifest } from "../lib/manifest.ts";
+import { type SecretKey, signMessage } from "../lib/minisign.ts";
 import { parseToml, stringifyToml } from "../lib/toml.ts";
 
 /** Compares versions: numeric runs as numbers, the rest as text (1.10 > 1.9, 1.0.0 > 1.0.0-rc1 is not claimed). */
@@ -126,4 +135,37 @@ export function buildManifest(dir: string, o: BuildOptions): string {
 /** keys.toml: the next trusted key set (sign it with a key of the current set). */
 export function keySetText(version: number, publicKeys: string[]): string {
   return `# trusted update keys, version ${version}: signed by a key of the previous set\n${stringifyToml({ version, keys: publicKeys })}`;
+}
+
+/** Replaces `path` with `data` (temp + rename), its mtime at least `minMtimeMs`. */
+function replaceWith(path: string, data: string | Uint8Array, minMtimeMs: number): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, data, { mode: 0o644 });
+  const t = new Date(Math.max(Date.now(), minMtimeMs));
+  utimesSync(tmp, t, t);
+  renameSync(tmp, path);
+}
+
+/**
+ * Publishes a signed file (the manifest, keys.toml): the signature first,
+ * then the file, each by rename, so a poller never pairs a new file with an
+ * old signature for long. The new file's mtime is at least a second past
+ * the old one's: nginx's ETag and Last-Modified have one-second resolution,
+ * and two publications of the same size within a second would otherwise
+ * keep answering 304 to every poller.
+ */
+export function publishSigned(
+  path: string,
+  data: Uint8Array,
+  key: SecretKey,
+  trustedComment: string,
+): void {
+  let min = 0;
+  try {
+    min = Math.floor(statSync(path).mtimeMs / 1000) * 1000 + 1000;
+  } catch {
+    // first publication
+  }
+  replaceWith(`${path}.minisig`, signMessage(key, data, trustedComment), min);
+  replaceWith(path, data, min);
 }

@@ -82,6 +82,10 @@ const deploy = defineCommand({
     "vm-config": { type: "string", description: "vm.toml for the VM" },
     services: { type: "string", description: "directory of zinit service files to add" },
     overlay: { type: "boolean", description: "ext4: read-only disk under a tmpfs overlay" },
+    "job-secret": {
+      type: "string",
+      description: "job VMs: file with the short-lived token (written 0600 to [job] secret_file)",
+    },
     json: { type: "boolean" },
   },
   async run({ args: a }) {
@@ -99,6 +103,7 @@ const deploy = defineCommand({
       vm,
       overlay: a.overlay,
       services: a.services ? readServiceDir(a.services) : undefined,
+      jobSecret: a["job-secret"] ? new Uint8Array(readFileSync(a["job-secret"])) : undefined,
       progress: progress(a.json),
     });
     if (a.json) process.stdout.write(`${JSON.stringify(d)}\n`);

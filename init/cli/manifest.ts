@@ -17,7 +17,7 @@ import {
   signMessage,
   verifyMessage,
 } from "../../lib/minisign.ts";
-import { buildManifest, keySetText } from "../../update/publish.ts";
+import { buildManifest, keySetText, publishSigned } from "../../update/publish.ts";
 
 const USAGE = `usage:
   hero-init manifest keygen --out DIR            write DIR/hero.pub (0644) and DIR/hero.key (0600)
@@ -34,13 +34,6 @@ highest version of each name is listed; --version defaults to the current Unix t
 function atomicWrite(path: string, data: string, mode: number): void {
   const tmp = `${path}.tmp-${process.pid}`;
   writeFileSync(tmp, data, { mode, flag: "wx" });
-  renameSync(tmp, path);
-}
-
-/** Replaces a file atomically (temp + rename); unlike atomicWrite, an existing file is expected. */
-function replaceFile(path: string, data: string, mode: number): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, data, { mode });
   renameSync(tmp, path);
 }
 
@@ -113,18 +106,12 @@ export async function runManifest(args: string[]): Promise<number> {
         version,
         expires: new Date(Date.now() + days * 86400_000),
       });
-      const data = new TextEncoder().encode(text);
-      // Signature first, then the manifest: a poller never sees a new manifest with an old signature for long.
-      replaceFile(
-        `${out}.minisig`,
-        signMessage(
-          k,
-          data,
-          `timestamp:${Math.floor(Date.now() / 1000)}\tfile:${basename(out)}\tversion:${version}\thashed`,
-        ),
-        0o644,
+      publishSigned(
+        out,
+        new TextEncoder().encode(text),
+        k,
+        `timestamp:${Math.floor(Date.now() / 1000)}\tfile:${basename(out)}\tversion:${version}\thashed`,
       );
-      replaceFile(out, text, 0o644);
       console.log(`built ${out} version ${version} signed with key ${keyIdHex(k.keyId)}`);
       return 0;
     }
@@ -145,12 +132,7 @@ export async function runManifest(args: string[]): Promise<number> {
         throw new Error("--version must be a positive integer (higher than the last key set)");
       const out = (opt.get("out") as string | undefined) ?? "keys.toml";
       const text = keySetText(version, news);
-      replaceFile(
-        `${out}.minisig`,
-        signMessage(k, new TextEncoder().encode(text), `keys:${version}`),
-        0o644,
-      );
-      replaceFile(out, text, 0o644);
+      publishSigned(out, new TextEncoder().encode(text), k, `keys:${version}`);
       console.log(
         `wrote ${out} (key set ${version}: ${news.length} keys) signed with key ${keyIdHex(k.keyId)}`,
       );

@@ -161,19 +161,21 @@ export function spawnChild(
   return { pid, startedAt: Date.now(), exited, signal: groupSignal(pid) };
 }
 
-/** Signals a process group (a service runs in its own session), falling back to the pid. */
-function groupSignal(pid: number): (sig: number) => void {
-  return (sig) => {
+/** Signals a process group (a service runs in its own session), falling back to the pid; never throws. */
+export function killGroup(pid: number, sig: number | NodeJS.Signals): void {
+  try {
+    process.kill(-pid, sig);
+  } catch {
     try {
-      process.kill(-pid, sig);
+      process.kill(pid, sig);
     } catch {
-      try {
-        process.kill(pid, sig);
-      } catch {
-        // already gone
-      }
+      // already gone
     }
-  };
+  }
+}
+
+function groupSignal(pid: number): (sig: number) => void {
+  return (sig) => killGroup(pid, sig);
 }
 
 /** A service process inherited from the previous hero-init across a self-update. */

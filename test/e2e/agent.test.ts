@@ -188,6 +188,36 @@ size = ${runner.length}
     expect(con).toContain("SECRET-GONE-FROM-ROOTFS");
   });
 
+  test("a graceful shutdown through the agent gives the job its stop signal and waits for it", async () => {
+    const script = `#!/bin/sh
+trap 'echo JOB-GOT-TERM; sleep 2; echo JOB-CLEANED-UP; exit 0' TERM
+echo JOB-RUNNING
+while true; do sleep 1; done
+`;
+    writeFileSync(join(dir, "pub/trap.sh"), script);
+    const sha = createHash("sha256").update(script).digest("hex");
+    await using vm = await agentVm(
+      "job-stop",
+      `
+[job]
+stop_timeout = 20
+
+[job.runner]
+url = "http://10.0.2.2:${server.port}/trap.sh"
+sha256 = "${sha}"
+size = ${Buffer.byteLength(script)}
+`,
+    );
+    await vm.waitFor(/JOB-RUNNING/, 240_000);
+    await client(vm).shutdown("poweroff");
+    await vm.waitFor(/JOB-CLEANED-UP/, 60_000);
+    expect(await vm.waitExit(120_000)).toBe(0);
+    const con = vm.cleanConsole();
+    // The job finished its cleanup before the machine went down.
+    expect(con.indexOf("JOB-GOT-TERM")).toBeLessThan(con.indexOf("JOB-CLEANED-UP"));
+    expect(con.indexOf("JOB-CLEANED-UP")).toBeLessThan(con.lastIndexOf("reboot: Power down"));
+  });
+
   test("an expired token ends the job VM with code 1 and fetches nothing", async () => {
     access.length = 0;
     await using vm = await agentVm(

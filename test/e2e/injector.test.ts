@@ -5,7 +5,7 @@
  * (plain and with a tmpfs overlay), and the Debian template.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readConcatenated } from "../../host-injector/cpio/newc.ts";
@@ -79,6 +79,46 @@ describe("deploy_vm boots", () => {
     const out = await bootAndCheck(d, "deploy-min-cpio");
     expect(out).toContain("supervisor: syslogd: Spawned → Running");
     expect(out).toMatch(/reboot: Power down/);
+  });
+
+  test("a job secret is written 0600 where [job] secret_file says, never into deployment.json", async () => {
+    const secret = new TextEncoder().encode("job-token-shortlived-42");
+    const jobVm = {
+      ...vm,
+      job: {
+        secret_file: "/etc/hero-init/job.secret",
+        runner: { url: "http://192.0.2.1/runner", sha256: "0".repeat(64), size: 10 },
+      },
+    };
+    const d = await deployVm({
+      template: "minimal",
+      format: "initramfs",
+      out: join(dir, "min-job"),
+      vm: jobVm,
+      kernel,
+      jobSecret: secret,
+    });
+    const files = new Map(
+      readConcatenated(new Uint8Array(readFileSync(d.image)))
+        .flat()
+        .map((r) => [r.path, r]),
+    );
+    const f = files.get("etc/hero-init/job.secret");
+    expect(new TextDecoder().decode(f?.data)).toBe("job-token-shortlived-42");
+    expect((f?.mode ?? 0) & 0o777).toBe(0o600);
+    expect(readFileSync(join(dir, "min-job/deployment.json"), "utf8")).not.toContain("shortlived");
+    // Without a [job] section the secret has nowhere to go: refused, nothing written.
+    await expect(
+      deployVm({
+        template: "minimal",
+        format: "initramfs",
+        out: join(dir, "min-nojob"),
+        vm,
+        kernel,
+        jobSecret: secret,
+      }),
+    ).rejects.toThrow(/no \[job\] section/);
+    expect(existsSync(join(dir, "min-nojob"))).toBe(false);
   });
 
   test("minimal template as an ext4 disk, through the switch-root initramfs", async () => {

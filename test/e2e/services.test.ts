@@ -8,9 +8,8 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { CpioEntry } from "../../host-injector/cpio/newc.ts";
 import { ensureKernel, type Kernel } from "../../host-injector/kernel.ts";
-import { buildImage, testVmToml } from "../vm/image.ts";
+import { buildImage, serviceFiles, testVmToml } from "../vm/image.ts";
 import { bootVm } from "../vm/qemu.ts";
 
 setDefaultTimeout(240_000);
@@ -24,21 +23,7 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const enc = new TextEncoder();
-function services(files: Record<string, string>): CpioEntry[] {
-  return [
-    { type: "dir", path: "etc/zinit", mode: 0o755 },
-    ...Object.entries(files).map(
-      ([n, y]) =>
-        ({
-          type: "file",
-          path: `etc/zinit/${n}.yaml`,
-          mode: 0o644,
-          data: enc.encode(y),
-        }) as CpioEntry,
-    ),
-  ];
-}
+const services = serviceFiles;
 
 async function image(name: string, files: Record<string, string>, vmExtra = "", memMB?: number) {
   const initrd = await buildImage(join(dir, `${name}.cpio`), {

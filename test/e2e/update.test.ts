@@ -15,10 +15,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CpioEntry } from "../../host-injector/cpio/newc.ts";
 import { ensureKernel, type Kernel } from "../../host-injector/kernel.ts";
-import { formatPublicKey, generateKey, type SecretKey, signMessage } from "../../lib/minisign.ts";
-import { buildManifest } from "../../update/publish.ts";
+import { formatPublicKey, generateKey, type SecretKey } from "../../lib/minisign.ts";
+import { buildManifest, publishSigned } from "../../update/publish.ts";
 import { type BootstrapServer, startServer } from "../../update/serve.ts";
-import { buildImage, testVmToml } from "../vm/image.ts";
+import { buildImage, serviceFiles, testVmToml } from "../vm/image.ts";
 import { bootVm, type Vm } from "../vm/qemu.ts";
 
 setDefaultTimeout(900_000);
@@ -62,25 +62,11 @@ function publish(): number {
     expires: new Date(Date.now() + 86400_000),
   });
   const data = enc.encode(text);
-  writeFileSync(join(pub, "bootstrapper.toml.minisig"), signMessage(key, data, `v${version}`));
-  writeFileSync(join(pub, "bootstrapper.toml"), data);
+  publishSigned(join(pub, "bootstrapper.toml"), data, key, `v${version}`);
   return version;
 }
 
-function services(files: Record<string, string>): CpioEntry[] {
-  return [
-    { type: "dir", path: "etc/zinit", mode: 0o755 },
-    ...Object.entries(files).map(
-      ([n, y]) =>
-        ({
-          type: "file",
-          path: `etc/zinit/${n}.yaml`,
-          mode: 0o644,
-          data: enc.encode(y),
-        }) as CpioEntry,
-    ),
-  ];
-}
+const services = serviceFiles;
 
 /** hello 1.0.0 installed the way the injector lays it out. */
 const preinstalled: CpioEntry[] = [

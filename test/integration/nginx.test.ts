@@ -22,10 +22,10 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { formatPublicKey, generateKey, signMessage } from "../../lib/minisign.ts";
+import { formatPublicKey, generateKey } from "../../lib/minisign.ts";
 import { conditionalGet, download } from "../../update/download.ts";
 import { runUpdate } from "../../update/engine.ts";
-import { buildManifest } from "../../update/publish.ts";
+import { buildManifest, publishSigned } from "../../update/publish.ts";
 import { type BootstrapServer, startServer } from "../../update/serve.ts";
 
 setDefaultTimeout(30_000);
@@ -259,8 +259,7 @@ describe("the update engine against nginx", () => {
         expires: new Date(Date.now() + 3600_000),
       });
       const data = new TextEncoder().encode(text);
-      writeFileSync(join(pub, "bootstrapper.toml.minisig"), signMessage(key, data, "t"));
-      writeFileSync(join(pub, "bootstrapper.toml"), data);
+      publishSigned(join(pub, "bootstrapper.toml"), data, key, "t");
     };
     for (const n of ["a", "b", "c"]) add(n, "1.0");
     publish();

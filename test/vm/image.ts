@@ -156,3 +156,19 @@ listen = ["0.0.0.0"]
 allow = ["10.0.2.2/32"]
 ${extra}`;
 }
+
+/** Service files for /etc/zinit in a test image: name → YAML. */
+export function serviceFiles(files: Record<string, string>): CpioEntry[] {
+  return [
+    { type: "dir", path: "etc/zinit", mode: 0o755 },
+    ...Object.entries(files).map(
+      ([n, y]) =>
+        ({
+          type: "file",
+          path: `etc/zinit/${n}.yaml`,
+          mode: 0o644,
+          data: new TextEncoder().encode(y),
+        }) as CpioEntry,
+    ),
+  ];
+}
