@@ -23,7 +23,7 @@ import {
   type JobExit,
   type StatResult,
 } from "./protocol.ts";
-import { startVsockBridge, type VsockBridge } from "./vsock.ts";
+import { startCidBridge, startVsockBridge, type VsockBridge } from "./vsock.ts";
 
 /** An error answer from the agent (or a transport failure, status 0). */
 export class AgentClientError extends Error {
@@ -39,8 +39,11 @@ export class AgentClientError extends Error {
 export interface AgentClientOptions {
   /** Base URL, e.g. http://[4ab:...]:9998 (mutually exclusive with vsock). */
   url?: string;
-  /** Cloud Hypervisor hybrid vsock: the VM's vsock unix socket and the agent's port. */
-  vsock?: { socket: string; port: number };
+  /**
+   * Cloud Hypervisor hybrid vsock (the VM's vsock unix socket and the
+   * agent's port), or AF_VSOCK to cid:port from a machine with a vsock device.
+   */
+  vsock?: { socket: string; port: number } | { cid: number; port: number };
   token: string;
 }
 
@@ -98,15 +101,16 @@ export class AgentClient {
     const headers = new Headers(init.headers);
     headers.set("authorization", `Bearer ${this.o.token}`);
     const extra: { unix?: string } = {};
-    if (this.o.vsock) {
-      const { socket, port } = this.o.vsock;
-      this.bridge ??= startVsockBridge(socket, port);
+    const v = this.o.vsock;
+    if (v) {
+      this.bridge ??=
+        "cid" in v ? startCidBridge(v.cid, v.port) : startVsockBridge(v.socket, v.port);
       extra.unix = (await this.bridge).path;
     }
     try {
       return await fetch(`${this.base}${API_PREFIX}${path}`, { ...init, ...extra, headers });
     } catch (e) {
-      const where = this.o.vsock ? `vsock ${this.o.vsock.socket}:${this.o.vsock.port}` : this.base;
+      const where = v ? `vsock ${"cid" in v ? v.cid : v.socket}:${v.port}` : this.base;
       throw new AgentClientError(0, `cannot reach the agent at ${where}: ${(e as Error).message}`);
     }
   }

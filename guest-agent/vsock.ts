@@ -14,6 +14,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { vsockConnectFd } from "../init/sys/ffi.ts";
+import { link, newSide, type SpliceSide, spliceHandlers } from "./splice.ts";
 
 /** Pure: parses the handshake answer line (without or with its newline). */
 export function parseOkLine(
@@ -135,6 +137,51 @@ export async function startVsockBridge(socketPath: string, port: number): Promis
     path,
     close() {
       server.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * A local unix socket whose connections are spliced to an AF_VSOCK
+ * connection to cid:port (a machine with a vsock device: the host with
+ * vhost-vsock, or a guest reaching itself through CID 1 with the loopback
+ * transport, as the QEMU test does).
+ */
+export async function startCidBridge(cid: number, port: number): Promise<VsockBridge> {
+  checkVsockPort(port);
+  const dir = mkdtempSync(join(tmpdir(), "hero-agent-vsock-"));
+  const path = join(dir, "bridge.sock");
+  const server = Bun.listen<SpliceSide>({
+    unix: path,
+    data: newSide(),
+    socket: {
+      ...spliceHandlers,
+      open(local) {
+        local.data = newSide();
+        void (async () => {
+          try {
+            const fd = vsockConnectFd(cid, port);
+            const remote = await Bun.connect<SpliceSide>({
+              fd,
+              socket: spliceHandlers,
+              data: newSide(),
+            } as unknown as Bun.UnixSocketOptions<SpliceSide>);
+            link(local, remote);
+          } catch (e) {
+            const body = JSON.stringify({ error: `vsock ${cid}:${port}: ${(e as Error).message}` });
+            local.end(
+              `HTTP/1.1 502 Bad Gateway\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+            );
+          }
+        })();
+      },
+    },
+  });
+  return {
+    path,
+    close() {
+      server.stop(true);
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -192,6 +192,8 @@ const AgentSchema = v.strictObject({
   /** Extra client CIDRs allowed besides loopback and 400::/7. */
   allow: v.optional(v.array(v.string()), []),
   token_file: v.optional(AbsPath, "/etc/hero-init/agent.token"),
+  /** Also listen on vsock (the agent's port, any CID) when the VM has a vsock transport. */
+  vsock: v.optional(v.boolean(), true),
 });
 
 /** `[update]`: follow a signed bootstrapper.toml (see docs/manifest.md). */
@@ -250,6 +252,7 @@ export const VmConfigSchema = v.strictObject({
     listen: [],
     allow: [],
     token_file: "/etc/hero-init/agent.token",
+    vsock: true,
   }),
   env: v.optional(
     v.record(v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/)), v.string()),

@@ -95,6 +95,20 @@ describe("update engine", () => {
     expect(machine()).toEqual(before);
   });
 
+  test("not enough free space: refused before any download, nothing changed", async () => {
+    await run();
+    f.addBinary("alpha", "2.0.0", "alpha two\n", ["alpha"]);
+    f.publish(2);
+    const before = machine();
+    f.access.length = 0;
+    const r = await run({ spareBytes: 2 ** 60 });
+    expect(r.outcome).toBe("failed");
+    expect(r.code).toBe("space");
+    expect(r.error).toMatch(/not enough space in .*pkgs: \d+ bytes free/);
+    expect(artifactRequests()).toEqual([]);
+    expect(machine()).toEqual(before);
+  });
+
   test("an unhealthy service after the update rolls the binary back", async () => {
     await run();
     restarts = [];

@@ -16,6 +16,7 @@ const USAGE = `usage: hero-init agent [TARGET] [TOKEN] COMMAND [--json]
 target (one of):
   --addr http://[ADDR]:PORT     the agent over HTTP (mycelium or loopback; port defaults to ${DEFAULT_AGENT_PORT})
   --vsock SOCKET:PORT           Cloud Hypervisor hybrid vsock (the VM's vsock unix socket, agent port)
+  --vsock-cid CID:PORT          AF_VSOCK from a machine with a vsock device (the VM's CID, agent port)
   --deployment DIR              DIR/deployment.json of deploy_vm (mycelium address and token)
   (or env HERO_AGENT_ADDR)
 token (one of): --token-file F | --token T | env HERO_AGENT_TOKEN | --deployment DIR
@@ -37,7 +38,7 @@ class UsageError extends Error {}
 
 interface Parsed {
   url?: string;
-  vsock?: { socket: string; port: number };
+  vsock?: { socket: string; port: number } | { cid: number; port: number };
   token?: string;
   json: boolean;
   cmd: string;
@@ -89,7 +90,12 @@ function parse(args: string[], env: Record<string, string | undefined>): Parsed 
     }
     if (a === "--addr") out.url = agentUrl(value(++i, a));
     else if (a === "--vsock") out.vsock = parseVsockArg(value(++i, a));
-    else if (a === "--token") out.token = value(++i, a);
+    else if (a === "--vsock-cid") {
+      const v = value(++i, a);
+      const m = /^(\d+):(\d+)$/.exec(v);
+      if (!m) throw new UsageError(`--vsock-cid wants CID:PORT (got "${v}")`);
+      out.vsock = { cid: Number(m[1]), port: Number(m[2]) };
+    } else if (a === "--token") out.token = value(++i, a);
     else if (a === "--token-file") {
       const f = value(++i, a);
       try {

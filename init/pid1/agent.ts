@@ -12,11 +12,12 @@
  * exactly when the host needs it. Every handler catches its errors.
  */
 
-import { readFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { dirname } from "node:path";
 import type { Server } from "bun";
 import type { ExecWsData } from "../../guest-agent/exec.ts";
 import type { JobExit } from "../../guest-agent/protocol.ts";
-import { createAgent } from "../../guest-agent/server.ts";
+import { type AgentOptions, createAgent } from "../../guest-agent/server.ts";
 import { isAllowedClient, parseCidrs } from "../../lib/net-acl.ts";
 import { VERSION } from "../../lib/version.ts";
 import type { VmConfig } from "../../lib/vm-config.ts";
@@ -25,6 +26,10 @@ import { spawnOwned } from "../supervisor/process.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
 import { bindAddresses } from "../ui/serve.ts";
 import { installedBinaries } from "../ui/source.ts";
+import { serveAgentOnVsock } from "./vsock.ts";
+
+/** The agent behind the vsock listener (root only). */
+export const AGENT_SOCKET = "/run/hero-init/agent.sock";
 
 export interface AgentDeps {
   sup: Supervisor;
@@ -51,9 +56,8 @@ export function startAgent(
     return null;
   }
   const extra = parseCidrs(cfg.allow);
-  const agent = createAgent({
+  const options: Omit<AgentOptions, "allow"> = {
     token,
-    allow: (ip) => isAllowedClient(ip, extra),
     spawn: (argv, opts) => spawnOwned(argv, opts),
     status: () => ({
       hero_init: VERSION,
@@ -65,8 +69,9 @@ export function startAgent(
     }),
     power: d.power,
     jobExit: d.jobExit,
-    log: (level, msg) => log[level]("agent", msg),
-  });
+    log: (level: "info" | "warn", msg: string) => log[level]("agent", msg),
+  };
+  const agent = createAgent({ ...options, allow: (ip) => isAllowedClient(ip, extra) });
   const bind = (hostname: string) => {
     try {
       Bun.serve<ExecWsData>({
@@ -91,5 +96,29 @@ export function startAgent(
     }
   };
   for (const a of bindAddresses(cfg.listen)) bind(a);
+  if (cfg.vsock) serveVsock(cfg.port, createAgent({ ...options, allow: () => true }));
   return bind;
+}
+
+/**
+ * vsock: only the host and this VM reach a vsock port, so the agent behind
+ * it skips the address check (the token is still required). It listens on
+ * a private unix socket that the vsock listener splices connections to.
+ */
+function serveVsock(port: number, agent: ReturnType<typeof createAgent>): void {
+  try {
+    mkdirSync(dirname(AGENT_SOCKET), { recursive: true, mode: 0o700 });
+    rmSync(AGENT_SOCKET, { force: true });
+    Bun.serve<ExecWsData>({
+      unix: AGENT_SOCKET,
+      maxRequestBodySize: 1024 ** 3 + 1024 ** 2,
+      fetch: (req: Request, srv: Server<ExecWsData>) => agent.fetch(req, srv),
+      websocket: agent.websocket,
+    });
+    chmodSync(AGENT_SOCKET, 0o600);
+  } catch (e) {
+    log.error("agent", `cannot listen on ${AGENT_SOCKET}: ${describeError(e)}`);
+    return;
+  }
+  serveAgentOnVsock(port, AGENT_SOCKET);
 }

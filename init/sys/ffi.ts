@@ -9,7 +9,7 @@
 import { dlopen, FFIType, ptr, read } from "bun:ffi";
 import { constants } from "node:os";
 
-const { i32, i64, u64, ptr: P, cstring, void: V } = FFIType;
+const { i32, u32, i64, u64, ptr: P, cstring, void: V } = FFIType;
 
 function openLibc() {
   return dlopen("libc.so.6", {
@@ -30,6 +30,10 @@ function openLibc() {
     chroot: { args: [P], returns: i32 },
     pipe2: { args: [P, i32], returns: i32 },
     execve: { args: [P, P, P], returns: i32 },
+    bind: { args: [i32, P, u32], returns: i32 },
+    listen: { args: [i32, i32], returns: i32 },
+    accept4: { args: [i32, P, P, i32], returns: i32 },
+    connect: { args: [i32, P, u32], returns: i32 },
     fcntl: { args: [i32, i32, i32], returns: i32 },
   });
 }
@@ -245,4 +249,68 @@ export function execve(
   const rc = libc().execve(ptr(file), ptr(av), ptr(ev));
   check(rc, "execve", path);
   throw new SysError("execve", 0, `${path}: returned ${rc}`);
+}
+
+const AF_VSOCK = 40;
+const SOCK_STREAM = 1;
+const SOCK_NONBLOCK = 0o4000;
+const SOCK_CLOEXEC = 0o2000000;
+/** Any CID (listen) and the local CID (loopback transport, for tests in the guest). */
+export const VMADDR_CID_ANY = 0xffffffff;
+export const VMADDR_CID_LOCAL = 1;
+
+/** Pure: struct sockaddr_vm (16 bytes: family, reserved, port, cid, zero[4]). */
+export function sockaddrVm(cid: number, port: number): Uint8Array {
+  const b = new Uint8Array(16);
+  const v = new DataView(b.buffer);
+  v.setUint16(0, AF_VSOCK, true);
+  v.setUint32(4, port >>> 0, true);
+  v.setUint32(8, cid >>> 0, true);
+  return b;
+}
+
+/** A non-blocking AF_VSOCK listener on `port` (any CID); returns its fd. */
+export function vsockListen(port: number, backlog = 16): number {
+  const fd = check(
+    libc().socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0),
+    "socket",
+    "AF_VSOCK",
+  );
+  try {
+    const addr = sockaddrVm(VMADDR_CID_ANY, port);
+    check(libc().bind(fd, ptr(addr), addr.length), "bind", `vsock port ${port}`);
+    check(libc().listen(fd, backlog), "listen", `vsock port ${port}`);
+    return fd;
+  } catch (e) {
+    libc().close(fd);
+    throw e;
+  }
+}
+
+/** accept4 without blocking: a new non-blocking fd, or null when nobody is waiting. */
+export function acceptNonBlocking(fd: number): number | null {
+  const rc = libc().accept4(fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (rc >= 0) return rc;
+  const e = errno();
+  // EINTR: a signal (SIGCHLD, often) arrived during the call: the next tick tries again.
+  if (
+    e === constants.errno.EAGAIN ||
+    e === constants.errno.EWOULDBLOCK ||
+    e === constants.errno.EINTR
+  )
+    return null;
+  throw new SysError("accept4", e, String(fd));
+}
+
+/** A blocking AF_VSOCK connection to cid:port (the CLI's client side); returns its fd. */
+export function vsockConnectFd(cid: number, port: number): number {
+  const fd = check(libc().socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket", "AF_VSOCK");
+  const addr = sockaddrVm(cid, port);
+  const rc = libc().connect(fd, ptr(addr), addr.length);
+  if (rc < 0) {
+    const e = errno();
+    libc().close(fd);
+    throw new SysError("connect", e, `vsock ${cid}:${port}`);
+  }
+  return fd;
 }

@@ -6,7 +6,9 @@
  * gives services their stop signal. A job VM downloads its runner (a shell
  * script served by `hero-init serve`), the secret is gone from disk while
  * the job runs, and the host reads the job's exit code with wait-exit; an
- * expired token ends the VM with code 1 without fetching anything.
+ * expired token ends the VM with code 1 without fetching anything. The
+ * guest's vsock listener is reached from inside the VM (loopback transport,
+ * CID 1): this machine has no vhost-vsock for a host-side test.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createHash } from "node:crypto";
@@ -17,7 +19,7 @@ import { AgentClient, type AgentClientError } from "../../guest-agent/client.ts"
 import type { CpioEntry } from "../../host-injector/cpio/newc.ts";
 import { ensureKernel, type Kernel } from "../../host-injector/kernel.ts";
 import { type BootstrapServer, startServer } from "../../update/serve.ts";
-import { buildImage, testVmToml } from "../vm/image.ts";
+import { buildImage, TEST_MODULES, testVmToml } from "../vm/image.ts";
 import { bootVm, type Vm } from "../vm/qemu.ts";
 
 setDefaultTimeout(600_000);
@@ -37,15 +39,30 @@ const file = (path: string, data: string, mode = 0o644): CpioEntry => ({
   data: enc.encode(data),
 });
 
-async function agentVm(name: string, vmExtra: string, extra: CpioEntry[] = []): Promise<Vm> {
+async function agentVm(
+  name: string,
+  vmExtra: string,
+  extra: CpioEntry[] = [],
+  vsock = false,
+): Promise<Vm> {
+  const toml = (t: string) =>
+    vsock
+      ? t.replace(
+          'modules = ["virtio_pci", "virtio_net"]',
+          'modules = ["virtio_pci", "virtio_net", "vsock_loopback"]',
+        )
+      : t;
   const initrd = await buildImage(join(dir, `${name}.cpio`), {
     kernel,
     busybox: true,
-    vmToml: testVmToml(`
+    modules: vsock ? [...TEST_MODULES, "vsock_loopback"] : undefined,
+    vmToml: toml(
+      testVmToml(`
 [agent]
 listen = ["0.0.0.0"]
 allow = ["10.0.2.2/32"]
 ${vmExtra}`),
+    ),
     extra: [
       ...APPLETS.map(
         (a) => ({ type: "symlink", path: `bin/${a}`, target: "busybox" }) as CpioEntry,
@@ -90,14 +107,19 @@ afterAll(async () => {
 });
 
 describe("guest agent in a VM", () => {
-  test("exec codes and 50 MB of output, cp keeps mode and mtime, tokens and sources are checked, graceful shutdown", async () => {
-    await using vm = await agentVm("agent", "", [
-      { type: "dir", path: "etc/zinit", mode: 0o755 },
-      file(
-        "etc/zinit/graceful.yaml",
-        `exec: sh -c 'trap "echo GRACEFUL-GOT-TERM; sleep 1; echo GRACEFUL-DONE; exit 0" TERM; while true; do sleep 1; done'\nlog: stdout\nshutdown_timeout: 20\n`,
-      ),
-    ]);
+  test("exec codes and 50 MB of output, cp keeps mode and mtime, tokens and sources are checked, the vsock listener answers, graceful shutdown", async () => {
+    await using vm = await agentVm(
+      "agent",
+      "",
+      [
+        { type: "dir", path: "etc/zinit", mode: 0o755 },
+        file(
+          "etc/zinit/graceful.yaml",
+          `exec: sh -c 'trap "echo GRACEFUL-GOT-TERM; sleep 1; echo GRACEFUL-DONE; exit 0" TERM; while true; do sleep 1; done'\nlog: stdout\nshutdown_timeout: 20\n`,
+        ),
+      ],
+      true,
+    );
     await vm.waitFor(/agent: listening on 0\.0\.0\.0:9998/, 240_000);
     const c = client(vm);
 
@@ -152,6 +174,30 @@ describe("guest agent in a VM", () => {
       "wget -q -O - --header 'Authorization: Bearer x' http://10.0.2.15:9998/agent/v1/status 2>&1; echo rc=$?",
     ]);
     expect(fromEth0.out).toMatch(/403/);
+
+    // vsock: the guest's AF_VSOCK listener, reached through the loopback transport (CID 1)
+    // by hero-init's own client inside the VM; this machine has no vhost-vsock for the host side.
+    const viaVsock = await run(c, [
+      "hero-init",
+      "agent",
+      "--vsock-cid",
+      "1:9998",
+      "--token-file",
+      "/etc/hero-init/agent.token",
+      "exec",
+      "--",
+      "sh",
+      "-c",
+      "echo via-vsock; exit 7",
+    ]);
+    expect(viaVsock.out).toBe("via-vsock\n");
+    expect(viaVsock.exit.code).toBe(7);
+    const badToken = await run(c, [
+      "sh",
+      "-c",
+      "hero-init agent --vsock-cid 1:9998 --token wrong-token-wrong-token status; echo rc=$?",
+    ]);
+    expect(badToken.out).toMatch(/rc=255/);
 
     // Graceful shutdown: the service gets SIGTERM and finishes before power-off.
     await c.shutdown("poweroff");

@@ -1,0 +1,67 @@
+/**
+ * The guest agent over vsock, the channel a hypervisor gives before any
+ * network exists: an AF_VSOCK listener on the agent's port (any CID), whose
+ * every connection is spliced to the agent's private unix socket
+ * (/run/hero-init/agent.sock, 0600). The token is still required: vsock only
+ * replaces the address check (only the host and this VM can reach a vsock
+ * port). Accepting polls a non-blocking socket every 25 ms: Bun cannot watch
+ * a raw descriptor for readability, and an accept syscall per tick is cheap.
+ */
+
+import { link, newSide, type SpliceSide, spliceHandlers } from "../../guest-agent/splice.ts";
+import { log } from "../log.ts";
+import { acceptNonBlocking, vsockListen } from "../sys/ffi.ts";
+
+/** Starts the listener; returns a stop function, or null when this VM has no vsock. */
+export function serveAgentOnVsock(port: number, agentSocket: string): (() => void) | null {
+  let fd: number;
+  try {
+    fd = vsockListen(port);
+  } catch (e) {
+    log.info(
+      "agent",
+      `no vsock listener: ${(e as Error).message} (load the vsock transport module)`,
+    );
+    return null;
+  }
+  log.info("agent", `listening on vsock port ${port}`);
+  const timer = setInterval(() => {
+    for (;;) {
+      let c: number | null;
+      try {
+        c = acceptNonBlocking(fd);
+      } catch (e) {
+        log.warn("agent", `vsock accept: ${(e as Error).message}`);
+        return;
+      }
+      if (c === null) return;
+      void splice(c, agentSocket);
+    }
+  }, 25);
+  return () => clearInterval(timer);
+}
+
+async function splice(fd: number, agentSocket: string): Promise<void> {
+  try {
+    // Bun.connect({fd}) wraps an existing descriptor; bun-types only declares it as FdSocketOptions
+    // without a connect overload, hence the cast.
+    const down = await Bun.connect<SpliceSide>({
+      fd,
+      socket: spliceHandlers,
+      data: newSide(),
+    } as unknown as Bun.UnixSocketOptions<SpliceSide>);
+    try {
+      const up = await Bun.connect<SpliceSide>({
+        unix: agentSocket,
+        socket: spliceHandlers,
+        data: newSide(),
+      });
+      link(down, up);
+    } catch (e) {
+      log.warn("agent", `vsock: the agent's socket does not answer: ${(e as Error).message}`);
+      down.end();
+    }
+  } catch (e) {
+    log.warn("agent", `vsock connection: ${(e as Error).message}`);
+  }
+}
