@@ -111,6 +111,34 @@ export function snapshotServices(sup: Supervisor): Handoff["services"] {
   return out;
 }
 
+/**
+ * Debug switch `hero.fault=handoff-exit` (kernel command line): SIGKILLs the
+ * first running service of a forward hand-off right before execve, so a
+ * test sees a child that exits during the hand-off reaped and restarted by
+ * the new PID 1.
+ */
+function faultHandoffExit(h: Handoff): void {
+  if (h.direction !== "forward") return;
+  let cmdline = "";
+  try {
+    cmdline = readFileSync("/proc/cmdline", "utf8");
+  } catch {
+    return;
+  }
+  if (!/(^|\s)hero\.fault=handoff-exit(\s|$)/.test(cmdline)) return;
+  const victim = h.services.find((s) => s.pid > 0);
+  if (!victim) return;
+  log.warn(
+    "reexec",
+    `fault injection: SIGKILL ${victim.name} (pid ${victim.pid}) during the hand-off`,
+  );
+  try {
+    process.kill(victim.pid, "SIGKILL");
+  } catch {
+    // already gone
+  }
+}
+
 /** Execs `target` as this PID 1 with the hand-off; returns only if execve failed (then throws). */
 function execWithHandoff(target: string, h: Handoff): never {
   mkdirSync(dirname(HANDOFF_FILE), { recursive: true, mode: 0o700 });
@@ -118,6 +146,7 @@ function execWithHandoff(target: string, h: Handoff): never {
   const fds = h.services.flatMap((s) => [s.stdoutFd, s.stderrFd]).filter((x) => x !== undefined);
   for (const fd of fds) setCloexec(fd, false);
   log.info("reexec", `exec ${target} (${h.direction}) with ${h.services.length} services`);
+  faultHandoffExit(h);
   try {
     execve(target, [target, RESUME_FLAG, HANDOFF_FILE], process.env);
   } catch (e) {

@@ -222,6 +222,21 @@ export function adoptChild(
   }
   if (a.stdoutFd !== undefined && a.stderrFd !== undefined)
     outputFds.set(a.pid, { stdout: a.stdoutFd, stderr: a.stderrFd });
+  let alive = true;
+  try {
+    process.kill(a.pid, 0);
+  } catch {
+    alive = false; // reaped before the hand-off (should not happen: the snapshot is taken right before execve)
+  }
+  if (!alive) {
+    outputFds.delete(a.pid);
+    return {
+      pid: a.pid,
+      startedAt: a.startedAt,
+      exited: Promise.resolve({ code: null, signal: null }),
+      signal: () => {},
+    };
+  }
   const exited = new Promise<ExitInfo>((resolve) => {
     adoptedPids.set(a.pid, (status) => {
       outputFds.delete(a.pid);

@@ -7,7 +7,9 @@
  * makes PID 1 re-exec itself: every service keeps its pid and its output
  * keeps flowing. A broken hero-init fails its smoke test and changes
  * nothing; a new hero-init that fails while resuming execs back into the
- * old one (hero.fault=resume), services still untouched.
+ * old one (hero.fault=resume), services still untouched. A service killed
+ * during the hand-off (hero.fault=handoff-exit) is reaped and restarted by
+ * the new PID 1.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -171,7 +173,8 @@ describe("updates in a VM", () => {
   test("a bumped [vm] binary converges on the VM's timer; PID 1 updates itself keeping every pid; a broken hero-init changes nothing", async () => {
     addBinary("hello", "1.0.0", hello("1.0.0"), ["hello"]);
     publish();
-    await using vm = await bootUpdatingVm("update");
+    // hero.fault=handoff-exit: the first service (hello) is SIGKILLed right before the re-exec.
+    await using vm = await bootUpdatingVm("update", "hero.fault=handoff-exit");
     await vm.waitFor(/hero-init boot: READY/, 240_000);
     await vm.waitFor(/update: update: manifest 1: up-to-date/, 120_000);
     const ui = await api(vm);
@@ -196,7 +199,13 @@ describe("updates in a VM", () => {
     await vm.waitFor(/resumed as hero-init 2\.0\.0: adopted 3 services/, 300_000);
     await vm.waitFor(/self-update to hero-init 2\.0\.0 confirmed/, 120_000);
     const ui2 = await api(vm);
-    expect(await ui2.pids()).toEqual(afterBump);
+    // Every service kept its pid, except hello, killed during the hand-off: the new PID 1
+    // reaped it as its adopted child and restarted it.
+    const afterSelf = await ui2.pids();
+    expect(vm.cleanConsole()).toMatch(/hello: \w+ → (Error|Success) \(killed by SIGKILL\)/);
+    expect(afterSelf.hello).toBeGreaterThan(1);
+    expect(afterSelf.hello).not.toBe(afterBump.hello);
+    expect({ ...afterSelf, hello: 0 }).toEqual({ ...afterBump, hello: 0 });
     expect((await ui2.installed())["hero-init"]).toBe("2.0.0 [2.0.0]");
     // The ticker's output arrives through the pipe handed over across execve.
     let ticks: number[] = [];
@@ -212,7 +221,7 @@ describe("updates in a VM", () => {
     addBinary("hero-init", "3.0.0", "#!/bin/sh\necho broken >&2\nexit 1\n", []);
     publish();
     await vm.waitFor(/failed its smoke test/, 120_000);
-    expect(await ui2.pids()).toEqual(afterBump);
+    expect(await ui2.pids()).toEqual(afterSelf);
     expect((await ui2.installed())["hero-init"]).toBe("2.0.0 [2.0.0]");
     await vm.powerdown();
     expect(await vm.waitExit(120_000)).toBe(0);
