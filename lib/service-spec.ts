@@ -107,6 +107,9 @@ export const ServiceSpecSchema = v.object({
   // hero-init extras (zinit ignores unknown fields)
   restart: v.optional(RestartSchema, {}),
   log_file: v.optional(LogFileSchema),
+  /** Run as this uid/gid (dropped by the hero-exec helper after joining the cgroup). */
+  uid: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(2 ** 31 - 1))),
+  gid: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(2 ** 31 - 1))),
 });
 
 /** A validated service spec. */

@@ -144,6 +144,9 @@ export function startSupervision(o: SupervisionOptions): Supervisor {
                 log: "stdout",
                 env: r.env,
                 shutdown_timeout: jobCfg.stop_timeout,
+                ...(jobCfg.uid !== 0 || jobCfg.gid !== 0
+                  ? { uid: jobCfg.uid, gid: jobCfg.gid }
+                  : {}),
               },
               "vm.toml [job]",
             ),

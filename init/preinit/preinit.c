@@ -14,7 +14,7 @@
  * The binary to run is the first of: `hero.init=PATH` on the kernel command
  * line, HERO_INIT_PATH (compiled in), HERO_INIT_FALLBACK (compiled in).
  * The same binary, invoked as `hero-exec` (a symlink), is the supervisor's
- * exec helper: `hero-exec [-c CGROUP_DIR] -- PROG ARGS...` moves itself into
+ * exec helper: `hero-exec [-c CGROUP_DIR] [-u UID] [-g GID] -- PROG ARGS...` moves itself into
  * the service's cgroup and then execs PROG, so the service and everything it
  * forks are in the cgroup from the first instruction (Bun.spawn cannot spawn
  * into a cgroup; moving the pid afterwards races with an early fork). Exit
@@ -24,6 +24,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -105,16 +106,32 @@ static const char *cmdline_override(char *buf, size_t len) {
   return NULL;
 }
 
+/* A decimal id (uid/gid), or -1 when it is not one. */
+static long parse_id(const char *s) {
+  long v = 0;
+  if (!*s) return -1;
+  for (; *s; s++) {
+    if (*s < '0' || *s > '9' || v > 0x7fffffff / 10) return -1;
+    v = v * 10 + (*s - '0');
+  }
+  return v;
+}
+
 static int hero_exec(int argc, char **argv) {
   int i = 1;
   const char *cg = NULL;
+  long uid = -1, gid = -1;
   for (; i < argc; i++) {
     if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) cg = argv[++i];
-    else if (strcmp(argv[i], "--") == 0) { i++; break; }
+    else if (strcmp(argv[i], "-u") == 0 && i + 1 < argc) {
+      if ((uid = parse_id(argv[++i])) < 0) { line(2, "hero-exec: bad uid ", argv[i], NULL, NULL); return 126; }
+    } else if (strcmp(argv[i], "-g") == 0 && i + 1 < argc) {
+      if ((gid = parse_id(argv[++i])) < 0) { line(2, "hero-exec: bad gid ", argv[i], NULL, NULL); return 126; }
+    } else if (strcmp(argv[i], "--") == 0) { i++; break; }
     else break;
   }
   if (i >= argc) {
-    line(2, "usage: hero-exec [-c CGROUP_DIR] -- PROG [ARGS...]", NULL, NULL, NULL);
+    line(2, "usage: hero-exec [-c CGROUP_DIR] [-u UID] [-g GID] -- PROG [ARGS...]", NULL, NULL, NULL);
     return 2;
   }
   if (cg) {
@@ -127,6 +144,12 @@ static int hero_exec(int argc, char **argv) {
     if (fd < 0 || write(fd, "0", 1) != 1)
       line(2, "hero-exec: cannot join cgroup ", cg, ": ", strerror(errno));
     if (fd >= 0) close(fd);
+  }
+  /* Drop privileges after joining the cgroup (that needs root); fail closed. */
+  if (gid >= 0 || uid >= 0) {
+    if (setgroups(0, NULL) != 0) { line(2, "hero-exec: setgroups: ", strerror(errno), NULL, NULL); return 126; }
+    if (gid >= 0 && setgid((gid_t)gid) != 0) { line(2, "hero-exec: setgid: ", strerror(errno), NULL, NULL); return 126; }
+    if (uid >= 0 && setuid((uid_t)uid) != 0) { line(2, "hero-exec: setuid: ", strerror(errno), NULL, NULL); return 126; }
   }
   execvp(argv[i], argv + i);
   int e = errno;

@@ -40,6 +40,9 @@ export interface SpawnSpec {
   onLine: ((stream: "stdout" | "stderr", text: string) => void) | null;
   /** Inherit the console instead of capturing (log: stdout in zinit means "to our stdout"). */
   inheritOutput?: boolean;
+  /** Run as this uid/gid (needs the exec helper, which drops privileges before exec). */
+  uid?: number;
+  gid?: number;
 }
 
 const signalNames = new Map<number, string>(
@@ -102,8 +105,22 @@ export function spawnChild(
   spec: SpawnSpec,
   helper = process.env.HERO_EXEC_HELPER ?? EXEC_HELPER,
 ): Child {
-  const useHelper = spec.cgroup !== null && existsSync(helper);
-  const argv = useHelper ? [helper, "-c", spec.cgroup as string, "--", ...spec.argv] : spec.argv;
+  const ids = spec.uid !== undefined || spec.gid !== undefined;
+  const useHelper = (spec.cgroup !== null || ids) && existsSync(helper);
+  if (ids && !useHelper)
+    throw Object.assign(new Error(`uid/gid need the exec helper ${helper}, which is missing`), {
+      code: "EACCES",
+    });
+  const argv = useHelper
+    ? [
+        helper,
+        ...(spec.cgroup !== null ? ["-c", spec.cgroup] : []),
+        ...(spec.uid !== undefined ? ["-u", String(spec.uid)] : []),
+        ...(spec.gid !== undefined ? ["-g", String(spec.gid)] : []),
+        "--",
+        ...spec.argv,
+      ]
+    : spec.argv;
   const capture = spec.onLine !== null && !spec.inheritOutput;
   const pipes = capture ? outputPipes() : null;
   const other = spec.inheritOutput ? "inherit" : "ignore";

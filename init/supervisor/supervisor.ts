@@ -212,6 +212,8 @@ export function createSupervisor(opts: SupervisorOptions = {}) {
         cwd: s.spec.dir,
         cgroup,
         onLine: s.spec.log === "none" ? null : onOutput(s),
+        uid: s.spec.uid,
+        gid: s.spec.gid,
       });
       s.child = child;
       s.startedAt = child.startedAt;

@@ -91,7 +91,7 @@ beforeAll(async () => {
   writeFileSync(
     join(pub, "runner.sh"),
     `#!/bin/sh
-echo "runner: secret has $(wc -c < "$HERO_JOB_SECRET_FILE") bytes"
+echo "runner: uid $(id -u) gid $(id -g); secret has $(wc -c < "$HERO_JOB_SECRET_FILE") bytes"
 sleep 1
 if test -e "$HERO_JOB_SECRET_FILE"; then echo SECRET-STILL-IN-RUN; else echo SECRET-GONE-FROM-RUN; fi
 if test -e /etc/hero-init/job.secret; then echo SECRET-STILL-ON-ROOTFS; else echo SECRET-GONE-FROM-ROOTFS; fi
@@ -215,6 +215,8 @@ describe("guest agent in a VM", () => {
 [job]
 secret_file = "/etc/hero-init/job.secret"
 expires = ${new Date(Date.now() + 3600_000).toISOString()}
+uid = 1000
+gid = 1000
 
 [job.runner]
 url = "http://10.0.2.2:${server.port}/runner.sh"
@@ -229,7 +231,8 @@ size = ${runner.length}
     await vm.waitFor(/HERO-EXIT code=4 message="job exited 3"/, 60_000);
     expect(await vm.waitExit(120_000)).toBe(0);
     const con = vm.cleanConsole();
-    expect(con).toContain("runner: secret has 21 bytes");
+    // The job runs as its own uid and can read the secret made for it (0600, owned by that uid).
+    expect(con).toContain("runner: uid 1000 gid 1000; secret has 21 bytes");
     expect(con).toContain("SECRET-GONE-FROM-RUN");
     expect(con).toContain("SECRET-GONE-FROM-ROOTFS");
   });

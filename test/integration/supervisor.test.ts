@@ -320,6 +320,20 @@ describe("JSON-RPC 2.0", () => {
     expect(existsSync(join(etc, "made.yaml"))).toBe(false);
   });
 
+  test("uid/gid (hero-init extra): the exec helper drops privileges before exec", async () => {
+    await rpc("service_create", [
+      "asuser",
+      { exec: `sh -c "echo ids=$(id -u):$(id -g):$(id -G)"`, oneshot: true, uid: 1000, gid: 1001 },
+    ]);
+    expect((await rpc("service_monitor", ["asuser"])).result).toBeNull();
+    await waitFor(
+      async () => (await rpc("service_status", ["asuser"])).result.state === "Success" || undefined,
+    );
+    // No supplementary groups are kept from root.
+    expect((await cli("log", "-s", "asuser")).out).toContain("[+] asuser: ids=1000:1001:1001\n");
+    await rpc("service_forget", ["asuser"]);
+  });
+
   test("a service blocked on an undefined dependency starts once that service appears", async () => {
     expect((await rpc("service_status", ["waiter"])).result.state).toBe("Blocked");
     await rpc("service_create", ["ghost", { exec: `sleep ${S(6)}` }]);
