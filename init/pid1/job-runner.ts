@@ -13,6 +13,7 @@
 import {
   chmodSync,
   chownSync,
+  existsSync,
   mkdirSync,
   readFileSync,
   renameSync,
@@ -158,4 +159,17 @@ export function watchSecret(maxMs = 30_000, path = SECRET_RUN_PATH): () => void 
     }
   }, 50);
   return () => clearInterval(timer);
+}
+
+/** After the job: the runner and any secret left behind are removed (never throws). */
+export function cleanUpJob(job: JobConfig): void {
+  for (const p of [SECRET_RUN_PATH, job.runner?.path, job.secret_file]) {
+    if (!p || !existsSync(p)) continue;
+    try {
+      rmSync(p, { force: true });
+      log.info("job", `cleanup: removed ${p}`);
+    } catch (e) {
+      log.warn("job", `cleanup of ${p}: ${(e as Error).message}`);
+    }
+  }
 }

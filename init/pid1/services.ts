@@ -16,6 +16,7 @@ import { monitorDir, readServiceDir } from "../supervisor/load.ts";
 import type { AdoptedProcess } from "../supervisor/process.ts";
 import { createSupervisor, type Supervisor } from "../supervisor/supervisor.ts";
 import {
+  cleanUpJob,
   JOB_EXIT,
   JOB_SERVICE,
   type JobOutcome,
@@ -104,6 +105,7 @@ export function startSupervision(o: SupervisionOptions): Supervisor {
     onExit(svc, exit, pid) {
       if (svc.name !== job) return;
       if (runnerJob) {
+        cleanUpJob(jobCfg);
         endJob(runnerJobExit(exit), svc.name);
         return;
       }

@@ -235,6 +235,8 @@ size = ${runner.length}
     expect(con).toContain("runner: uid 1000 gid 1000; secret has 21 bytes");
     expect(con).toContain("SECRET-GONE-FROM-RUN");
     expect(con).toContain("SECRET-GONE-FROM-ROOTFS");
+    // After the job: the runner is removed before the power-off.
+    expect(con).toContain("job: cleanup: removed /var/lib/hero-job/runner");
   });
 
   test("a graceful shutdown through the agent gives the job its stop signal and waits for it", async () => {
