@@ -83,6 +83,11 @@ export interface UpdatePaths {
   stateDir: string;
   /** The trusted public keys, one minisign public key per line (comments allowed). */
   keysFile: string;
+  /**
+   * The configured key (`[update] key`): seeds `keysFile` when it does not
+   * exist yet; a signed rotation replaces the file later, never the config.
+   */
+  seedKey?: string;
 }
 
 /** What to follow. */
@@ -271,6 +276,8 @@ export async function runUpdate(
   try {
     mkdirSync(paths.stateDir, { recursive: true, mode: 0o700 });
     const state = readState(paths.stateDir);
+    if (paths.seedKey && !existsSync(paths.keysFile))
+      atomicWrite(paths.keysFile, `${paths.seedKey}\n`, 0o644);
     let keys = readTrustedKeys(paths.keysFile);
     let resumed = false;
     if (state.pending && !o.check) {

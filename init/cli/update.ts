@@ -136,13 +136,8 @@ async function runWithConfig(
   const root = (opt.get("root") as string | undefined) ?? "";
   const stateDir = `${root}/var/lib/hero-init/update`;
   const keysFile = `${stateDir}/keys.pub`;
-  const once = async () => {
-    // The config's key seeds the trusted set; a signed rotation may replace the copy.
-    if (!existsSync(keysFile)) {
-      mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-      atomicWrite(keysFile, `${cfg.key}\n`, 0o644);
-    }
-    return runUpdate(
+  const once = () =>
+    runUpdate(
       {
         manifestUrl: cfg.manifest,
         role: cfg.role,
@@ -150,11 +145,10 @@ async function runWithConfig(
         pins: cfg.pins,
         machineId: machineId(stateDir),
       },
-      { pkgs: `${root}/usr/lib/hero/pkgs`, root, stateDir, keysFile },
+      { pkgs: `${root}/usr/lib/hero/pkgs`, root, stateDir, keysFile, seedKey: cfg.key },
       nodeHooks(root ? "none" : detectSupervisor(), opt.get("socket") as string | undefined),
       { check: opt.get("check") === true },
     );
-  };
   const every = opt.get("every");
   if (typeof every === "string") {
     const s = Number(every);

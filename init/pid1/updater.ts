@@ -7,15 +7,10 @@
  * handed to the re-exec (init/pid1/reexec.ts).
  */
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { VmConfig } from "../../lib/vm-config.ts";
-import {
-  atomicWrite,
-  runUpdate,
-  type UpdateHooks,
-  type UpdateResult,
-} from "../../update/engine.ts";
+import { runUpdate, type UpdateHooks, type UpdateResult } from "../../update/engine.ts";
 import { ControlError, RPC } from "../control/protocol.ts";
 import { describeError, log } from "../log.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
@@ -98,7 +93,6 @@ export function startUpdater(
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   // The config's key seeds the trusted key set; a signed rotation may replace it later.
   const keysFile = join(stateDir, "keys.pub");
-  if (!existsSync(keysFile)) atomicWrite(keysFile, `${cfg.key}\n`, 0o644);
   const id = machineId(stateDir);
   let running: Promise<UpdateResult> | null = null;
   let last: { at: string; result: UpdateResult } | null = null;
@@ -140,7 +134,7 @@ export function startUpdater(
           pins: cfg.pins,
           machineId: id,
         },
-        { pkgs: o.pkgs ?? PKGS, root: o.root ?? "", stateDir, keysFile },
+        { pkgs: o.pkgs ?? PKGS, root: o.root ?? "", stateDir, keysFile, seedKey: cfg.key },
         hooks,
         { check },
       );
