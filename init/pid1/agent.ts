@@ -26,7 +26,7 @@ import { spawnOwned } from "../supervisor/process.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
 import { bindAddresses } from "../ui/serve.ts";
 import { installedBinaries } from "../ui/source.ts";
-import { serveAgentOnVsock } from "./vsock.ts";
+import { openVsockListener, spliceVsockTo } from "./vsock.ts";
 
 /** The agent behind the vsock listener (root only). */
 export const AGENT_SOCKET = "/run/hero-init/agent.sock";
@@ -96,7 +96,7 @@ export function startAgent(
     }
   };
   for (const a of bindAddresses(cfg.listen)) bind(a);
-  if (cfg.vsock) serveVsock(cfg.port, createAgent({ ...options, allow: () => true }));
+  if (cfg.vsock) serveVsock(cfg.port, () => createAgent({ ...options, allow: () => true }));
   return bind;
 }
 
@@ -105,7 +105,11 @@ export function startAgent(
  * it skips the address check (the token is still required). It listens on
  * a private unix socket that the vsock listener splices connections to.
  */
-function serveVsock(port: number, agent: ReturnType<typeof createAgent>): void {
+function serveVsock(port: number, makeAgent: () => ReturnType<typeof createAgent>): void {
+  // No vsock transport (the common case without a vsock device): nothing else is set up.
+  const fd = openVsockListener(port);
+  if (fd === null) return;
+  const agent = makeAgent();
   try {
     mkdirSync(dirname(AGENT_SOCKET), { recursive: true, mode: 0o700 });
     rmSync(AGENT_SOCKET, { force: true });
@@ -120,5 +124,5 @@ function serveVsock(port: number, agent: ReturnType<typeof createAgent>): void {
     log.error("agent", `cannot listen on ${AGENT_SOCKET}: ${describeError(e)}`);
     return;
   }
-  serveAgentOnVsock(port, AGENT_SOCKET);
+  spliceVsockTo(fd, AGENT_SOCKET);
 }

@@ -12,11 +12,12 @@ import { link, newSide, type SpliceSide, spliceHandlers } from "../../guest-agen
 import { log } from "../log.ts";
 import { acceptNonBlocking, vsockListen } from "../sys/ffi.ts";
 
-/** Starts the listener; returns a stop function, or null when this VM has no vsock. */
-export function serveAgentOnVsock(port: number, agentSocket: string): (() => void) | null {
-  let fd: number;
+/** Opens the AF_VSOCK listener; null (logged) when this VM has no vsock transport. */
+export function openVsockListener(port: number): number | null {
   try {
-    fd = vsockListen(port);
+    const fd = vsockListen(port);
+    log.info("agent", `listening on vsock port ${port}`);
+    return fd;
   } catch (e) {
     log.info(
       "agent",
@@ -24,7 +25,10 @@ export function serveAgentOnVsock(port: number, agentSocket: string): (() => voi
     );
     return null;
   }
-  log.info("agent", `listening on vsock port ${port}`);
+}
+
+/** Accepts on the listener `fd` and splices each connection to `agentSocket`; returns a stop function. */
+export function spliceVsockTo(fd: number, agentSocket: string): () => void {
   const timer = setInterval(() => {
     for (;;) {
       let c: number | null;
