@@ -14,6 +14,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatPublicKey, generateKey } from "../lib/minisign.ts";
+import { nginxConfigFromDoc } from "../test/nginx-conf.ts";
+import { freePort } from "../test/vm/qemu.ts";
 import { runUpdate, type UpdateHooks } from "../update/engine.ts";
 import { buildManifest, publishSigned } from "../update/publish.ts";
 import { out, printRatios, ratio } from "./lib.ts";
@@ -74,13 +76,6 @@ async function waitUp(url: string) {
   throw new Error(`${url} does not answer`);
 }
 
-async function freePort(): Promise<number> {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const p = s.port;
-  s.stop(true);
-  return p;
-}
-
 /** Starts a server on pub; returns its base URL, pid and a stop function. */
 async function startHero() {
   const port = await freePort();
@@ -95,18 +90,11 @@ async function startHero() {
 
 async function startNginx() {
   const port = await freePort();
-  const doc = readFileSync(join(ROOT, "docs/bootstrap-server.md"), "utf8");
-  let block = /```nginx\n([\s\S]*?)```/.exec(doc)?.[1] ?? "";
-  block = block
-    .replace(/^\s*listen \[::\]:\d+;\n/m, "")
-    .replace(/^(\s*)listen \d+;/m, `$1listen 127.0.0.1:${port};`)
-    .replace(/^(\s*)root [^;]+;/m, `$1root ${pub};`);
   const n = join(tmp, "nginx");
   mkdirSync(n, { recursive: true });
-  const user = process.getuid?.() === 0 ? "user root;\n" : "";
   writeFileSync(
     join(n, "nginx.conf"),
-    `${user}daemon off;\nworker_processes 1;\npid ${n}/pid;\nerror_log stderr error;\nevents { worker_connections 1024; }\nhttp {\n access_log off;\n client_body_temp_path ${n}/b; proxy_temp_path ${n}/p; fastcgi_temp_path ${n}/f; uwsgi_temp_path ${n}/u; scgi_temp_path ${n}/s;\n${block}\n}\n`,
+    nginxConfigFromDoc({ port, root: pub, prefix: n, accessLog: null, workerConnections: 1024 }),
   );
   const p = Bun.spawn(["nginx", "-c", join(n, "nginx.conf"), "-p", n, "-e", "stderr"], {
     stdout: "ignore",

@@ -27,9 +27,10 @@ import { conditionalGet, download } from "../../update/download.ts";
 import { runUpdate } from "../../update/engine.ts";
 import { buildManifest, publishSigned } from "../../update/publish.ts";
 import { type BootstrapServer, startServer } from "../../update/serve.ts";
+import { nginxConfigFromDoc } from "../nginx-conf.ts";
+import { freePort } from "../vm/qemu.ts";
 
 setDefaultTimeout(30_000);
-const DOC = join(import.meta.dir, "../../docs/bootstrap-server.md");
 const NGINX = ["/usr/sbin/nginx", Bun.which("nginx")].find((p) => p && existsSync(p)) ?? null;
 if (!NGINX) throw new Error("nginx is not installed: run scripts/setup.sh (apt-get install nginx)");
 
@@ -43,45 +44,6 @@ let nginx: ReturnType<typeof Bun.spawn> | undefined;
 let nginxErr = "";
 let base = "";
 let ours: BootstrapServer;
-
-/** The server block from the doc, with listen and root pointed at this test. */
-function configFromDoc(port: number): string {
-  const m = /```nginx\n([\s\S]*?)```/.exec(readFileSync(DOC, "utf8"));
-  if (!m?.[1]) throw new Error(`${DOC}: no \`\`\`nginx block`);
-  let block = m[1];
-  const before = block;
-  block = block.replace(/^\s*listen \[::\]:\d+;\n/m, "");
-  block = block.replace(/^(\s*)listen \d+;/m, `$1listen 127.0.0.1:${port};`);
-  block = block.replace(/^(\s*)root [^;]+;/m, `$1root ${root};`);
-  if (block === before || !block.includes(`root ${root};`)) {
-    throw new Error(`${DOC}: the nginx block lost its listen/root lines`);
-  }
-  const p = (s: string) => join(tmp, s);
-  // As root, nginx would hand the workers to "nobody", who cannot read a 0700 temp dir.
-  const user = process.getuid?.() === 0 ? "user root;\n" : "";
-  return `${user}daemon off;
-worker_processes 1;
-pid ${p("nginx.pid")};
-error_log stderr warn;
-events { worker_connections 64; }
-http {
-  access_log ${p("access.log")};
-  client_body_temp_path ${p("body")};
-  proxy_temp_path ${p("proxy")};
-  fastcgi_temp_path ${p("fastcgi")};
-  uwsgi_temp_path ${p("uwsgi")};
-  scgi_temp_path ${p("scgi")};
-${block}
-}
-`;
-}
-
-async function freePort(): Promise<number> {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
-}
 
 beforeAll(async () => {
   mkdirSync(join(root, "production"), { recursive: true });
@@ -98,7 +60,10 @@ beforeAll(async () => {
   mkdirSync(join(root, "fleet"));
   const port = await freePort();
   const conf = join(tmp, "nginx.conf");
-  writeFileSync(conf, configFromDoc(port));
+  writeFileSync(
+    conf,
+    nginxConfigFromDoc({ port, root, prefix: tmp, accessLog: join(tmp, "access.log") }),
+  );
   const check = Bun.spawnSync([NGINX, "-t", "-q", "-c", conf, "-p", tmp, "-e", "stderr"]);
   if (check.exitCode !== 0) throw new Error(`nginx -t: ${check.stderr.toString()}`);
   const proc = Bun.spawn([NGINX, "-c", conf, "-p", tmp, "-e", "stderr"], {
