@@ -325,6 +325,51 @@ describe("rendering", () => {
     );
     expect(res.status).toBe(501);
   });
+
+  test("updates: with an updater, Check/Apply call it for admins; read-only gets 403; a refusal is 400 with its reason", async () => {
+    const calls: string[] = [];
+    const f = fakeSource();
+    f.source.updater = {
+      check: async () => {
+        calls.push("check");
+        return { outcome: "available" };
+      },
+      apply: async () => {
+        calls.push("apply");
+        return { outcome: "updated" };
+      },
+      rollback: async () => {
+        throw new Error("old versions are removed once an update is healthy");
+      },
+    };
+    const app = createApp({
+      hostname: () => "vm1",
+      uptime: () => 1,
+      allow: [],
+      source: f.source,
+      passwordHash: adminHash,
+      readonlyPasswordHash: roHash,
+    });
+    const post = (path: string, s: { cookie: string; csrf: string }) =>
+      app.request(
+        path,
+        { method: "POST", headers: { cookie: s.cookie, "x-csrf-token": s.csrf } },
+        MYC,
+      );
+    const ro = await login(app, "ro-pw");
+    expect((await post("/api/v1/updates/apply", ro)).status).toBe(403);
+    expect(calls).toEqual([]);
+    const admin = await login(app, "admin-pw");
+    const check = await post("/api/v1/updates/check", admin);
+    expect(await check.json()).toEqual({ outcome: "available" });
+    expect(await (await post("/api/v1/updates/apply", admin)).json()).toEqual({
+      outcome: "updated",
+    });
+    expect(calls).toEqual(["check", "apply"]);
+    const rb = await post("/api/v1/updates/rollback", admin);
+    expect(rb.status).toBe(400);
+    expect(await rb.text()).toContain("old versions are removed");
+  });
 });
 
 /** Reads an SSE response until `until` matches the text so far (or the time runs out). */
