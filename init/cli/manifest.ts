@@ -4,7 +4,7 @@
  * Keys and signatures are written atomically (temp file + rename); the
  * secret key is 0600 and an existing key is never overwritten.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import {
   formatPublicKey,
@@ -17,6 +17,7 @@ import {
   signMessage,
   verifyMessage,
 } from "../../lib/minisign.ts";
+import { atomicWrite } from "../../update/engine.ts";
 import { buildManifest, keySetText, publishSigned } from "../../update/publish.ts";
 
 const USAGE = `usage:
@@ -30,12 +31,6 @@ const USAGE = `usage:
 Signatures are minisign's format: \`minisign -Vm FILE -p PUB\` verifies them.
 build: DIR/{vm,node}/<name>/<version>/<name> (+ env/<env>/…, <name>/meta.toml); the
 highest version of each name is listed; --version defaults to the current Unix time.`;
-
-function atomicWrite(path: string, data: string, mode: number): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, data, { mode, flag: "wx" });
-  renameSync(tmp, path);
-}
 
 function flags(args: string[]): { pos: string[]; opt: Map<string, string | true> } {
   const pos: string[] = [];
@@ -85,9 +80,7 @@ export async function runManifest(args: string[]): Promise<number> {
         (opt.get("comment") as string | undefined) ??
         `timestamp:${Math.floor(Date.now() / 1000)}\tfile:${basename(file)}\thashed`;
       const out = `${file}.minisig`;
-      const tmp = `${out}.tmp-${process.pid}`;
-      writeFileSync(tmp, signMessage(k, data, comment), { mode: 0o644 });
-      renameSync(tmp, out);
+      atomicWrite(out, signMessage(k, data, comment), 0o644);
       console.log(`signed ${file} with key ${keyIdHex(k.keyId)}: ${out}`);
       return 0;
     }
