@@ -9,6 +9,7 @@
  */
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { LAYOUT } from "../../host-injector/plan.ts";
 import {
   ENVIRONMENTS,
   type Environment,
@@ -145,7 +146,7 @@ async function runWithConfig(
         pins: cfg.pins,
         machineId: machineId(stateDir),
       },
-      { pkgs: `${root}/usr/lib/hero/pkgs`, root, stateDir, keysFile, seedKey: cfg.key },
+      { pkgs: `${root}${LAYOUT.pkgs}`, root, stateDir, keysFile, seedKey: cfg.key },
       nodeHooks(root ? "none" : detectSupervisor(), opt.get("socket") as string | undefined),
       { check: opt.get("check") === true },
     );

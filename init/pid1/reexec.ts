@@ -32,6 +32,7 @@ import {
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import * as v from "valibot";
+import { LAYOUT } from "../../host-injector/plan.ts";
 import type { Change } from "../../lib/manifest.ts";
 import { atomicWrite, markBad, removeOtherVersions, switchLink } from "../../update/engine.ts";
 import { describeError, log } from "../log.ts";
@@ -43,7 +44,7 @@ import { UPDATE_STATE_DIR } from "./updater.ts";
 export const HANDOFF_FILE = "/run/hero-init/handoff.json";
 export const RESUME_FLAG = "--resume";
 /** The binary the pre-init execs at boot. */
-export const BOOT_BINARY = "/usr/lib/hero/hero-init";
+export const BOOT_BINARY = LAYOUT.heroInit;
 
 const Adopted = v.object({
   name: v.string(),

@@ -9,6 +9,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { LAYOUT } from "../../host-injector/plan.ts";
 import type { VmConfig } from "../../lib/vm-config.ts";
 import { runUpdate, type UpdateHooks, type UpdateResult } from "../../update/engine.ts";
 import { ControlError, RPC } from "../control/protocol.ts";
@@ -17,7 +18,7 @@ import type { Supervisor } from "../supervisor/supervisor.ts";
 
 /** Where the updater keeps its state in the guest. */
 export const UPDATE_STATE_DIR = "/var/lib/hero-init/update";
-const PKGS = "/usr/lib/hero/pkgs";
+const PKGS = LAYOUT.pkgs;
 
 export type UpdateConfig = NonNullable<VmConfig["update"]>;
 

@@ -6,6 +6,7 @@
  */
 import { readdirSync, readFileSync, readlinkSync, statfsSync } from "node:fs";
 import { networkInterfaces } from "node:os";
+import { LAYOUT } from "../../host-injector/plan.ts";
 import { isMyceliumAddress } from "../../lib/net-acl.ts";
 import { VERSION } from "../../lib/version.ts";
 import { stateText } from "../control/api.ts";
@@ -130,7 +131,7 @@ export function diskMounts(text: string): { mount: string; fstype: string }[] {
   return out;
 }
 
-const PKGS = "/usr/lib/hero/pkgs";
+const PKGS = LAYOUT.pkgs;
 
 /** The versioned `[vm]` binaries under /usr/lib/hero/pkgs and which one /usr/bin/<name> points at. */
 export function installedBinaries(pkgs = PKGS): InstalledBinary[] {
