@@ -4,7 +4,7 @@
  * TUF's conformance tests, each ending with nothing changed on the machine.
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { generateKey, signMessage } from "../lib/minisign.ts";
 import type { FetchFn } from "./download.ts";
@@ -82,6 +82,22 @@ describe("update engine", () => {
     expect(snapshot(join(f.paths.pkgs, "beta"))).not.toHaveProperty(
       join(f.paths.pkgs, "beta/1.0.0"),
     );
+  });
+
+  test("a machine follows its environment's section; another environment resolves differently", async () => {
+    const d = join(f.pub, "env/canary/vm/alpha/2.0.0");
+    mkdirSync(d, { recursive: true });
+    writeFileSync(join(d, "alpha"), "alpha canary\n");
+    f.publish(1);
+    const canary = await runUpdate({ ...f.source, env: "canary" }, f.paths, hooks);
+    expect(canary.outcome).toBe("updated");
+    expect(installedText("alpha")).toBe("alpha canary\n");
+    const prod = await runUpdate({ ...f.source, env: "production" }, f.paths, hooks, {
+      check: true,
+    });
+    expect(prod.changes).toEqual([
+      { name: "alpha", from: "2.0.0", to: "1.0.0", services: ["alpha"] },
+    ]);
   });
 
   test("--check reports what would change and changes nothing", async () => {
