@@ -328,8 +328,9 @@ describe("rendering", () => {
 
   test("updates: with an updater, Check/Apply call it for admins; read-only gets 403; a refusal is 400 with its reason", async () => {
     const calls: string[] = [];
-    const f = fakeSource();
-    f.source.updater = {
+    const { app, source } = withPassword();
+    // The app reads source.updater on each request.
+    source.updater = {
       check: async () => {
         calls.push("check");
         return { outcome: "available" };
@@ -342,14 +343,6 @@ describe("rendering", () => {
         throw new Error("old versions are removed once an update is healthy");
       },
     };
-    const app = createApp({
-      hostname: () => "vm1",
-      uptime: () => 1,
-      allow: [],
-      source: f.source,
-      passwordHash: adminHash,
-      readonlyPasswordHash: roHash,
-    });
     const post = (path: string, s: { cookie: string; csrf: string }) =>
       app.request(
         path,
