@@ -24,6 +24,10 @@ step "unit tests"
 "$BUN" test init lib host-injector guest-agent update test/fuzz 2>&1 | tee -a "$LOG"
 [ "${PIPESTATUS[0]}" -eq 0 ] || fail=1
 
+step "attack tests (hostile images, manifests, clients; test/attack)"
+"$BUN" test --timeout 120000 ./test/attack 2>&1 | tee -a "$LOG"
+[ "${PIPESTATUS[0]}" -eq 0 ] || fail=1
+
 step "integration tests (supervisor in a pid namespace)"
 "$BUN" test --timeout 120000 test/integration 2>&1 | tee -a "$LOG"
 [ "${PIPESTATUS[0]}" -eq 0 ] || fail=1
