@@ -20,6 +20,7 @@ import type { CpioEntry } from "../../host-injector/cpio/newc.ts";
 import { ensureKernel, type Kernel } from "../../host-injector/kernel.ts";
 import { type BootstrapServer, startServer } from "../../update/serve.ts";
 import { buildImage, TEST_MODULES, testVmToml } from "../vm/image.ts";
+import { expectInOrder } from "../order.ts";
 import { bootVm, type Vm } from "../vm/qemu.ts";
 
 setDefaultTimeout(600_000);
@@ -203,7 +204,7 @@ describe("guest agent in a VM", () => {
     await c.shutdown("poweroff");
     await vm.waitFor(/GRACEFUL-DONE/, 120_000);
     expect(await vm.waitExit(120_000)).toBe(0);
-    expect(vm.cleanConsole().indexOf("GRACEFUL-GOT-TERM")).toBeGreaterThan(0);
+    expectInOrder(vm.cleanConsole(), "GRACEFUL-GOT-TERM", "GRACEFUL-DONE", "reboot: Power down");
   });
 
   test("a job VM runs its runner, the secret is gone from disk during the job, the host reads the exit code", async () => {
@@ -265,8 +266,7 @@ size = ${Buffer.byteLength(script)}
     expect(await vm.waitExit(120_000)).toBe(0);
     const con = vm.cleanConsole();
     // The job finished its cleanup before the machine went down.
-    expect(con.indexOf("JOB-GOT-TERM")).toBeLessThan(con.indexOf("JOB-CLEANED-UP"));
-    expect(con.indexOf("JOB-CLEANED-UP")).toBeLessThan(con.lastIndexOf("reboot: Power down"));
+    expectInOrder(con, "JOB-GOT-TERM", "JOB-CLEANED-UP", "reboot: Power down");
   });
 
   test("an expired token ends the job VM with code 1 and fetches nothing", async () => {

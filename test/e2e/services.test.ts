@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureKernel, type Kernel } from "../../host-injector/kernel.ts";
 import { buildImage, serviceFiles, testVmToml } from "../vm/image.ts";
+import { expectInOrder } from "../order.ts";
 import { bootVm } from "../vm/qemu.ts";
 
 setDefaultTimeout(240_000);
@@ -48,28 +49,29 @@ describe("services in the VM", () => {
     await vm.waitFor(READY);
     expect(await vm.waitExit(90_000)).toBe(0);
     const out = vm.console();
-    const at = (re: RegExp) => out.search(re);
-    expect(at(/a: Blocked → Spawned/)).toBeGreaterThan(0);
-    expect(at(/a: Spawned → Running/)).toBeLessThan(at(/b: Blocked → Spawned/));
-    expect(at(/b: Spawned → Running/)).toBeLessThan(at(/c: Blocked → Spawned/));
+    expectInOrder(out, /a: Blocked → Spawned/, /a: Spawned → Running/, /b: Blocked → Spawned/);
+    expectInOrder(out, /b: Spawned → Running/, /c: Blocked → Spawned/);
     // `zinit list` inside the guest, printed by the service through log: stdout
     expect(out).toMatch(/hero-init list: ---/);
     expect(out).toMatch(/hero-init list: c: Running/);
     expect(out).toContain("shutdown: poweroff: SIGTERM");
-    expect(at(/shutdown: stopping c/)).toBeLessThan(at(/shutdown: stopping b/));
-    expect(at(/shutdown: stopping b/)).toBeLessThan(at(/shutdown: stopping a/));
+    expectInOrder(out, /shutdown: stopping c/, /shutdown: stopping b/, /shutdown: stopping a/);
     expect(out).toMatch(/reboot: Power down/);
   });
 
   test("orphans of a double-forking process are reaped: no zombies left", async () => {
+    // Positive control: 20 orphans are counted while they run (re-parented to
+    // PID 1, a sleep duration unique to them), then counted again once they
+    // have exited: none is left as a zombie.
     const { initrd } = await image("orphans", {
-      forker: `exec: sh -c "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do (sh -c 'sleep 0.2' &) ; done; sleep 1000"\n`,
-      count: `exec: sh -c "sleep 3; echo ZOMBIES=$(grep -l '^State:.Z' /proc/[0-9]*/status 2>/dev/null | wc -l)"\noneshot: true\nlog: stdout\n`,
+      forker: `exec: sh -c "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do (sh -c 'exec sleep 8.321' &) ; done; sleep 1000"\n`,
+      // o: living orphans (sleep, parent 1, our duration; the pattern does not match itself).
+      count: `exec: sh -c "o() { for f in /proc/[0-9]*/status; do grep -q '^Name:.sleep$' $f && grep -q '^PPid:.1$' $f && grep -q '8.32[1]' \${f%status}cmdline && echo x; done 2>/dev/null | wc -l; }; n=0; for i in $(seq 60); do n=$(o); [ $n -ge 20 ] && break; sleep 1; done; echo ORPHANS=$n; for i in $(seq 60); do [ $(o) -eq 0 ] && break; sleep 1; done; echo ZOMBIES=$(grep -l '^State:.Z' /proc/[0-9]*/status 2>/dev/null | wc -l) LEFT=$(o)"\noneshot: true\nafter: [forker]\nlog: stdout\n`,
     });
     await using vm = await bootVm({ kernel, initrd, name: "svc-orphans" });
     await vm.waitFor(READY);
-    const line = await vm.waitFor(/ZOMBIES=\d+/, 60_000);
-    expect(line).toBe("ZOMBIES=0");
+    expect(await vm.waitFor(/ORPHANS=\d+/, 60_000)).toBe("ORPHANS=20");
+    expect(await vm.waitFor(/ZOMBIES=\d+ LEFT=\d+/, 60_000)).toBe("ZOMBIES=0 LEFT=0");
     await vm.powerdown();
     expect(await vm.waitExit(60_000)).toBe(0);
   });

@@ -29,7 +29,8 @@ const SERVICES = {
   xss: "exec: sh -c \"echo '<script>alert(1)</script>'; exec sleep 100000\"\n",
   selfprobe:
     // From inside the guest, its own address 10.0.2.15 is not an allowed client.
-    'exec: sh -c "sleep 3; wget -q -O - http://10.0.2.15:9999/health || echo selfprobe-refused"\noneshot: true\nlog: stdout\n',
+    // It retries while the UI is not listening yet, then prints wget's answer on one line.
+    'exec: sh -c "for i in $(seq 60); do r=$(wget -q -O - http://10.0.2.15:9999/health 2>&1); case $r in *onnection*refused*) sleep 1;; *) break;; esac; done; echo selfprobe: $r"\noneshot: true\nlog: stdout\n',
 };
 
 /** The few DOM calls the page predicates make (this program has no DOM lib; they run in Chromium). */
@@ -221,7 +222,8 @@ describe("status UI in a real browser", () => {
     expect(await page.textContent("main")).toContain("disabled");
     await page.close();
 
-    await v.waitFor(/selfprobe-refused/, 60_000);
+    // busybox wget: "server returned error: HTTP/1.1 403 Forbidden"
+    expect(await v.waitFor(/selfprobe: .*/, 90_000)).toMatch(/selfprobe: .*HTTP\/1\.1 403/);
 
     // 10,000 random requests, 16 at a time; PID 1 must keep serving.
     let seed = 7;

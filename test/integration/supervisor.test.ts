@@ -45,7 +45,8 @@ const services: Record<string, string> = {
   web: `exec: sleep ${S(1)}\nafter:\n  - setup\ntest: "true"\n`,
   waiter: `exec: sleep ${S(2)}\nafter: [ghost]\n`,
   forker: `exec: sh -c "setsid sleep ${S(3)} & echo forked; exec sleep ${S(4)}"\nshutdown_timeout: 3\n`,
-  storm: `exec: sh -c "exit 7"\nrestart:\n  delay: 20\n  limit: 4\n  window: 60\n`,
+  // Each start appends its time (ns) so the test can measure the backoff's spacing.
+  storm: `exec: sh -c "date +%s%N >> ${join(dir, "storm.times")}; exit 7"\nrestart:\n  delay: 20\n  limit: 4\n  window: 60\n`,
   broken: `exec: [nope\n`,
   cyc1: `exec: sleep ${S(5)}\nafter: [cyc2]\n`,
   cyc2: `exec: sleep ${S(5)}\nafter: [cyc1]\n`,
@@ -62,24 +63,31 @@ async function cli(...args: string[]): Promise<{ code: number; out: string; err:
 }
 
 /** Sends `line` on a fresh connection (node:net buffers large writes) and collects the reply. */
-async function raw(line: string, untilClose = true): Promise<string> {
+/** How a raw exchange ended: a reply line (or, with untilClose, the peer's close), the peer closed, or our timeout. */
+type RawEnd = "line" | "closed" | "timeout";
+
+async function rawEx(line: string, untilClose = true): Promise<{ got: string; end: RawEnd }> {
   return new Promise((resolve) => {
     let got = "";
     const c = createConnection(sock);
-    const finish = () => {
+    const finish = (end: RawEnd) => {
       clearTimeout(timer);
       c.destroy();
-      resolve(got);
+      resolve({ got, end });
     };
-    const timer = setTimeout(finish, 5000);
+    const timer = setTimeout(() => finish("timeout"), 5000);
     c.on("data", (d) => {
       got += d.toString();
-      if (!untilClose && got.includes("\n")) finish();
+      if (!untilClose && got.includes("\n")) finish("line");
     });
-    c.on("close", finish);
-    c.on("error", finish);
+    c.on("close", () => finish("closed"));
+    c.on("error", () => finish("closed"));
     c.write(line);
   });
+}
+
+async function raw(line: string, untilClose = true): Promise<string> {
+  return (await rawEx(line, untilClose)).got;
 }
 
 const rpc = async (method: string, params: unknown = []) =>
@@ -127,7 +135,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   daemon.kill("SIGKILL");
-  for (const p of hostPids(`sleep ${S_PREFIX}[0-6]$`)) process.kill(Number(p), "SIGKILL");
+  for (const p of hostPids(`sleep ${S_PREFIX}[0-7]$`)) process.kill(Number(p), "SIGKILL");
   if (cgroot) {
     for (const n of Object.keys(services)) {
       try {
@@ -244,9 +252,12 @@ describe("zinit CLI against the running daemon", () => {
     await waitFor(
       async () => (await rpc("service_status", ["base"])).result.state === "Running" || undefined,
     );
-    const ring = (await rpc("stream_currentLogs", ["storm"])).result as string[];
-    void ring;
     expect(daemonOut).toMatch(/storm: gave up: restarted 4 times within 60 s \(limit 4\)/);
+    // One start and 4 restarts, spaced by at least the doubling delay (20, 40, 80, 160 ms).
+    const starts = readFileSync(join(dir, "storm.times"), "utf8").trim().split("\n").map(Number);
+    expect(starts.length).toBe(5);
+    const gapsMs = starts.slice(1).map((t, i) => (t - (starts[i] as number)) / 1e6);
+    gapsMs.forEach((g, i) => expect(g).toBeGreaterThanOrEqual(20 * 2 ** i - 2));
   });
 
   test("log -s prints the ring in zinit's format, filtered", async () => {
@@ -344,9 +355,28 @@ describe("JSON-RPC 2.0", () => {
   });
 
   test("service_stats reports the pid and cgroup children", async () => {
-    const r = (await rpc("service_stats", ["base"])).result;
-    expect(r.name).toBe("base");
-    expect(r.pid).toBeGreaterThan(1);
+    // A service whose main process has one child in its cgroup.
+    await rpc("service_create", ["statsvc", { exec: `sh -c "sleep ${S(7)} & exec sleep ${S(7)}"` }]);
+    await rpc("service_monitor", ["statsvc"]);
+    // Both sleeps exist (the main process has exec'd): then ask.
+    await waitFor(() => hostPids(`^sleep ${S(7)}$`).length === 2 || undefined);
+    const r = (await rpc("service_stats", ["statsvc"])).result;
+    expect(r.name).toBe("statsvc");
+    // The daemon reports pids of its own pid namespace: map the host's (NSpid: host … ns).
+    const mine = hostPids(`^sleep ${S(7)}$`).map((p) =>
+      Number(/^NSpid:.*\s(\d+)$/m.exec(readFileSync(`/proc/${p}/status`, "utf8"))?.[1]),
+    );
+    expect(mine.length).toBe(2);
+    expect(mine).toContain(r.pid);
+    expect(r.children.map((c: { pid: number }) => c.pid)).toEqual(mine.filter((p) => p !== r.pid));
+    // Memory is reported where the cgroup v2 memory controller exists (this host's
+    // hybrid /sys/fs/cgroup/unified has none; the QEMU guest has it), else 0.
+    const memCtl =
+      !!CG_PARENT && readFileSync(`${CG_PARENT}/cgroup.controllers`, "utf8").includes("memory");
+    expect(r.memory_usage > 0).toBe(memCtl);
+    await rpc("service_stop", ["statsvc"]);
+    await rpc("service_delete", ["statsvc"]);
+    expect(hostPids(`sleep ${S(7)}$`)).toEqual([]);
   });
 
   test("stream_subscribeLogs delivers new lines as notifications", async () => {
@@ -405,6 +435,7 @@ describe("fuzzing the control socket", () => {
       "log",
       '{"jsonrpc":"2.0","method":"service_stop","params":[]}',
     ];
+    const ends = { line: 0, closed: 0, timeout: [] as string[] };
     for (let c = 0; c < 200; c++) {
       let payload = "";
       for (let k = 0; k < 10; k++) {
@@ -412,8 +443,13 @@ describe("fuzzing the control socket", () => {
         const at = rnd(p.length + 1);
         payload += `${p.slice(0, at)}${String.fromCharCode(rnd(256))}${p.slice(at)}${rnd(3) ? "\n" : ""}`;
       }
-      await raw(`${payload}\n`, false);
+      const r = await rawEx(`${payload}\n`, false);
+      // A hang (our 5 s timer) is a failure: every payload gets a reply line or a close.
+      if (r.end === "timeout") ends.timeout.push(JSON.stringify(payload));
+      else ends[r.end]++;
     }
+    expect(ends.timeout).toEqual([]);
+    expect(ends.line).toBeGreaterThan(0);
     expect((await rpc("service_list")).result.web).toBe("Running");
     expect(daemon.exitCode).toBeNull();
   });
@@ -436,6 +472,6 @@ describe("shutdown", () => {
     const iBase = order.findIndex((o) => o?.includes("base"));
     expect(iWeb).toBeGreaterThanOrEqual(0);
     expect(iWeb).toBeLessThan(iBase);
-    expect(hostPids(`sleep ${S_PREFIX}[0-6]$`)).toEqual([]);
+    expect(hostPids(`sleep ${S_PREFIX}[0-7]$`)).toEqual([]);
   });
 });
