@@ -19,8 +19,8 @@ import { AgentClient, type AgentClientError } from "../../guest-agent/client.ts"
 import type { CpioEntry } from "../../host-injector/cpio/newc.ts";
 import { ensureKernel, type Kernel } from "../../host-injector/kernel.ts";
 import { type BootstrapServer, startServer } from "../../update/serve.ts";
-import { buildImage, TEST_MODULES, testVmToml } from "../vm/image.ts";
 import { expectInOrder } from "../order.ts";
+import { buildImage, TEST_MODULES, testVmToml } from "../vm/image.ts";
 import { bootVm, type Vm } from "../vm/qemu.ts";
 
 setDefaultTimeout(600_000);

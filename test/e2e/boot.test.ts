@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureKernel, type Kernel } from "../../host-injector/kernel.ts";
-import { buildImage, type ImageOptions, testVmToml } from "../vm/image.ts";
+import { buildImage, type ImageOptions, serviceFiles, testVmToml } from "../vm/image.ts";
 import { bootVm } from "../vm/qemu.ts";
 
 setDefaultTimeout(240_000);
@@ -33,19 +33,32 @@ async function getJson(port: number, path: string): Promise<{ status: number; bo
 
 describe("boot", () => {
   test("boots to READY with every mount, serves /health, powers off on the ACPI button", async () => {
-    const initrd = await image("basic", { vmToml: testVmToml() });
+    const initrd = await image("basic", {
+      vmToml: testVmToml(),
+      busybox: true,
+      extra: serviceFiles({
+        // What the kernel says is mounted, not what hero-init says it mounted.
+        mounts: "exec: sh -c \"sed 's/^/MOUNTED /' /proc/mounts\"\noneshot: true\nlog: stdout\n",
+      }),
+    });
     await using vm = await bootVm({ kernel, initrd, hostfwd: [9999], name: "boot-basic" });
     await vm.waitFor(READY, 120_000);
     const out = vm.console();
+    await vm.waitFor(/MOUNTED cgroup2 /, 30_000);
+    const mounted = [...vm.console().matchAll(/MOUNTED \S+ (\S+) (\S+) /g)].map(
+      (m) => `${m[1]} ${m[2]}`,
+    );
     for (const m of [
-      "sysfs on /sys",
-      "devpts on /dev/pts",
-      "tmpfs on /dev/shm",
-      "tmpfs on /run",
-      "tmpfs on /tmp",
-      "cgroup2 on /sys/fs/cgroup",
+      "/proc proc",
+      "/sys sysfs",
+      "/dev devtmpfs",
+      "/dev/pts devpts",
+      "/dev/shm tmpfs",
+      "/run tmpfs",
+      "/tmp tmpfs",
+      "/sys/fs/cgroup cgroup2",
     ]) {
-      expect(out).toContain(`mount: ${m}`);
+      expect(mounted).toContain(m);
     }
     expect(out).toContain("hostname: hero-test");
     expect(out).toContain("network: eth0 10.0.2.15/24 via 10.0.2.2 up");
@@ -91,6 +104,61 @@ describe("boot", () => {
     expect((await getJson(vm.ports[9999] as number, "/health")).body).toMatchObject({
       hostname: "iphost",
     });
+    await vm.powerdown();
+    expect(await vm.waitExit(60_000)).toBe(0);
+  });
+
+  test("kernel arguments: hero.config=, hero.init=, hero.dns=, hero.ui.listen=, hero.ui.allow= take effect", async () => {
+    const enc = new TextEncoder();
+    // The image's own vm.toml would make the UI unreachable from the host
+    // (loopback only) and name the host "default-host"; the kernel line
+    // points at another config and opens the UI.
+    const alt = testVmToml()
+      .replace('hostname = "hero-test"', 'hostname = "alt-host"')
+      .replace(/\[ui\][\s\S]*$/, "");
+    const initrd = await image("cmdline", {
+      vmToml: `hostname = "default-host"\nmodules = ["virtio_pci", "virtio_net"]\n`,
+      busybox: true,
+      extra: [
+        { type: "file", path: "etc/alt.toml", mode: 0o644, data: enc.encode(alt) },
+        { type: "dir", path: "opt", mode: 0o755 },
+        {
+          type: "file",
+          path: "opt/wrap-init",
+          mode: 0o755,
+          data: enc.encode(
+            '#!/bin/sh\necho "WRAPPER-RAN as pid $$"\nexec /usr/lib/hero/hero-init "$@"\n',
+          ),
+        },
+        { type: "dir", path: "etc/zinit", mode: 0o755 },
+        {
+          type: "file",
+          path: "etc/zinit/dns.yaml",
+          mode: 0o644,
+          data: enc.encode('exec: sh -c "cat /etc/resolv.conf"\noneshot: true\nlog: stdout\n'),
+        },
+      ],
+    });
+    await using vm = await bootVm({
+      kernel,
+      initrd,
+      hostfwd: [9999],
+      append:
+        "hero.config=/etc/alt.toml hero.init=/opt/wrap-init hero.dns=9.9.9.9 hero.ui.listen=0.0.0.0 hero.ui.allow=10.0.2.2/32",
+      name: "boot-cmdline",
+    });
+    await vm.waitFor(READY, 120_000);
+    // hero.init: the pre-init exec'd the wrapper as PID 1, which exec'd hero-init.
+    expect(vm.console()).toContain("WRAPPER-RAN as pid 1");
+    // hero.config: the other file's hostname and network.
+    expect(vm.console()).toContain("hostname: alt-host");
+    // hero.dns overrides the config's 10.0.2.3.
+    await vm.waitFor("hero-init dns: nameserver 9.9.9.9", 30_000);
+    expect(vm.console()).not.toContain("nameserver 10.0.2.3");
+    // hero.ui.listen/allow: reachable through the host forward (10.0.2.2 → 10.0.2.15).
+    const health = await getJson(vm.ports[9999] as number, "/health");
+    expect(health.status).toBe(200);
+    expect(health.body).toMatchObject({ hostname: "alt-host" });
     await vm.powerdown();
     expect(await vm.waitExit(60_000)).toBe(0);
   });

@@ -9,8 +9,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureKernel, type Kernel } from "../../host-injector/kernel.ts";
-import { buildImage, serviceFiles, testVmToml } from "../vm/image.ts";
 import { expectInOrder } from "../order.ts";
+import { buildImage, serviceFiles, testVmToml } from "../vm/image.ts";
 import { bootVm } from "../vm/qemu.ts";
 
 setDefaultTimeout(240_000);

@@ -257,7 +257,7 @@ describe("zinit CLI against the running daemon", () => {
     const starts = readFileSync(join(dir, "storm.times"), "utf8").trim().split("\n").map(Number);
     expect(starts.length).toBe(5);
     const gapsMs = starts.slice(1).map((t, i) => (t - (starts[i] as number)) / 1e6);
-    gapsMs.forEach((g, i) => expect(g).toBeGreaterThanOrEqual(20 * 2 ** i - 2));
+    for (const [i, g] of gapsMs.entries()) expect(g).toBeGreaterThanOrEqual(20 * 2 ** i - 2);
   });
 
   test("log -s prints the ring in zinit's format, filtered", async () => {
@@ -356,7 +356,10 @@ describe("JSON-RPC 2.0", () => {
 
   test("service_stats reports the pid and cgroup children", async () => {
     // A service whose main process has one child in its cgroup.
-    await rpc("service_create", ["statsvc", { exec: `sh -c "sleep ${S(7)} & exec sleep ${S(7)}"` }]);
+    await rpc("service_create", [
+      "statsvc",
+      { exec: `sh -c "sleep ${S(7)} & exec sleep ${S(7)}"` },
+    ]);
     await rpc("service_monitor", ["statsvc"]);
     // Both sleeps exist (the main process has exec'd): then ask.
     await waitFor(() => hostPids(`^sleep ${S(7)}$`).length === 2 || undefined);
