@@ -135,7 +135,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   daemon.kill("SIGKILL");
-  for (const p of hostPids(`sleep ${S_PREFIX}[0-7]$`)) process.kill(Number(p), "SIGKILL");
+  for (const p of hostPids(`sleep ${S_PREFIX}[0-9]$`)) process.kill(Number(p), "SIGKILL");
   if (cgroot) {
     for (const n of Object.keys(services)) {
       try {
@@ -458,6 +458,47 @@ describe("fuzzing the control socket", () => {
   });
 });
 
+describe("stopping", () => {
+  test("shutdown_timeout escalates to SIGKILL for a service that ignores SIGTERM", async () => {
+    // SIGTERM is ignored by the shell and so by the sleep it execs.
+    await rpc("service_create", [
+      "stubborn",
+      { exec: `sh -c "trap '' TERM; exec sleep ${S(8)}"`, shutdown_timeout: 2 },
+    ]);
+    await rpc("service_monitor", ["stubborn"]);
+    await waitFor(() => hostPids(`^sleep ${S(8)}$`).length === 1 || undefined);
+    const t0 = performance.now();
+    await rpc("service_stop", ["stubborn"]);
+    await waitFor(() => hostPids(`^sleep ${S(8)}$`).length === 0 || undefined, 20_000);
+    // Not before the timeout: SIGTERM alone did not end it (a lower bound only).
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(1900);
+    expect((await rpc("service_status", ["stubborn"])).result.state).not.toBe("Running");
+    await rpc("service_forget", ["stubborn"]);
+    await rpc("service_delete", ["stubborn"]);
+  });
+
+  test("signal.stop: the service gets its own stop signal, not SIGTERM", async () => {
+    const got = join(dir, "stop-signal");
+    await rpc("service_create", [
+      "gentle",
+      {
+        exec: `sh -c "trap 'echo INT > ${got}; exit 0' INT; trap 'echo TERM > ${got}; exit 0' TERM; while :; do sleep 0.1; done"`,
+        signal: { stop: "SIGINT" },
+      },
+    ]);
+    await rpc("service_monitor", ["gentle"]);
+    await waitFor(
+      async () => (await rpc("service_status", ["gentle"])).result.state === "Running" || undefined,
+    );
+    await Bun.sleep(200); // let the shell install its traps
+    await rpc("service_stop", ["gentle"]);
+    await waitFor(() => existsSync(got) || undefined);
+    expect(readFileSync(got, "utf8")).toBe("INT\n");
+    await rpc("service_forget", ["gentle"]);
+    await rpc("service_delete", ["gentle"]);
+  });
+});
+
 describe("no daemon", () => {
   test("a clear message and exit 1", async () => {
     const p = Bun.spawnSync([BIN, "-s", join(dir, "absent.sock"), "list"]);
@@ -467,14 +508,25 @@ describe("no daemon", () => {
 });
 
 describe("shutdown", () => {
-  test("stops dependents before dependencies, then the daemon exits", async () => {
-    expect((await cli("shutdown")).code).toBe(0);
+  test("stops dependents before dependencies, refuses starts meanwhile (-32006), then the daemon exits", async () => {
+    // A service that ignores SIGTERM holds the shutdown open for its 3 s timeout.
+    await rpc("service_create", [
+      "holdup",
+      { exec: `sh -c "trap '' TERM; exec sleep ${S(9)}"`, shutdown_timeout: 3 },
+    ]);
+    await rpc("service_monitor", ["holdup"]);
+    await waitFor(() => hostPids(`^sleep ${S(9)}$`).length === 1 || undefined);
+    const down = cli("shutdown");
+    await waitFor(() => /shutdown: stopping/.test(daemonOut) || undefined);
+    const refused = await rpc("service_start", ["web"]);
+    expect(refused.error?.code).toBe(-32006);
+    expect((await down).code).toBe(0);
     await waitFor(async () => (daemon.exitCode !== null ? true : undefined), 20_000);
     const order = [...daemonOut.matchAll(/shutdown: stopping (.*)/g)].map((m) => m[1]);
     const iWeb = order.findIndex((o) => o?.includes("web"));
     const iBase = order.findIndex((o) => o?.includes("base"));
     expect(iWeb).toBeGreaterThanOrEqual(0);
     expect(iWeb).toBeLessThan(iBase);
-    expect(hostPids(`sleep ${S_PREFIX}[0-7]$`)).toEqual([]);
+    expect(hostPids(`sleep ${S_PREFIX}[0-9]$`)).toEqual([]);
   });
 });
