@@ -16,6 +16,8 @@ import type { VmConfigInput } from "../../lib/vm-config.ts";
 import { testVmToml } from "../vm/image.ts";
 import { bootVm } from "../vm/qemu.ts";
 
+type AsyncDisposableVm = Awaited<ReturnType<typeof bootVm>>;
+
 setDefaultTimeout(900_000);
 const READY = /hero-init boot: READY/;
 let kernel: Kernel;
@@ -28,7 +30,22 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function bootAndCheck(d: Deployment, name: string): Promise<string> {
+/** A service that shows the guest's own mount table and writes a file without syncing it. */
+const PROBE = {
+  probe:
+    "exec: sh -c \"sed 's/^/MOUNTED /' /proc/mounts; echo DATA-6d1f > /probe-data; echo PROBE-WROTE\"\noneshot: true\nlog: stdout\n",
+};
+
+/** Runs debugfs -R on an image (read-only) and returns its stdout. */
+function debugfs(image: string, request: string): string {
+  return Bun.spawnSync(["debugfs", "-R", request, image], { stderr: "pipe" }).stdout.toString();
+}
+
+async function bootAndCheck(
+  d: Deployment,
+  name: string,
+  during?: (v: AsyncDisposableVm) => Promise<void>,
+): Promise<string> {
   await using v = await bootVm({
     kernel: d.kernel,
     initrd: d.initrd,
@@ -41,6 +58,7 @@ async function bootAndCheck(d: Deployment, name: string): Promise<string> {
   const res = await fetch(`http://127.0.0.1:${v.ports[9999]}/health`);
   expect(res.status).toBe(200);
   expect(await res.json()).toMatchObject({ status: "ok", hostname: "hero-test" });
+  await during?.(v);
   await v.powerdown();
   expect(await v.waitExit(90_000)).toBe(0);
   return v.console();
@@ -128,13 +146,21 @@ describe("deploy_vm boots", () => {
       out: join(dir, "min-ext4"),
       vm,
       kernel,
+      services: PROBE,
     });
     expect(d.kernelCmdline).toBe("root=/dev/vda rw");
-    const out = await bootAndCheck(d, "deploy-min-ext4");
+    const out = await bootAndCheck(d, "deploy-min-ext4", async (v) => {
+      await v.waitFor("PROBE-WROTE", 60_000);
+    });
+    // The kernel's own mount table: the disk is the root, read-write.
+    expect(out).toMatch(/MOUNTED \/dev\/vda \/ ext4 rw/);
+    // The shutdown path (sync, reverse unmount, remount read-only) kept the
+    // unsynced write and left a clean file system.
+    const disk = d.disk as string;
+    const fsck = Bun.spawnSync(["e2fsck", "-fn", disk], { stdout: "pipe", stderr: "pipe" });
+    expect({ code: fsck.exitCode, out: fsck.stdout.toString() }).toMatchObject({ code: 0 });
+    expect(debugfs(disk, "cat /probe-data")).toBe("DATA-6d1f\n");
     expect(out).toContain("switchroot: switching to /dev/vda, exec /sbin/init");
-    expect(
-      out.match(/hero-init preinit|hero-init mount: sysfs/g)?.length ?? 0,
-    ).toBeGreaterThanOrEqual(1);
     expect(out).toContain("supervisor: syslogd: Spawned → Running");
   });
 
@@ -146,9 +172,17 @@ describe("deploy_vm boots", () => {
       vm,
       kernel,
       overlay: true,
+      services: PROBE,
     });
-    const out = await bootAndCheck(d, "deploy-min-overlay");
+    const out = await bootAndCheck(d, "deploy-min-overlay", async (v) => {
+      await v.waitFor("PROBE-WROTE", 60_000);
+    });
     expect(out).toContain("switching to /dev/vda (overlay, writes go to RAM)");
+    // The guest's root is the overlay; the write went to RAM, not to the disk.
+    expect(out).toMatch(/MOUNTED \S+ \/ overlay /);
+    const disk = d.disk as string;
+    expect(debugfs(disk, "stat /probe-data")).toBe("");
+    expect(Bun.spawnSync(["e2fsck", "-fn", disk]).exitCode).toBe(0);
   });
 
   test("debian template (debootstrap minbase) as an ext4 disk", async () => {
