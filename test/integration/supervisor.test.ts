@@ -477,6 +477,30 @@ describe("stopping", () => {
     await rpc("service_delete", ["stubborn"]);
   });
 
+  test("leftovers in a service's cgroup are killed before it is restarted", async () => {
+    if (!cgroot) throw new Error("this host has no cgroup v2 tree: the leftover kill needs one");
+    const starts = join(dir, "leftover.starts");
+    // Each run leaves a setsid'd sleep behind in its cgroup and exits 1.
+    await rpc("service_create", [
+      "leftover",
+      {
+        exec: `sh -c "echo x >> ${starts}; setsid sleep ${S(10)} & sleep 0.3; exit 1"`,
+        restart: { delay: 100, limit: 0 },
+      },
+    ]);
+    await rpc("service_monitor", ["leftover"]);
+    await waitFor(() => {
+      const n = existsSync(starts) ? readFileSync(starts, "utf8").split("\n").length - 1 : 0;
+      return n >= 4 || undefined;
+    }, 20_000);
+    // Without the kill, one sleep per run would remain: 4 or more.
+    expect(hostPids(`^sleep ${S(10)}$`).length).toBeLessThanOrEqual(1);
+    await rpc("service_stop", ["leftover"]);
+    await rpc("service_forget", ["leftover"]);
+    await rpc("service_delete", ["leftover"]);
+    await waitFor(() => hostPids(`^sleep ${S(10)}$`).length === 0 || undefined);
+  });
+
   test("signal.stop: the service gets its own stop signal, not SIGTERM", async () => {
     const got = join(dir, "stop-signal");
     await rpc("service_create", [
