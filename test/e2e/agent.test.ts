@@ -269,6 +269,32 @@ size = ${Buffer.byteLength(script)}
     expectInOrder(con, "JOB-GOT-TERM", "JOB-CLEANED-UP", "reboot: Power down");
   });
 
+  test("a runner that fails its sha256 ends the job VM with code 2, before anything runs", async () => {
+    const runner = await Bun.file(join(dir, "pub/runner.sh")).bytes();
+    await using vm = await agentVm(
+      "job-badsha",
+      `
+[job]
+
+[job.runner]
+url = "http://10.0.2.2:${server.port}/runner.sh"
+sha256 = "${"ab".repeat(32)}"
+size = ${runner.length}
+`,
+    );
+    const line = await vm.waitFor(/HERO-EXIT code=\d+ message="[^"]*"/, 240_000);
+    expect(line).toMatch(/^HERO-EXIT code=2 /);
+    expect(vm.cleanConsole()).not.toContain("runner: uid");
+    expect(await vm.waitExit(120_000)).toBe(0);
+  });
+
+  test("a job command that cannot run ends the job VM with code 3", async () => {
+    await using vm = await agentVm("job-nocmd", `\n[job]\ncommand = ["/no/such/runner", "--flag"]\n`);
+    const line = await vm.waitFor(/HERO-EXIT code=\d+ message="[^"]*"/, 240_000);
+    expect(line).toBe('HERO-EXIT code=3 message="job command could not run (exit 127: not found)"');
+    expect(await vm.waitExit(120_000)).toBe(0);
+  });
+
   test("an expired token ends the job VM with code 1 and fetches nothing", async () => {
     access.length = 0;
     await using vm = await agentVm(
