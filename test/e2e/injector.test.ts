@@ -164,6 +164,46 @@ describe("deploy_vm boots", () => {
     expect(out).toContain("supervisor: syslogd: Spawned → Running");
   });
 
+  test("switch-root fallback: no init on the disk, or no disk at all, and the VM runs on from the initramfs", async () => {
+    const d = await deployVm({
+      template: "minimal",
+      format: "ext4",
+      out: join(dir, "min-fallback"),
+      vm,
+      kernel,
+    });
+    const cases = [
+      {
+        name: "no-init",
+        disks: [{ path: d.disk as string }],
+        append: `${d.kernelCmdline} hero.rootinit=/sbin/none`,
+        reason: "/dev/vda has no /sbin/none; staying in the initramfs",
+      },
+      {
+        name: "no-disk",
+        disks: [],
+        append: d.kernelCmdline,
+        reason: "/dev/vda did not appear within 10 s; staying in the initramfs",
+      },
+    ];
+    for (const c of cases) {
+      await using v = await bootVm({
+        kernel: d.kernel,
+        initrd: d.initrd,
+        append: c.append,
+        disks: c.disks,
+        name: `deploy-fallback-${c.name}`,
+      });
+      await v.waitFor(c.reason, 120_000);
+      // Still PID 1, from the initramfs: boot goes on, and the ACPI button powers off cleanly.
+      await v.waitFor(READY, 120_000);
+      expect(v.console()).not.toContain("switching to /dev/vda");
+      await v.powerdown();
+      expect(await v.waitExit(90_000)).toBe(0);
+      expect(v.console()).toMatch(/reboot: Power down/);
+    }
+  });
+
   test("ext4 disk under a tmpfs overlay", async () => {
     const d = await deployVm({
       template: "minimal",
