@@ -77,6 +77,62 @@ describe("parseManifest", () => {
     );
     expect(fails("version = -1\n")).toMatch(/b\.toml:1: version: /);
   });
+
+  test("service names follow the supervisor's rule; the error names file, line and field", () => {
+    const two = (services: string) =>
+      `version = 1\n[[vm.binaries]]\n${bin("a", "1", 'services = ["a"]\n')}[[vm.binaries]]\n${bin("b", "1", services)}`;
+    expect(
+      parseManifest(two('services = ["b", "getty@tty1", "_x", "b.v2"]'), "b").vm.binaries[1]
+        ?.services,
+    ).toEqual(["b", "getty@tty1", "_x", "b.v2"]);
+    // The second binary's services line is line 15, not the first binary's.
+    for (const bad of [
+      "../../../etc/x",
+      "..",
+      ".hidden",
+      "a/b",
+      "x\nExecStartPre=/bin/id",
+      "x\u2028y",
+      "x\ty",
+      "-x",
+      "a b",
+      "",
+    ])
+      expect(fails(two(`services = ["b", ${JSON.stringify(bad)}]`))).toMatch(
+        /^b\.toml:15: vm\.binaries\.1\.services\.1: must be a service name/,
+      );
+    expect(fails(two(`services = ["${"s".repeat(129)}"]`))).toMatch(
+      /services\.0: must be a service name/,
+    );
+  });
+
+  test("install paths are plain absolute paths: no control characters, spaces, quotes or %", () => {
+    const p = (path: string) =>
+      `[[vm.binaries]]\n${bin("x", "1", `path = ${JSON.stringify(path)}`)}`;
+    expect(parseManifest(p("/usr/local/bin/x-1.2_3+b@c"), "b").vm.binaries[0]?.path).toBe(
+      "/usr/local/bin/x-1.2_3+b@c",
+    );
+    for (const bad of [
+      "/usr/bin/x\nExecStartPre=/bin/id",
+      "/usr/bin/x\r",
+      "/usr/bin/my app",
+      "/usr/bin/%h",
+      "/usr/bin/$HOME",
+      '/usr/bin/"x"',
+      "/usr/bin/x\\y",
+      "/usr/../bin/x",
+      "/usr/./bin/x",
+      "/usr/bin/",
+      "usr/bin/x",
+      "/",
+    ])
+      expect(fails(p(bad))).toMatch(/^b\.toml:7: vm\.binaries\.0\.path: must be an absolute path/);
+  });
+
+  test("a binary listed twice names the line of the second one", () => {
+    const t = `version = 1\n[[vm.binaries]]\n${bin("x", "1")}[[vm.binaries]]\n${bin("x", "2")}`;
+    expect(fails(t)).toMatch(/^b\.toml:9: vm\.binaries: binary "x" listed twice/);
+  });
 });
 
 describe("resolution", () => {

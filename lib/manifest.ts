@@ -9,10 +9,19 @@
  */
 import * as v from "valibot";
 import { InputError } from "./errors.ts";
+import { SERVICE_NAME_RE } from "./service-spec.ts";
 import { locateKey, parseToml } from "./toml.ts";
 
 /** Binary names: a file name, never a path. */
 export const BINARY_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$/;
+
+/**
+ * Install paths: absolute, segments of letters, digits and `_ . + @ -`,
+ * no `.` or `..` segment. Such a path is also safe as a command in a
+ * systemd unit or a zinit file (`hero-init install` writes it there): no
+ * space, quote, `%`, `$`, `\` or control character.
+ */
+export const INSTALL_PATH_RE = /^(?!.*\/\.{1,2}(?:\/|$))(?:\/[A-Za-z0-9_.+@-]+)+$/;
 
 const Sha256 = v.pipe(
   v.string(),
@@ -20,8 +29,19 @@ const Sha256 = v.pipe(
 );
 const AbsPath = v.pipe(
   v.string(),
-  v.regex(/^\/[^\0]*$/, "must be an absolute path"),
-  v.check((p) => !p.split("/").includes(".."), 'must not contain ".."'),
+  v.maxLength(4096, "must be at most 4096 bytes"),
+  v.regex(
+    INSTALL_PATH_RE,
+    'must be an absolute path of letters, digits, "_ . + @ -" and "/" (no "..", spaces or control characters)',
+  ),
+);
+/** A service to restart: the supervisor's service-name rule (a file name, not a path). */
+const ServiceName = v.pipe(
+  v.string(),
+  v.regex(
+    SERVICE_NAME_RE,
+    'must be a service name: letters, digits, "_ @ . -", starting with a letter, digit, "_" or "@" (no "/", ".." or control characters)',
+  ),
 );
 
 /** One binary of a `[node]` or `[vm]` section. */
@@ -40,7 +60,7 @@ export const BinarySchema = v.strictObject({
   path: v.optional(AbsPath),
   mode: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(0o7777)), 0o755),
   /** Services to restart when this binary changes. */
-  services: v.optional(v.array(v.string()), []),
+  services: v.optional(v.array(ServiceName), []),
   arch: v.optional(v.picklist(["x86_64", "aarch64"]), "x86_64"),
   /**
    * Staged rollout: the percentage of machines (0-100) that take this
@@ -112,7 +132,7 @@ export function parseManifest(text: string, file: string): Manifest {
     const path = (issue.path ?? []).map((p) => p.key as string | number);
     throw new InputError("schema", issue.message, {
       file,
-      line: locateKey(text, path),
+      line: locateField(text, path),
       field: path.join("."),
     });
   }
@@ -125,16 +145,44 @@ export function parseManifest(text: string, file: string): Manifest {
     sections.push([`env.${e}.node`, m.env[e]?.node], [`env.${e}.vm`, m.env[e]?.vm]);
   for (const [field, sec] of sections) {
     const seen = new Set<string>();
-    for (const b of sec?.binaries ?? []) {
+    for (const [i, b] of (sec?.binaries ?? []).entries()) {
       if (seen.has(b.name))
         throw new InputError("schema", `binary "${b.name}" listed twice`, {
           file,
+          line: locateField(text, [...field.split("."), "binaries", i, "name"]),
           field: `${field}.binaries`,
         });
       seen.add(b.name);
     }
   }
   return m;
+}
+
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/**
+ * Pure: the line of a schema issue. Counts `[[….binaries]]` headers, so
+ * `vm.binaries.2.services.0` points into the third binary's table, not the
+ * first; anything else is located by {@link locateKey}.
+ */
+export function locateField(text: string, path: readonly (string | number)[]): number | undefined {
+  const at = path.findIndex((p) => typeof p === "number");
+  if (at > 0 && path[at - 1] === "binaries") {
+    const header = new RegExp(`^\\s*\\[\\[\\s*${escapeRe(path.slice(0, at).join("."))}\\s*\\]\\]`);
+    const lines = text.split("\n");
+    let nth = -1;
+    for (let l = 0; l < lines.length; l++) {
+      if (!header.test(lines[l] ?? "") || ++nth !== path[at]) continue;
+      const key = path[at + 1];
+      if (typeof key === "string") {
+        const keyRe = new RegExp(`^\\s*("?)${escapeRe(key)}\\1\\s*=`);
+        for (let k = l + 1; k < lines.length && !/^\s*\[/.test(lines[k] ?? ""); k++)
+          if (keyRe.test(lines[k] ?? "")) return k + 1;
+      }
+      return l + 1;
+    }
+  }
+  return locateKey(text, path);
 }
 
 /** The binaries of one role and environment: the environment's entries replace the top-level ones by name. */

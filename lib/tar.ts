@@ -3,8 +3,8 @@
  * release archive's binary and to build an OCI layer. Writer output is
  * deterministic (fixed mtime, uid/gid 0, sorted by the caller).
  */
-import { gunzipSync } from "node:zlib";
 import { InputError } from "./errors.ts";
+import { inflate, maxUnpacked } from "./inflate.ts";
 
 /** A tar member. */
 export interface TarEntry {
@@ -163,9 +163,18 @@ export function writeTar(entries: readonly TarEntry[]): Uint8Array {
   return out;
 }
 
-/** The binary inside a release archive (tar.gz), by member name or by file name. */
-export function extractMember(archive: Uint8Array, member: string, what: string): Uint8Array {
-  const entries = readTar(new Uint8Array(gunzipSync(archive)));
+/**
+ * The binary inside a release archive (tar.gz), by member name or by file
+ * name. The archive unpacks to at most `max` bytes (default: the unpack
+ * limit of lib/inflate.ts), or InputError "too-large".
+ */
+export function extractMember(
+  archive: Uint8Array,
+  member: string,
+  what: string,
+  max = maxUnpacked(),
+): Uint8Array {
+  const entries = readTar(inflate(archive, "gzip", { max, what: `${what}: the release archive` }));
   const hit =
     entries.find((e) => e.type === "file" && e.path === member) ??
     entries.find((e) => e.type === "file" && e.path.split("/").at(-1) === member);

@@ -205,6 +205,7 @@ export function markBad(stateDir: string, name: string, version: string): void {
 }
 
 function writeState(paths: UpdatePaths, state: State): void {
+  mkdirSync(paths.stateDir, { recursive: true, mode: 0o700 });
   atomicWrite(join(paths.stateDir, STATE_FILE), JSON.stringify(state), 0o600);
 }
 
@@ -216,6 +217,25 @@ function readState(dir: string): State {
     // none yet, or unreadable: start from zero trust (version 0)
   }
   return { schema: 1, version: 0, keysVersion: 0 };
+}
+
+/**
+ * Whether the configured key (`seedKey`) is the trust root of this run: when
+ * keysFile does not exist, or when it was written by an older hero-init
+ * before any manifest was trusted (no state file yet), a seed that never
+ * verified anything and must not outlive a corrected configuration.
+ */
+function seedsTrust(paths: UpdatePaths): boolean {
+  if (!paths.seedKey) return false;
+  return !existsSync(paths.keysFile) || !existsSync(join(paths.stateDir, STATE_FILE));
+}
+
+function parseSeedKey(key: string): PublicKey {
+  try {
+    return parsePublicKey(key.trim());
+  } catch (e) {
+    throw new UpdateRefused("keys", `the configured key: ${(e as Error).message}`);
+  }
 }
 
 /** Reads the trusted keys file: one minisign public key (base64 line) per line. */
@@ -274,11 +294,18 @@ export async function runUpdate(
     await o.onStep?.(name);
   };
   try {
-    mkdirSync(paths.stateDir, { recursive: true, mode: 0o700 });
     const state = readState(paths.stateDir);
-    if (paths.seedKey && !existsSync(paths.keysFile))
+    // Nothing is written before a manifest verifies: the configured key is
+    // trusted in memory and kept in keysFile only once it has verified one.
+    let seeding = seedsTrust(paths);
+    let keys = seeding ? [parseSeedKey(paths.seedKey as string)] : readTrustedKeys(paths.keysFile);
+    /** Keeps the seed key: it verified what is about to be trusted. */
+    const keepSeed = () => {
+      if (!seeding) return;
+      mkdirSync(dirname(paths.keysFile), { recursive: true, mode: 0o700 });
       atomicWrite(paths.keysFile, `${paths.seedKey}\n`, 0o644);
-    let keys = readTrustedKeys(paths.keysFile);
+      seeding = false;
+    };
     let resumed = false;
     if (state.pending && !o.check) {
       hooks.log("finishing an update a previous run left half done");
@@ -303,6 +330,7 @@ export async function runUpdate(
       verifyMessage(manifestBytes, sig, keys);
       manifest = parseManifest(new TextDecoder().decode(manifestBytes), src.manifestUrl);
       checkManifestPolicy(manifest, state.version, now);
+      keepSeed();
     } else {
       manifestBytes = polled.body;
       await step("signature");
@@ -321,6 +349,7 @@ export async function runUpdate(
       }
       if (!keys.some((k) => keyIdHex(k.keyId) === claimed)) {
         keys = await rotateKeys(src, paths, state, keys, o, count, hooks);
+        seeding = false; // the rotation, verified by the seed key, replaced it in keysFile
       }
       try {
         verifyMessage(manifestBytes, sig, keys);
@@ -339,6 +368,8 @@ export async function runUpdate(
       }
       checkManifestPolicy(manifest, state.version, now);
       await step("trust");
+      mkdirSync(paths.stateDir, { recursive: true, mode: 0o700 });
+      keepSeed();
       atomicWrite(join(paths.stateDir, `${MANIFEST_COPY}.minisig`), sig, 0o600);
       atomicWrite(join(paths.stateDir, MANIFEST_COPY), manifestBytes, 0o600);
       state.version = manifest.version as number;
@@ -430,6 +461,7 @@ async function rotateKeys(
   }
   const set = checkKeySet(parseToml(new TextDecoder().decode(body), url), state.keysVersion);
   const next = set.keys.map((k) => parsePublicKey(k));
+  mkdirSync(dirname(paths.keysFile), { recursive: true, mode: 0o700 });
   atomicWrite(paths.keysFile, `${set.keys.join("\n")}\n`, 0o644);
   state.keysVersion = set.version;
   writeState(paths, state);

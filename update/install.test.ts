@@ -1,9 +1,24 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readFileSync, readlinkSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runInstallCli, runUpdateCli } from "../init/cli/update.ts";
 import { type Fixture, machineKeyLine, makeFixture, snapshot } from "./fixture.ts";
-import { detectRole, parseNodeUpdateConfig, registrationFiles } from "./install.ts";
+import {
+  detectRole,
+  installMachineId,
+  parseNodeUpdateConfig,
+  registrationFiles,
+  writeMissing,
+} from "./install.ts";
 
 describe("role detection (pure)", () => {
   const base = { hypervisorFlag: false, dmi: "Supermicro X11SSL-F", pid1: "systemd" };
@@ -33,6 +48,33 @@ describe("registration files (pure)", () => {
     expect(f["/etc/systemd/system/hero-init-update.timer"]).toContain("RandomizedDelaySec=360s");
     expect(f["/etc/systemd/system/mycelium.service"]).toContain("ExecStart=/usr/bin/mycelium");
   });
+  test("a name or command that could leave the directory or add a line is refused", () => {
+    const reg = (name: string, exec = "/usr/bin/x") =>
+      registrationFiles("systemd", {
+        services: [{ name, exec }],
+        interval: 3600,
+        heroInit: "/usr/bin/hero-init",
+      });
+    for (const name of ["../../../etc/cron.d/x", "x\nExecStartPre=/bin/id", "a/b", "..", "-x"])
+      expect(() => reg(name)).toThrow(/cannot go into a service file: a service name/);
+    for (const exec of [
+      "/usr/bin/x\nExecStartPre=/bin/id",
+      "/usr/bin/x y",
+      "/usr/bin/%h",
+      "x",
+      "/usr/bin/x\r",
+    ])
+      expect(() => reg("x", exec)).toThrow(/cannot go into a service file: a command/);
+    expect(() =>
+      registrationFiles("zinit", { services: [], interval: 1.5, heroInit: "/usr/bin/hero-init" }),
+    ).toThrow(/whole number of seconds/);
+    // What passes makes exactly the expected lines.
+    const unit = reg("getty@tty1", "/usr/local/bin/x")["/etc/systemd/system/getty@tty1.service"];
+    expect(unit?.split("\n").filter((l) => /^Exec/.test(l))).toEqual([
+      "ExecStart=/usr/local/bin/x",
+    ]);
+  });
+
   test("zinit: service files and a long-running updater", () => {
     const f = registrationFiles("zinit", {
       services: [],
@@ -42,6 +84,42 @@ describe("registration files (pure)", () => {
     expect(f["/etc/zinit/hero-init-update.yaml"]).toContain(
       "update --config /etc/hero-init/update.toml --every 600",
     );
+  });
+});
+
+describe("writes stay inside the root", () => {
+  test("a registration path that climbs out of the root is refused before any write", () => {
+    const dir = mkdtempSync(join(tmpdir(), "hero-install-"));
+    try {
+      const root = join(dir, "root");
+      mkdirSync(root);
+      expect(() =>
+        writeMissing(root, { "/etc/zinit/ok.yaml": "exec: /x\n", "/etc/zinit/../../../x": "" }),
+      ).toThrow(/is not a path inside/);
+      expect(existsSync(join(dir, "x"))).toBe(false);
+      expect(writeMissing(root, { "/etc/zinit/ok.yaml": "exec: /x\n" })).toEqual([
+        "/etc/zinit/ok.yaml",
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("the machine id is kept only when asked (after a successful install)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "hero-install-"));
+    try {
+      const state = join(dir, "state");
+      const m = installMachineId(state);
+      expect(m.id).toMatch(/^[0-9a-f]{32}$/);
+      expect(existsSync(state)).toBe(false);
+      m.keep();
+      if (!existsSync("/etc/machine-id")) {
+        expect(readFileSync(join(state, "machine-id"), "utf8")).toBe(`${m.id}\n`);
+        expect(installMachineId(state).id).toBe(m.id);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -122,5 +200,17 @@ describe("hero-init install on a fresh node (in a root directory)", () => {
     expect(code).toBe(1);
     expect(existsSync(join(f.root, "usr/lib/hero/pkgs/alpha"))).toBe(false);
     expect(existsSync(join(f.root, "etc/hero-init/update.toml"))).toBe(false);
+    expect(existsSync(join(f.root, "var/lib/hero-init"))).toBe(false);
+  });
+
+  test("a keys.pub an older hero-init seeded from a wrong key, with nothing trusted yet, does not block the right key", async () => {
+    const state = join(f.root, "var/lib/hero-init/update");
+    mkdirSync(state, { recursive: true });
+    writeFileSync(
+      join(state, "keys.pub"),
+      "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3\n",
+    );
+    expect(await install()).toBe(0);
+    expect(readFileSync(join(state, "keys.pub"), "utf8").trim()).toBe(machineKeyLine(f.key));
   });
 });

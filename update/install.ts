@@ -6,11 +6,13 @@
  * idempotently: a second run changes nothing. Node-side `hero-init update`
  * runs the same engine from the written config.
  */
+import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import * as v from "valibot";
 import { InputError } from "../lib/errors.ts";
-import { ENVIRONMENTS, type Environment } from "../lib/manifest.ts";
+import { ENVIRONMENTS, type Environment, INSTALL_PATH_RE } from "../lib/manifest.ts";
+import { SERVICE_NAME_RE } from "../lib/service-spec.ts";
 import { locateKey, parseToml, stringifyToml } from "../lib/toml.ts";
 import { atomicWrite } from "./engine.ts";
 
@@ -93,12 +95,42 @@ export function detectSupervisor(root = ""): HostSupervisor {
   return "none";
 }
 
+/**
+ * Pure: checks a value before it goes into a systemd unit or a zinit
+ * service file. Names are file names (the supervisor's service-name rule),
+ * commands are absolute paths of plain characters: no control character
+ * can add a line, no space splits an argument, no `%`, `$`, `\`, quote or
+ * `#` can mean anything to systemd or YAML. The manifest parser already
+ * refuses such names and paths; this is the last check before the text.
+ */
+export function checkUnitValue(kind: "name" | "exec", value: string, what: string): string {
+  const ok = kind === "name" ? SERVICE_NAME_RE.test(value) : INSTALL_PATH_RE.test(value);
+  if (!ok)
+    throw new InputError(
+      "unit",
+      `${JSON.stringify(value)} cannot go into a service file: ${
+        kind === "name"
+          ? "a service name is letters, digits, _ @ . - (no / or ..)"
+          : "a command is an absolute path of letters, digits, _ + @ . - and /"
+      }`,
+      { field: what },
+    );
+  return value;
+}
+
 /** Pure: the files that register a service binary and the update timer. */
 export function registrationFiles(
   sup: HostSupervisor,
   o: { services: { name: string; exec: string }[]; interval: number; heroInit: string },
 ): Record<string, string> {
   const files: Record<string, string> = {};
+  for (const s of o.services) {
+    checkUnitValue("name", s.name, "services");
+    checkUnitValue("exec", s.exec, `${s.name}: exec`);
+  }
+  checkUnitValue("exec", o.heroInit, "hero-init path");
+  if (!Number.isInteger(o.interval) || o.interval < 1)
+    throw new InputError("unit", `interval ${o.interval} is not a whole number of seconds`);
   if (sup === "systemd") {
     for (const s of o.services)
       files[`/etc/systemd/system/${s.name}.service`] =
@@ -120,6 +152,13 @@ export function registrationFiles(
 /** Writes files that do not exist yet (an operator's edits are kept); returns the paths written. */
 export function writeMissing(root: string, files: Record<string, string>): string[] {
   const written: string[] = [];
+  const top = resolve(root || "/");
+  // Every path is checked before the first write.
+  for (const path of Object.keys(files)) {
+    const rel = relative(top, resolve(join(root, path)));
+    if (!path.startsWith("/") || rel === "" || rel.startsWith("..") || rel.startsWith("/"))
+      throw new InputError("unit", `${path} is not a path inside ${top}`, { file: path });
+  }
   for (const [path, content] of Object.entries(files)) {
     const p = join(root, path);
     if (existsSync(p)) continue;
@@ -128,6 +167,28 @@ export function writeMissing(root: string, files: Record<string, string>): strin
     written.push(path);
   }
   return written;
+}
+
+/**
+ * The machine id `install` runs with, read like the updater's
+ * (`/etc/machine-id`, then the one kept in `stateDir`), or a new one that
+ * `keep()` writes only after the run succeeded: a refused install leaves no
+ * trace.
+ */
+export function installMachineId(stateDir: string): { id: string; keep(): void } {
+  const kept = join(stateDir, "machine-id");
+  for (const p of ["/etc/machine-id", kept]) {
+    const id = read(p).trim();
+    if (id) return { id, keep() {} };
+  }
+  const id = randomBytes(16).toString("hex");
+  return {
+    id,
+    keep() {
+      mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+      if (!existsSync(kept)) atomicWrite(kept, `${id}\n`, 0o600);
+    },
+  };
 }
 
 /** update.toml text for `install`. */

@@ -15,7 +15,8 @@ import {
   truncateSync,
   writeFileSync,
 } from "node:fs";
-import { gunzipSync } from "node:zlib";
+import { InputError } from "../../lib/errors.ts";
+import { compressionOf, DEFAULT_MAX_UNPACKED, inflate, maxUnpacked } from "../../lib/inflate.ts";
 import {
   type CpioEntry,
   type CpioRecord,
@@ -43,15 +44,19 @@ export function findSegment(bytes: Uint8Array): number {
   return -1;
 }
 
-/** Pure: decompresses a base image (plain newc, gzip or zstd) into its segments' records. */
-export function baseRecords(base: Uint8Array): CpioRecord[] {
+/**
+ * Pure: decompresses a base image (plain newc, gzip or zstd) into its
+ * segments' records. The decompressed size is capped at `o.max` bytes (see
+ * lib/inflate.ts): a bomb throws InputError "too-large" naming `o.file`.
+ */
+export function baseRecords(
+  base: Uint8Array,
+  o: { max: number; file?: string } = { max: DEFAULT_MAX_UNPACKED },
+): CpioRecord[] {
   if (base.length === 0) return [];
-  if (base[0] === 0x1f && base[1] === 0x8b)
-    return readConcatenated(new Uint8Array(gunzipSync(base))).flat();
-  if (base[0] === 0x28 && base[1] === 0xb5 && base[2] === 0x2f && base[3] === 0xfd) {
-    return readConcatenated(new Uint8Array(Bun.zstdDecompressSync(base))).flat();
-  }
-  return readConcatenated(base).flat();
+  const kind = compressionOf(base);
+  const plain = kind ? inflate(base, kind, { ...o, what: `${kind} initramfs base image` }) : base;
+  return readConcatenated(plain).flat();
 }
 
 /** Pure: plan entries as cpio entries (paths relative, mtime fixed). */
@@ -75,8 +80,10 @@ export function initramfsFormat(path: string, create?: { base: CpioEntry[] }): R
     const m = new Map<string, CpioRecord>();
     let records: CpioRecord[] = [];
     try {
-      records = baseRecords(base);
-    } catch {
+      records = baseRecords(base, { max: maxUnpacked(), file: path });
+    } catch (e) {
+      // Too big to unpack (a bomb, or an image past HERO_MAX_UNPACKED): refused, nothing written.
+      if (e instanceof InputError && e.code !== "corrupt") throw e;
       records = []; // unknown layout: lookups see nothing, which only makes injection more conservative
     }
     if (seg >= 0) records.push(...readConcatenated(bytes.subarray(seg)).flat());

@@ -10,8 +10,9 @@
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { gunzipSync, gzipSync } from "node:zlib";
+import { gzipSync } from "node:zlib";
 import { InputError } from "../../lib/errors.ts";
+import { inflate, maxUnpacked } from "../../lib/inflate.ts";
 import { readTar, type TarEntry, writeTar } from "../../lib/tar.ts";
 import type { PlanEntry } from "../plan.ts";
 import type { Existing, RootfsFormat } from "./types.ts";
@@ -87,9 +88,27 @@ export function ociFormat(layout: string, ref?: string): RootfsFormat {
     const { desc } = pick();
     const manifest = readJson<{ layers: Descriptor[] }>(blob(desc.digest));
     const v = new Map<string, TarEntry>();
+    // The compressed layers together may unpack to at most the limit
+    // (lib/inflate.ts): every layer's tar stays in memory for the lookups.
+    const max = maxUnpacked();
+    let left = max;
     for (const l of manifest.layers) {
       const raw = new Uint8Array(readFileSync(blob(l.digest)));
-      applyLayer(v, readTar(l.mediaType.endsWith("+gzip") ? new Uint8Array(gunzipSync(raw)) : raw));
+      const kind = l.mediaType.endsWith("+gzip")
+        ? "gzip"
+        : l.mediaType.endsWith("+zstd")
+          ? "zstd"
+          : null;
+      const tar = kind
+        ? inflate(raw, kind, {
+            max: left,
+            limit: max,
+            what: `layer ${l.digest}`,
+            file: blob(l.digest),
+          })
+        : raw;
+      if (kind) left -= tar.length;
+      applyLayer(v, readTar(tar));
     }
     return v;
   };

@@ -42,6 +42,18 @@ describe("hero-init manifest keygen|sign|verify", () => {
     }
   });
 
+  test("keygen creates a missing --out directory 0700 (and its parents)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "hero-mcli-"));
+    try {
+      const out = join(dir, "new/keys");
+      expect(cli("keygen", "--out", out).code).toBe(0);
+      expect(statSync(out).mode & 0o777).toBe(0o700);
+      expect(statSync(join(out, "hero.key")).mode & 0o777).toBe(0o600);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("usage errors name what is missing", () => {
     const r = cli("sign", "x");
     expect(r.code).toBe(2);

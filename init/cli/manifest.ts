@@ -2,9 +2,10 @@
  * `hero-init manifest keygen|sign|verify`: the bootstrap server's signing
  * key and minisign-compatible signatures of bootstrapper.toml (any file).
  * Keys and signatures are written atomically (temp file + rename); the
- * secret key is 0600 and an existing key is never overwritten.
+ * secret key is 0600, a key directory keygen creates is 0700, and an
+ * existing key is never overwritten.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import {
   formatPublicKey,
@@ -21,7 +22,8 @@ import { atomicWrite } from "../../update/engine.ts";
 import { buildManifest, keySetText, publishSigned } from "../../update/publish.ts";
 
 const USAGE = `usage:
-  hero-init manifest keygen --out DIR            write DIR/hero.pub (0644) and DIR/hero.key (0600)
+  hero-init manifest keygen --out DIR            write DIR/hero.pub (0644) and DIR/hero.key (0600);
+                                                 a new DIR is made 0700; an existing key is never overwritten
   hero-init manifest sign FILE --key KEY [--comment TEXT]   write FILE.minisig
   hero-init manifest verify FILE --pub PUB [--sig FILE.minisig] [--json]
   hero-init manifest build DIR --base-url URL --key KEY [--version N] [--expires-days D] [--out FILE]
@@ -63,6 +65,9 @@ export async function runManifest(args: string[]): Promise<number> {
       const key = join(dir, "hero.key");
       for (const p of [pub, key])
         if (existsSync(p)) throw new Error(`${p} exists: refusing to overwrite a key`);
+      // A new key directory (and its missing parents) is 0700: it holds the secret key.
+      if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
+      else if (!statSync(dir).isDirectory()) throw new Error(`--out ${dir} is not a directory`);
       const k = generateKey();
       atomicWrite(key, formatSecretKey(k), 0o600);
       atomicWrite(pub, formatPublicKey(k), 0o644);

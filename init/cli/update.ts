@@ -8,7 +8,7 @@
  * running it (zinit has no timers). `install` sets a fresh node up once.
  */
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { LAYOUT } from "../../host-injector/plan.ts";
 import {
   ENVIRONMENTS,
@@ -27,6 +27,7 @@ import {
   detectRole,
   detectSupervisor,
   type HostSupervisor,
+  installMachineId,
   NODE_CONFIG,
   type NodeUpdateConfig,
   nodeConfigText,
@@ -36,7 +37,7 @@ import {
   writeMissing,
 } from "../../update/install.ts";
 import { connect, socketPath } from "../control/client.ts";
-import { machineId, nextDelay, summary } from "../pid1/updater.ts";
+import { machineId, nextDelay, summary, UPDATE_STATE_DIR } from "../pid1/updater.ts";
 
 const USAGE = `usage:
   hero-init update [--check] [--json] [-s SOCKET]        in a VM: ask PID 1 to check or apply now
@@ -133,10 +134,12 @@ async function runLocal(configFile: string, opt: Map<string, string | true>): Pr
 async function runWithConfig(
   cfg: NodeUpdateConfig,
   opt: Map<string, string | true>,
+  id?: string,
 ): Promise<number> {
   const root = (opt.get("root") as string | undefined) ?? "";
-  const stateDir = `${root}/var/lib/hero-init/update`;
+  const stateDir = `${root}${UPDATE_STATE_DIR}`;
   const keysFile = `${stateDir}/keys.pub`;
+  const mid = id ?? machineId(stateDir);
   const once = () =>
     runUpdate(
       {
@@ -144,7 +147,7 @@ async function runWithConfig(
         role: cfg.role,
         env: cfg.env,
         pins: cfg.pins,
-        machineId: machineId(stateDir),
+        machineId: mid,
       },
       { pkgs: `${root}${LAYOUT.pkgs}`, root, stateDir, keysFile, seedKey: cfg.key },
       nodeHooks(root ? "none" : detectSupervisor(), opt.get("socket") as string | undefined),
@@ -211,7 +214,9 @@ export async function runInstallCli(args: string[]): Promise<number> {
     console.error(
       `install: role ${role}${roleOpt === "auto" ? ` (detected: ${detected.why})` : " (given)"}`,
     );
-    mkdirSync(`${root}/etc/hero-init`, { recursive: true });
+    // Nothing is written before the engine has verified the manifest with --key
+    // (a refused run leaves the root as it was); the machine id is kept after.
+    const id = installMachineId(`${root}${UPDATE_STATE_DIR}`);
     const cfgText = nodeConfigText({
       manifest,
       key,
@@ -224,14 +229,18 @@ export async function runInstallCli(args: string[]): Promise<number> {
     const code = await runWithConfig(
       parseNodeUpdateConfig(cfgText, "install options"),
       new Map([...opt, ["root", root]]),
+      id.id,
     );
     if (code !== 0) return code;
+    id.keep();
     // Only a node that installed its binaries follows the manifest from now on.
-    if (!existsSync(cfgPath) || readFileSync(cfgPath, "utf8") !== cfgText)
+    if (!existsSync(cfgPath) || readFileSync(cfgPath, "utf8") !== cfgText) {
+      mkdirSync(dirname(cfgPath), { recursive: true });
       atomicWrite(cfgPath, cfgText, 0o644);
+    }
     // Register the binaries' services and the update timer (only files that do not exist yet).
     const m = parseManifest(
-      readFileSync(`${root}/var/lib/hero-init/update/manifest.toml`, "utf8"),
+      readFileSync(`${root}${UPDATE_STATE_DIR}/manifest.toml`, "utf8"),
       manifest,
     );
     const services = sectionBinaries(m, role, env as Environment | undefined).flatMap((b) =>
