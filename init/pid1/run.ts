@@ -76,7 +76,7 @@ function execUptime(): number {
 }
 const preinitExec = execUptime();
 
-/** Debug switch `hero.fault=uncaught|rejection`: proves the guards in a real VM. */
+/** Debug switch `hero.fault=uncaught|rejection|exit`: proves the guards in a real VM. */
 function injectFault(ctx: BootContext): void {
   const fault = ctx.cmdline.get("hero.fault");
   if (fault === "uncaught")
@@ -87,6 +87,7 @@ function injectFault(ctx: BootContext): void {
     setTimeout(() => {
       Promise.reject(new Error("fault injection: unhandled rejection"));
     }, 100);
+  if (fault === "exit") setTimeout(() => process.exit(3), 100);
 }
 
 /** Runs hero-init as PID 1. Never returns while the machine runs. */

@@ -218,9 +218,14 @@ describe("boot", () => {
     expect(vm.console()).toMatch(/reboot: Restarting system/);
   });
 
-  test("an uncaught exception and an unhandled rejection inside the init do not kill it", async () => {
+  test("an uncaught exception, an unhandled rejection and a process.exit() inside the init do not kill it", async () => {
     const initrd = await image("fault", { vmToml: testVmToml() });
-    for (const fault of ["uncaught", "rejection"]) {
+    const survived: Record<string, RegExp> = {
+      uncaught: /\(survived\): Error: fault injection: uncaught exception/,
+      rejection: /\(survived\): Error: fault injection: unhandled rejection/,
+      exit: /process\.exit\(3\) refused: PID 1 must not exit/,
+    };
+    for (const [fault, marker] of Object.entries(survived)) {
       await using vm = await bootVm({
         kernel,
         initrd,
@@ -229,7 +234,7 @@ describe("boot", () => {
         name: `boot-fault-${fault}`,
       });
       await vm.waitFor(READY, 120_000);
-      await vm.waitFor(/\(survived\): Error: fault injection/, 30_000);
+      await vm.waitFor(marker, 30_000);
       const health = await getJson(vm.ports[9999] as number, "/health");
       expect(health.status).toBe(200);
       expect(vm.console()).not.toMatch(/Kernel panic/);
