@@ -160,6 +160,26 @@ describe("resolution", () => {
     expect(under30).toBeLessThan(3300);
   });
 
+  test("the rollout bucket is the documented formula, computed independently by coreutils sha256sum", () => {
+    // docs/manifest.md: first 32 bits of sha256(machine-id NUL name NUL version) mod 100.
+    const independent = (m: string, n: string, v: string) => {
+      const p = Bun.spawnSync(["sha256sum"], {
+        stdin: new TextEncoder().encode(`${m}\0${n}\0${v}`),
+      });
+      expect(p.exitCode).toBe(0);
+      return Number.parseInt(p.stdout.toString().slice(0, 8), 16) % 100;
+    };
+    // Pinned vectors (printf 'm1\0a\0001' | sha256sum → d95a7fff…; 0xd95a7fff mod 100 = 79).
+    expect(rolloutBucket("m1", "a", "1")).toBe(79);
+    expect(rolloutBucket("machine-42", "mycelium", "0.7.10")).toBe(67);
+    for (let i = 0; i < 20; i++) {
+      const m = crypto.randomUUID().replaceAll("-", "");
+      expect(rolloutBucket(m, "hero-init", `1.${i}.0`)).toBe(
+        independent(m, "hero-init", `1.${i}.0`),
+      );
+    }
+  });
+
   test("a machine outside the rollout keeps its version; inside takes the new one", () => {
     let inside = "";
     let outside = "";
