@@ -2,15 +2,30 @@
  * Exec for the guest agent: runs a command and turns its stdout/stderr into
  * the framed stream of protocol.ts, with backpressure (a pipe is read only
  * when the HTTP client has taken what came before, so 50 MB of output never
- * sits in memory), a timeout that stops the whole process group (SIGTERM,
- * then SIGKILL after a grace period), and a kill when the client goes away.
- * Also the interactive variant: a PTY (Bun.spawn's `terminal` option) over a
- * WebSocket. The spawn function is injected: in PID 1 it is spawnOwned()
- * (init/supervisor/process.ts), so the reaper never steals the child.
+ * sits in memory), a timeout that stops everything the command started
+ * (SIGTERM, then SIGKILL after a grace period), and the same when the client
+ * goes away. Also the interactive variant: a PTY (Bun.spawn's `terminal`
+ * option) over a WebSocket. The spawn function is injected: in PID 1 it is
+ * spawnOwned() (init/supervisor/process.ts), so the reaper never steals the
+ * child.
+ *
+ * "Everything the command started": each exec gets its own cgroup when
+ * PID 1 has cgroup2 (ExecGroups, cgroupExecGroups()), joined by the exec
+ * helper before the command's first instruction, so a child that left the
+ * process group (setsid, a double fork) is still found and killed
+ * (cgroup.kill). Without cgroups the process group is all there is.
  */
-import { existsSync, statSync } from "node:fs";
+import { accessSync, constants, existsSync, statSync } from "node:fs";
+import { resolve } from "node:path";
 import type { ServerWebSocket, Subprocess } from "bun";
-import { killGroup } from "../init/supervisor/process.ts";
+import {
+  createExecGroup,
+  joinGroupDir,
+  killTree,
+  pidsIn,
+  removeGroupDir,
+} from "../init/supervisor/cgroup.ts";
+import { EXEC_HELPER, killGroup } from "../init/supervisor/process.ts";
 import {
   CH_STDERR,
   CH_STDOUT,
@@ -79,18 +94,164 @@ export function cwdError(cwd: string): string | null {
   return null;
 }
 
-/** SIGTERM the group now, SIGKILL it after `graceMs` unless `exited` settles first. */
-function stopGroup(proc: Subprocess, graceMs: number): void {
-  killGroup(proc.pid, "SIGTERM");
-  const t = setTimeout(() => killGroup(proc.pid, "SIGKILL"), graceMs);
-  proc.exited.then(
-    () => {
-      // The leader is gone; whatever it left in its group gets the KILL at once after grace.
-      setTimeout(() => killGroup(proc.pid, "SIGKILL"), graceMs).unref?.();
-      clearTimeout(t);
-    },
-    () => clearTimeout(t),
-  );
+// ---- where an exec's processes live -----------------------------------------------
+
+/**
+ * One group of processes per exec, so that a stop reaches the processes that
+ * left the command's process group. In PID 1 these are cgroups
+ * (cgroupExecGroups()); tests may pass their own.
+ */
+export interface ExecGroups {
+  /** A fresh, empty group, or null (that exec then runs in its process group only). */
+  create(): string | null;
+  /**
+   * The exec helper (`hero-exec -c GROUP -- ARGV`, init/preinit/preinit.c)
+   * that joins the group before exec, so nothing the command does can
+   * precede its joining; null: the pid is moved right after the spawn.
+   */
+  helper: string | null;
+  /** Moves a pid into a group (used without a helper). */
+  join(group: string, pid: number): void;
+  /** Pids in the group now. */
+  pids(group: string): number[];
+  /** SIGKILLs everything in the group; resolves true once it is empty (bounded wait). */
+  kill(group: string): Promise<boolean>;
+  /** Removes the group if it is empty; false while processes remain in it. */
+  remove(group: string): boolean;
+}
+
+/**
+ * The exec groups of PID 1: CGROUP_ROOT/agent:exec/exec-<n>
+ * (init/supervisor/cgroup.ts), joined through the exec helper when it is
+ * installed. Null when cgroup2 is not available: execs then run in their
+ * process group only (a child that calls setsid escapes a timeout there).
+ */
+export function cgroupExecGroups(
+  helper = process.env.HERO_EXEC_HELPER ?? EXEC_HELPER,
+): ExecGroups | null {
+  // A group that cannot be made here (no cgroup2, read-only) means no groups at all.
+  const probe = createExecGroup();
+  if (probe === null) return null;
+  removeGroupDir(probe);
+  return {
+    create: createExecGroup,
+    helper: existsSync(helper) ? helper : null,
+    join: (group, pid) => void joinGroupDir(group, pid),
+    pids: pidsIn,
+    kill: (group) => killTree(group),
+    remove: removeGroupDir,
+  };
+}
+
+/**
+ * Why `argv0` cannot run (127 not found, 126 not executable), or null. With
+ * the exec helper, Bun.spawn starts the helper, which always exists; this
+ * check keeps the answer for a missing command what it is without the
+ * helper: an exit frame with 127 and a message.
+ */
+export function commandError(argv0: string, cwd: string, path: string): ExecExit | null {
+  if (!argv0.includes("/")) {
+    return Bun.which(argv0, { PATH: path, cwd }) === null
+      ? { code: 127, error: `${argv0}: command not found` }
+      : null;
+  }
+  const file = resolve(cwd, argv0);
+  if (!existsSync(file)) return { code: 127, error: `${argv0}: command not found` };
+  try {
+    if (statSync(file).isDirectory()) throw new Error("is a directory");
+    accessSync(file, constants.X_OK);
+  } catch (e) {
+    const why =
+      (e as NodeJS.ErrnoException).code === "EACCES" ? "permission denied" : (e as Error).message;
+    return { code: 126, error: `${argv0}: cannot execute: ${why}` };
+  }
+  return null;
+}
+
+/** True while any process is in the process group `pgid`. */
+function pgroupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** One exec's processes: its process group and, when there are groups, its own cgroup. */
+export class ExecTree {
+  /** The cgroup, or null (process group only). */
+  readonly group: string | null;
+  #groups: ExecGroups | null;
+  #pid = 0;
+  #stopping: Promise<void> | null = null;
+
+  constructor(groups: ExecGroups | null) {
+    this.#groups = groups;
+    this.group = groups?.create() ?? null;
+  }
+
+  /** The argv to spawn: through the helper when it joins the group before exec. */
+  wrap(argv: string[]): string[] {
+    const helper = this.#groups?.helper;
+    return this.group !== null && helper ? [helper, "-c", this.group, "--", ...argv] : argv;
+  }
+
+  /** After the spawn: remembers the leader; without a helper, moves it into the group. */
+  attach(pid: number): void {
+    this.#pid = pid;
+    if (this.group !== null && !this.#groups?.helper) this.#groups?.join(this.group, pid);
+  }
+
+  /** Sends `sig` to the process group and to every member of the cgroup (escaped ones too). */
+  signal(sig: NodeJS.Signals | number): void {
+    if (this.#pid > 0) killGroup(this.#pid, sig);
+    if (this.group === null || !this.#groups) return;
+    for (const pid of this.#groups.pids(this.group)) {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        // gone
+      }
+    }
+  }
+
+  /** Nothing of this exec is left running. */
+  empty(): boolean {
+    if (this.group !== null && this.#groups) return this.#groups.pids(this.group).length === 0;
+    return this.#pid <= 0 || !pgroupAlive(this.#pid);
+  }
+
+  /** SIGKILLs all of it; resolves once the cgroup is empty (at once without one). */
+  async kill(): Promise<void> {
+    if (this.#pid > 0) killGroup(this.#pid, "SIGKILL");
+    if (this.group !== null && this.#groups) await this.#groups.kill(this.group);
+  }
+
+  /**
+   * `first` now (SIGTERM, SIGHUP), then SIGKILL to whatever is left after
+   * `graceMs`; resolves once it is all gone. Calling it again returns the
+   * same stop.
+   */
+  stop(first: NodeJS.Signals, graceMs: number): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.signal(first);
+      const end = Date.now() + graceMs;
+      while (Date.now() < end && !this.empty()) await Bun.sleep(Math.min(50, graceMs));
+      await this.kill();
+    })().catch(() => {});
+    return this.#stopping;
+  }
+
+  /** A stop was started (stop()). */
+  get stopping(): Promise<void> | null {
+    return this.#stopping;
+  }
+
+  /** Removes the cgroup once empty; a group that still has processes (background children of a finished command) stays and is swept later. */
+  release(): void {
+    if (this.group !== null) this.#groups?.remove(this.group);
+  }
 }
 
 /** A running exec: its framed output and a way to stop it. */
@@ -108,25 +269,16 @@ export function startExec(
   spawn: SpawnFn,
   req: ExecRequest,
   tuning: ExecTuning = DEFAULT_TUNING,
+  groups: ExecGroups | null = null,
 ): ExecHandle {
   let resolveDone!: (x: ExecExit) => void;
   const done = new Promise<ExecExit>((r) => {
     resolveDone = r;
   });
   const argv0 = req.argv[0] as string;
-  let proc: Subprocess<"pipe" | "ignore", "pipe", "pipe">;
-  try {
-    proc = spawn(req.argv, {
-      cwd: req.cwd ?? "/",
-      env: execEnv(req.env),
-      stdin: req.stdin !== undefined ? "pipe" : "ignore",
-      stdout: "pipe",
-      stderr: "pipe",
-      // Its own session and process group, so a timeout can stop everything it started.
-      detached: true,
-    }) as Subprocess<"pipe" | "ignore", "pipe", "pipe">;
-  } catch (e) {
-    const exit = spawnErrorExit(argv0, e);
+  const cwd = req.cwd ?? "/";
+  const env = execEnv(req.env);
+  const early = (exit: ExecExit): ExecHandle => {
     resolveDone(exit);
     return {
       stream: new ReadableStream({
@@ -137,7 +289,32 @@ export function startExec(
       }),
       done,
     };
+  };
+  const tree = new ExecTree(groups);
+  const argv = tree.wrap(req.argv);
+  if (argv !== req.argv) {
+    const bad = commandError(argv0, cwd, env.PATH ?? "");
+    if (bad) {
+      tree.release();
+      return early(bad);
+    }
   }
+  let proc: Subprocess<"pipe" | "ignore", "pipe", "pipe">;
+  try {
+    proc = spawn(argv, {
+      cwd,
+      env,
+      stdin: req.stdin !== undefined ? "pipe" : "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+      // Its own session and process group, so a timeout can stop everything it started.
+      detached: true,
+    }) as Subprocess<"pipe" | "ignore", "pipe", "pipe">;
+  } catch (e) {
+    tree.release();
+    return early(spawnErrorExit(argv0, e));
+  }
+  tree.attach(proc.pid);
 
   // stdin: write the whole buffer, then close; a child that does not read gets EPIPE, which is fine.
   if (req.stdin !== undefined && proc.stdin && typeof proc.stdin !== "number") {
@@ -160,7 +337,7 @@ export function startExec(
   if (req.timeout_ms !== undefined) {
     timer = setTimeout(() => {
       timedOut = true;
-      stopGroup(proc, tuning.killGraceMs);
+      void tree.stop("SIGTERM", tuning.killGraceMs);
     }, req.timeout_ms);
   }
   let exitedAt: number | null = null;
@@ -227,8 +404,11 @@ export function startExec(
       start(c) {
         controller = c;
         const pumps = Promise.all([pump(proc.stdout, CH_STDOUT), pump(proc.stderr, CH_STDERR)]);
-        Promise.all([pumps, proc.exited.catch(() => null)]).then(() => {
+        Promise.all([pumps, proc.exited.catch(() => null)]).then(async () => {
           if (timer) clearTimeout(timer);
+          // A stopped exec is over when all of it is gone, escaped children included.
+          await tree.stopping;
+          tree.release();
           const base = exitCodeOf(proc.exitCode, proc.signalCode ? String(proc.signalCode) : null);
           const exit: ExecExit = timedOut ? { ...base, code: TIMEOUT_CODE, timed_out: true } : base;
           resolveDone(exit);
@@ -249,7 +429,8 @@ export function startExec(
         cancelled = true;
         wakeAll();
         if (timer) clearTimeout(timer);
-        if (proc.exitCode === null && proc.signalCode === null) stopGroup(proc, tuning.killGraceMs);
+        if (proc.exitCode === null && proc.signalCode === null)
+          void tree.stop("SIGTERM", tuning.killGraceMs).then(() => tree.release());
       },
     },
     // Up to ~1 MiB of frames queued before the pipes are left unread.
@@ -265,6 +446,7 @@ export interface ExecWsData {
   kind: "hero-agent-exec";
   ip: string;
   proc?: Subprocess;
+  tree?: ExecTree;
   started?: boolean;
   finished?: boolean;
 }
@@ -277,6 +459,8 @@ export interface WsExecOptions {
   log: (msg: string) => void;
   /** Largest message accepted from the client. */
   maxMessage?: number;
+  /** One group per session (cgroups in PID 1), or null: the process group only. */
+  groups?: ExecGroups | null;
 }
 
 const sendJson = (ws: ServerWebSocket<ExecWsData>, x: unknown) => {
@@ -312,17 +496,28 @@ function startTty(ws: ServerWebSocket<ExecWsData>, o: WsExecOptions, start: WsSt
   const ptyDone = new Promise<void>((r) => {
     ptyClosed = r;
   });
+  const env: Record<string, string> = { TERM: "xterm-256color", ...execEnv(start.env) };
+  const tree = new ExecTree(o.groups ?? null);
+  const argv = tree.wrap(start.argv);
+  if (argv !== start.argv) {
+    const bad = commandError(start.argv[0] as string, cwd, env.PATH ?? "");
+    if (bad) {
+      tree.release();
+      finish(ws, o, bad);
+      return;
+    }
+  }
   try {
-    proc = o.spawn(start.argv, {
+    proc = o.spawn(argv, {
       cwd,
-      env: { TERM: "xterm-256color", ...execEnv(start.env) },
+      env,
       terminal: {
         cols: start.cols,
         rows: start.rows,
         data: (_t, bytes) => {
           // A client that stops reading is dropped rather than buffered without bound.
           if (ws.getBufferedAmount() > 8 * 1024 * 1024) {
-            killGroup(proc.pid, "SIGKILL");
+            void tree.kill();
             try {
               ws.close(1008, "client too slow");
             } catch {}
@@ -332,10 +527,13 @@ function startTty(ws: ServerWebSocket<ExecWsData>, o: WsExecOptions, start: WsSt
       },
     });
   } catch (e) {
+    tree.release();
     finish(ws, o, spawnErrorExit(start.argv[0] as string, e));
     return;
   }
+  tree.attach(proc.pid);
   ws.data.proc = proc;
+  ws.data.tree = tree;
   o.log(`exec (tty) ${start.argv[0]} for ${ws.data.ip}`);
   proc.exited.then(
     async () => {
@@ -344,9 +542,15 @@ function startTty(ws: ServerWebSocket<ExecWsData>, o: WsExecOptions, start: WsSt
       try {
         proc.terminal?.close();
       } catch {}
+      // A hung-up session is over when all of it is gone (see close()).
+      await tree.stopping;
+      tree.release();
       finish(ws, o, exitCodeOf(proc.exitCode, proc.signalCode ? String(proc.signalCode) : null));
     },
-    () => finish(ws, o, { code: 255, error: "lost track of the process" }),
+    () => {
+      tree.release();
+      finish(ws, o, { code: 255, error: "lost track of the process" });
+    },
   );
 }
 
@@ -393,10 +597,9 @@ export function wsExecHandler(o: WsExecOptions) {
     close(ws: ServerWebSocket<ExecWsData>) {
       try {
         const p = ws.data.proc;
-        if (p && p.exitCode === null && p.signalCode === null) {
-          killGroup(p.pid, "SIGHUP");
-          setTimeout(() => killGroup(p.pid, "SIGKILL"), 2000).unref?.();
-        }
+        // Hang up the session, SIGKILL what is left 2 s later (escaped children too, with a cgroup).
+        if (p && p.exitCode === null && p.signalCode === null)
+          void ws.data.tree?.stop("SIGHUP", 2000).then(() => ws.data.tree?.release());
         if (!ws.data.finished) {
           ws.data.finished = true;
           o.onEnd();

@@ -16,6 +16,7 @@ import {
   cwdError,
   DEFAULT_TUNING,
   defaultSpawn,
+  type ExecGroups,
   type ExecTuning,
   type ExecWsData,
   type SpawnFn,
@@ -73,6 +74,12 @@ export interface AgentOptions {
   maxWaitMs?: number;
   /** Exec timing (kill grace, drain). */
   tuning?: Partial<ExecTuning>;
+  /**
+   * One group per exec, so a timeout or disconnect also ends the processes
+   * that left the command's process group (setsid). In PID 1:
+   * cgroupExecGroups(). Default null: the process group only.
+   */
+  execGroups?: ExecGroups | null;
   /** Log sink; messages never contain the token or file contents. */
   log?: (level: "info" | "warn", msg: string) => void;
 }
@@ -129,6 +136,7 @@ export function createAgent(opts: AgentOptions): Agent {
   const maxExecs = opts.maxExecs ?? 16;
   const maxWaitMs = opts.maxWaitMs ?? 10 * 60 * 1000;
   const tuning: ExecTuning = { ...DEFAULT_TUNING, ...(opts.tuning ?? {}) };
+  const groups = opts.execGroups ?? null;
   const log = (level: "info" | "warn", msg: string) => {
     try {
       opts.log?.(level, msg);
@@ -151,6 +159,7 @@ export function createAgent(opts: AgentOptions): Agent {
       running = Math.max(0, running - 1);
     },
     log: (m) => log("info", m),
+    groups,
   });
 
   async function route(req: Request, url: URL, ip: string, server?: Server<ExecWsData>) {
@@ -166,7 +175,7 @@ export function createAgent(opts: AgentOptions): Agent {
       if (running >= maxExecs) return error(429, `too many execs running (limit ${maxExecs})`);
       running++;
       log("info", `exec ${r.value.argv[0]} for ${ip}`);
-      const h = startExec(spawn, r.value, tuning);
+      const h = startExec(spawn, r.value, tuning, groups);
       h.done.then(
         () => {
           running = Math.max(0, running - 1);

@@ -1,7 +1,8 @@
 /**
  * One QMP command over QEMU's unix socket: greeting, qmp_capabilities, the
  * command, its return (or error). Used by `hero-init vm run` (power button
- * on Ctrl-C) and the test harness.
+ * on Ctrl-C, quit on a second one: host-injector/vm-run.ts) and the test
+ * harness.
  */
 
 /** Runs one QMP command; rejects on a QMP error, a closed socket or after 10 s. */
@@ -21,7 +22,14 @@ export async function qmpCommand(socket: string, command: string, args?: object)
         buf += d.toString();
         let nl = buf.indexOf("\n");
         while (nl >= 0) {
-          const msg = JSON.parse(buf.slice(0, nl));
+          let msg: Record<string, unknown> & { error?: { desc?: string } };
+          try {
+            msg = JSON.parse(buf.slice(0, nl));
+          } catch {
+            rejectFn(new Error(`qmp ${command}: not QMP: ${buf.slice(0, Math.min(nl, 80))}`));
+            s.end();
+            return;
+          }
           buf = buf.slice(nl + 1);
           nl = buf.indexOf("\n");
           if (msg.QMP) s.write(`${JSON.stringify({ execute: "qmp_capabilities" })}\n`);
@@ -39,12 +47,16 @@ export async function qmpCommand(socket: string, command: string, args?: object)
       },
     },
   });
+  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     return await Promise.race([
       result,
-      Bun.sleep(10_000).then(() => Promise.reject(new Error(`qmp ${command}: timeout`))),
+      new Promise<never>((_, rej) => {
+        timer = setTimeout(() => rej(new Error(`qmp ${command}: timeout`)), 10_000);
+      }),
     ]);
   } finally {
+    clearTimeout(timer);
     sock.end();
   }
 }

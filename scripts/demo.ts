@@ -2,7 +2,10 @@
  * `npm run demo`: the main job end to end. Makes a local manifest with one
  * `[vm]` binary, deploys the `minimal` template with it (deploy_vm), boots the
  * VM with `hero-init vm run` (QEMU, TCG), waits for READY, prints where the
- * UI answers, and powers the VM off on Ctrl-C (ACPI power button).
+ * UI answers, and powers the VM off on Ctrl-C (ACPI power button; a second
+ * Ctrl-C stops it at once). `vm run` runs in a session of its own and gets
+ * each Ctrl-C from here exactly once: were it in the terminal's process
+ * group too, one keypress would reach it twice and count as the second.
  */
 import { createHash } from "node:crypto";
 import { mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
@@ -61,11 +64,18 @@ const vm = Bun.spawn([HERO, "vm", "run", join(work, "vm"), "--port", String(port
   stdout: openSync(log, "w"),
   stderr: "inherit",
   stdin: "ignore",
+  detached: true,
 });
+let interrupts = 0;
 process.on("SIGINT", () => {
-  console.log("\ndemo: powering the VM off (ACPI power button)…");
+  console.log(
+    ++interrupts === 1
+      ? "\ndemo: powering the VM off (ACPI power button; Ctrl-C again stops it at once)…"
+      : "\ndemo: stopping the VM now…",
+  );
   vm.kill("SIGINT");
 });
+for (const sig of ["SIGTERM", "SIGHUP"] as const) process.on(sig, () => vm.kill("SIGTERM"));
 for (let i = 0; i < 1800 && vm.exitCode === null; i++) {
   if (readFileSync(log, "utf8").includes("hero-init boot: READY")) break;
   await Bun.sleep(100);
@@ -84,4 +94,9 @@ console.log(`demo: UI password (one-time, admin): in ${join(work, "vm", "ui-pass
 console.log("demo: press Ctrl-C to power the VM off.");
 if (process.env.DEMO_EXIT_AFTER_READY) vm.kill("SIGINT");
 const code = await vm.exited;
-console.log(`demo: VM is off (qemu exit ${code}).`);
+console.log(
+  code === 0
+    ? "demo: the VM powered off."
+    : `demo: the VM was stopped (vm run exit ${code}: 124 power-down timed out, 130 second Ctrl-C).`,
+);
+process.exit(code);

@@ -9,12 +9,12 @@ import { join } from "node:path";
 import { defineCommand, renderUsage, runCommand } from "citty";
 import { type Deployment, deployVm } from "../../host-injector/deploy.ts";
 import { qemuArgs } from "../../host-injector/qemu-args.ts";
-import { qmpCommand } from "../../host-injector/qmp.ts";
 import {
   buildTemplate,
   listTemplates,
   type TemplateFormat,
 } from "../../host-injector/templates.ts";
+import { parsePowerdownTimeout, runVm } from "../../host-injector/vm-run.ts";
 import { InputError } from "../../lib/errors.ts";
 import { parseToml } from "../../lib/toml.ts";
 import type { VmConfigInput } from "../../lib/vm-config.ts";
@@ -123,10 +123,14 @@ const deploy = defineCommand({
   },
 });
 
+/** The exit code of the last `vm run` (citty's run() returns nothing). */
+let vmRunCode = 0;
+
 const vmRun = defineCommand({
   meta: {
     name: "hero-init vm run",
-    description: "boot a deployment in QEMU with port forwards; Ctrl-C presses the power button",
+    description:
+      "boot a deployment in QEMU with port forwards; Ctrl-C powers the VM off (ACPI power button), a second Ctrl-C stops it at once",
   },
   args: {
     dir: {
@@ -141,8 +145,16 @@ const vmRun = defineCommand({
     },
     mem: { type: "string", default: "1024", description: "guest memory in MB" },
     kvm: { type: "boolean", description: "use KVM instead of TCG" },
+    "powerdown-timeout": {
+      type: "string",
+      default: "30",
+      description: "seconds the guest has to power off after Ctrl-C before QEMU is stopped",
+    },
   },
   async run({ args: a }) {
+    const timeout = parsePowerdownTimeout(a["powerdown-timeout"]);
+    if (typeof timeout === "string")
+      throw new InputError("usage", timeout, { field: "--powerdown-timeout" });
     const d = JSON.parse(readFileSync(join(a.dir, "deployment.json"), "utf8")) as Deployment;
     const work = mkdtempSync(join(tmpdir(), "hero-vm-"));
     const qmp = join(work, "qmp.sock");
@@ -158,17 +170,18 @@ const vmRun = defineCommand({
       qmpSocket: qmp,
     });
     process.stderr.write(
-      `vm run: UI on http://127.0.0.1:${a.port}/ once the console says READY; Ctrl-C powers off\n`,
+      `vm run: UI on http://127.0.0.1:${a.port}/ once the console says READY; Ctrl-C powers off (twice: stops at once)\n`,
     );
-    const proc = Bun.spawn(args, { stdin: "ignore", stdout: "inherit", stderr: "inherit" });
-    let asked = false;
-    process.on("SIGINT", () => {
-      if (asked) proc.kill("SIGKILL");
-      asked = true;
-      qmpCommand(qmp, "system_powerdown").catch(() => proc.kill("SIGTERM"));
-    });
-    await proc.exited;
-    rmSync(work, { recursive: true, force: true });
+    try {
+      vmRunCode = await runVm({
+        argv: args,
+        qmpSocket: qmp,
+        powerdownTimeoutMs: timeout,
+        say: (line) => process.stderr.write(`${line}\n`),
+      });
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
   },
 });
 
@@ -194,8 +207,9 @@ export async function runHost(cmd: string, rawArgs: string[]): Promise<number> {
     return 0;
   }
   try {
+    vmRunCode = 0;
     await runCommand(command, { rawArgs });
-    return 0;
+    return cmd === "vm run" ? vmRunCode : 0;
   } catch (e) {
     process.stderr.write(
       `hero-init ${cmd}: ${e instanceof InputError ? e.toString() : (e as Error).message}\n`,

@@ -15,7 +15,7 @@
 import { chmodSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Server } from "bun";
-import type { ExecWsData } from "../../guest-agent/exec.ts";
+import { cgroupExecGroups, type ExecWsData } from "../../guest-agent/exec.ts";
 import type { JobExit } from "../../guest-agent/protocol.ts";
 import { type AgentOptions, createAgent } from "../../guest-agent/server.ts";
 import { isAllowedClient, parseCidrs } from "../../lib/net-acl.ts";
@@ -56,9 +56,14 @@ export function startAgent(
     return null;
   }
   const extra = parseCidrs(cfg.allow);
+  // One cgroup per exec: a timeout or disconnect also ends what left the process group.
+  const execGroups = cgroupExecGroups();
+  if (!execGroups)
+    log.warn("agent", "no cgroup2: an exec's timeout reaches its process group only");
   const options: Omit<AgentOptions, "allow"> = {
     token,
     spawn: (argv, opts) => spawnOwned(argv, opts),
+    execGroups,
     status: () => ({
       hero_init: VERSION,
       services: d.sup.names().map((n) => {
