@@ -68,19 +68,22 @@ export function sha256(data: Uint8Array): string {
 
 const enc = new TextEncoder();
 
-/** Refuses paths that are relative, contain "..", "//", NUL or a trailing "/". */
+/** Refuses paths that are relative, contain "..", "//", a control character or a trailing "/". */
 export function checkGuestPath(p: string, field = "path"): string {
   if (
     !p.startsWith("/") ||
-    p.includes("\0") ||
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing them is the point
+    /[\x00-\x1f\x7f]/.test(p) ||
     p
       .split("/")
       .slice(1)
       .some((s) => s === "" || s === "." || s === "..")
   ) {
-    throw new InputError("path", `"${p}" is not a clean absolute path inside the rootfs`, {
-      field,
-    });
+    throw new InputError(
+      "path",
+      `${JSON.stringify(p)} is not a clean absolute path inside the rootfs (no "." or ".." parts, no "//", no control characters)`,
+      { field },
+    );
   }
   return p;
 }

@@ -25,7 +25,11 @@ export interface RootfsFormat {
   readonly kind: "dir" | "ext4" | "initramfs" | "oci";
   /** Whether the target exists yet (an initramfs or image can be created). */
   exists(): Promise<boolean>;
-  /** Looks up a guest path without following a final symlink; null if absent. */
+  /**
+   * Looks up a guest path, links in its parents followed inside the rootfs
+   * (host-injector/root-path.ts), a final symlink not followed; null if
+   * absent or unreachable (a dangling link or a loop on the way).
+   */
   lookup(path: string): Promise<Existing | null>;
   /** Writes the plan. Either everything is written, or the target is left as it was. */
   apply(
