@@ -199,6 +199,87 @@ describe("status UI in a real browser", () => {
     expect(v.console()).toMatch(/terminal: closed for 10\.0\.2\.2/);
   });
 
+  test("the real UI source: memory and CPU from the services' cgroups, the guest's MemTotal, stop/start/kill", async () => {
+    const d = await deployVm({
+      template: "minimal",
+      format: "initramfs",
+      out: join(dir, "ui-c"),
+      vm,
+      services: {
+        // Holds ~30 MB in a shell variable; burns CPU; prints the guest's own MemTotal.
+        hog: `exec: sh -c "x=$(head -c 30000000 /dev/zero | tr '\\\\0' a); echo HOG-READY; while :; do sleep 1000; done"\nlog: stdout\n`,
+        spin: 'exec: sh -c "while :; do :; done"\n',
+        facts: 'exec: sh -c "grep MemTotal /proc/meminfo"\noneshot: true\nlog: stdout\n',
+        idle: "exec: sleep 100000\n",
+      },
+      kernel,
+    });
+    const password = readFileSync(d.uiPasswordFile as string, "utf8").trim();
+    await using v = await boot(d, "ui-source");
+    const base = `http://127.0.0.1:${v.ports[9999]}`;
+    const login = await fetch(`${base}/api/v1/login`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ password }),
+    });
+    expect(login.status).toBe(200);
+    const { csrf } = (await login.json()) as { csrf: string };
+    const cookie = (login.headers.get("set-cookie") ?? "").split(";")[0] as string;
+    const get = async <T>(path: string) =>
+      (await (await fetch(`${base}${path}`, { headers: { cookie } })).json()) as T;
+    const post = (path: string, body?: object) =>
+      fetch(`${base}${path}`, {
+        method: "POST",
+        headers: { cookie, "x-csrf-token": csrf, "content-type": "application/json" },
+        body: body ? JSON.stringify(body) : undefined,
+      });
+    type Row = { name: string; state: string; pid: number; memoryBytes: number; cpuUsec: number };
+    const row = async (name: string) =>
+      (await get<Row[]>("/api/v1/services")).find((r) => r.name === name) as Row;
+    /** Polls the service's row until `ok` holds (30 s at most). */
+    const until = async (name: string, ok: (r: Row) => boolean): Promise<Row> => {
+      for (let i = 0; i < 150; i++) {
+        const r = await row(name);
+        if (ok(r)) return r;
+        await Bun.sleep(200);
+      }
+      throw new Error(`${name}: ${JSON.stringify(await row(name))}`);
+    };
+
+    await v.waitFor("HOG-READY", 120_000);
+    const memTotalKb = Number(
+      /MemTotal:\s+(\d+) kB/.exec(await v.waitFor(/MemTotal:\s+\d+ kB/))?.[1],
+    );
+    const ov = await get<{ memory: { totalBytes: number; availableBytes: number } }>(
+      "/api/v1/overview",
+    );
+    expect(ov.memory.totalBytes).toBe(memTotalKb * 1024);
+    expect(ov.memory.availableBytes).toBeLessThan(ov.memory.totalBytes);
+    // memory.current of hog's cgroup holds its 30 MB; idle's is far smaller.
+    const hog = await row("hog");
+    expect(hog.memoryBytes).toBeGreaterThan(30_000_000);
+    expect(hog.memoryBytes).toBeLessThan(ov.memory.totalBytes);
+    expect((await row("idle")).memoryBytes).toBeLessThan(10_000_000);
+    // cpu.stat usage_usec of spin grows while it spins.
+    const cpu0 = (await row("spin")).cpuUsec;
+    await until("spin", (r) => r.cpuUsec - cpu0 >= 200_000);
+
+    // stop / start / kill through the same source.
+    const idle0 = await row("idle");
+    expect((await post("/api/v1/services/idle/stop")).status).toBe(200);
+    await until("idle", (r) => r.state !== "Running" && !r.pid);
+    expect((await post("/api/v1/services/idle/start")).status).toBe(200);
+    const idle1 = await until("idle", (r) => r.state === "Running" && r.pid > 1);
+    expect(idle1.pid).not.toBe(idle0.pid);
+    const spin0 = await row("spin");
+    expect((await post("/api/v1/services/spin/kill", { signal: "SIGKILL" })).status).toBe(200);
+    // Killed, and restarted by the supervisor (a killed service's target stays Up).
+    await v.waitFor("spin: Running → Error (killed by SIGKILL)", 30_000);
+    await until("spin", (r) => r.state === "Running" && r.pid > 1 && r.pid !== spin0.pid);
+    await v.powerdown();
+    expect(await v.waitExit(90_000)).toBe(0);
+  });
+
   test("default config: terminal refused, non-allowed source refused, 10,000 fuzzed requests", async () => {
     const d = await deployVm({
       template: "minimal",
