@@ -8,9 +8,10 @@
 import { existsSync, readdirSync, readFileSync, realpathSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { moduleName, parseModulesDep, planModules } from "../init/boot/modules-dep.ts";
+import { readServiceText } from "../init/supervisor/load.ts";
 import { InputError } from "../lib/errors.ts";
 import { parseManifest } from "../lib/manifest.ts";
-import { parseServiceFile } from "../lib/service-spec.ts";
+import { parseServiceFile, SERVICE_NAME_RE } from "../lib/service-spec.ts";
 import { parseVmConfig } from "../lib/vm-config.ts";
 import { fetchBinary } from "./cache.ts";
 import type { CpioEntry } from "./cpio/newc.ts";
@@ -112,17 +113,26 @@ export function openFormat(
   }
 }
 
+/**
+ * Service files to inject, checked as the guest's loader will read them
+ * (regular files only, size, YAML, duplicate keys, alias expansion, schema):
+ * a file the guest would refuse is refused here, before any write.
+ */
 function readServices(s: InjectOptions["services"]): Record<string, string> {
   if (s === undefined) return {};
-  const files: Record<string, string> = {};
+  const files = new Map<string, string>();
   if (typeof s === "string") {
     for (const f of readdirSync(s)
       .filter((f) => f.endsWith(".yaml"))
       .sort())
-      files[f.slice(0, -5)] = readFileSync(join(s, f), "utf8");
-  } else Object.assign(files, s);
-  for (const [name, text] of Object.entries(files)) parseServiceFile(text, `${name}.yaml`); // throws with file/line/field
-  return files;
+      files.set(f.slice(0, -5), readServiceText(join(s, f)));
+  } else for (const [name, text] of Object.entries(s)) files.set(name, text);
+  for (const [name, text] of files) {
+    if (!SERVICE_NAME_RE.test(name))
+      throw new InputError("path", `bad service name "${name}"`, { field: "services" });
+    parseServiceFile(text, `${name}.yaml`); // throws with file/line/field
+  }
+  return Object.fromEntries(files);
 }
 
 function readModules(m: InjectOptions["kernelModules"]): PlanInputs["modules"] {
@@ -149,12 +159,11 @@ function readModules(m: InjectOptions["kernelModules"]): PlanInputs["modules"] {
 async function same(fmt: RootfsFormat, e: PlanEntry): Promise<boolean> {
   const cur = await fmt.lookup(e.path);
   if (!cur) return false;
-  // A directory may be a symlink to one (usr-merge: /sbin -> usr/sbin).
-  if (e.kind === "dir")
-    return (
-      cur.type === "dir" ||
-      (cur.type === "symlink" && (await resolve(fmt, e.path))?.entry.type === "dir")
-    );
+  // A directory may be a symlink to one (usr-merge: /sbin -> usr/sbin); hero-init's own have their mode.
+  if (e.kind === "dir") {
+    const d = cur.type === "symlink" ? (await resolve(fmt, e.path))?.entry : cur;
+    return d?.type === "dir" && (!e.own || d.mode === e.mode);
+  }
   if (e.kind === "symlink") return cur.type === "symlink" && cur.target === e.target;
   return (
     cur.type === "file" &&

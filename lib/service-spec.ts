@@ -5,7 +5,9 @@
  * See docs/services.md.
  */
 import * as v from "valibot";
+import { type Bounds, boundsMessage, checkBounds, costFor, RESERVED_KEYS } from "./bounds.ts";
 import { InputError } from "./errors.ts";
+import { findDuplicateKey } from "./yaml.ts";
 
 /** Signal names accepted in `signal.stop` and `kill`, zinit style (case-insensitive, SIG optional). */
 export const SIGNALS: Record<string, number> = {
@@ -42,8 +44,26 @@ export function signalName(s: string): string | null {
   return name in SIGNALS ? name : null;
 }
 
-/** Service names: the file stem; no "/" or "..", nothing a path could abuse. */
-export const SERVICE_NAME_RE = /^[A-Za-z0-9_@][A-Za-z0-9_.@-]{0,127}$/;
+/**
+ * Service names: the file stem; no "/" or "..", nothing a path could abuse,
+ * and none of `__proto__`, `constructor`, `prototype` (names become object keys).
+ */
+export const SERVICE_NAME_RE =
+  /^(?!(?:__proto__|constructor|prototype)$)[A-Za-z0-9_@][A-Za-z0-9_.@-]{0,127}$/;
+
+/** Largest service file (bytes): the loader, service_create and the injector refuse bigger ones. */
+export const MAX_SERVICE_FILE = 256 * 1024;
+
+/**
+ * Bounds of a service file's parsed value: what a file of MAX_SERVICE_FILE
+ * bytes without aliases can never exceed, so only alias expansion (a "billion
+ * laughs" file) or a deep nest is refused. A valid spec nests 3 levels.
+ */
+export const SERVICE_BOUNDS: Bounds = {
+  maxCost: costFor(MAX_SERVICE_FILE),
+  maxDepth: 16,
+  refuseReservedKeys: true,
+};
 
 const Str = v.pipe(v.string(), v.maxLength(65536));
 const Seconds = v.pipe(v.number(), v.minValue(0), v.maxValue(86400));
@@ -73,17 +93,32 @@ export const LogFileSchema = v.strictObject({
   keep: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(100)), 5),
 });
 
-/** One service file. zinit's fields first, then hero-init's extras. */
+/**
+ * One service file. zinit's fields first, then hero-init's extras. An
+ * unknown top-level field in a file is ignored, as zinit ignores it (existing
+ * zinit files keep working), and reported as a warning with its line (a
+ * misspelt `oneshot` is not silent); a service_create request with one is
+ * refused. Unknown fields inside hero-init's own sections are refused.
+ */
 export const ServiceSpecSchema = v.object({
   exec: v.pipe(Str, v.minLength(1, "must not be empty")),
   test: v.optional(v.nullable(Str), ""),
   oneshot: v.optional(v.boolean("must be true or false"), false),
   after: v.optional(
-    v.array(v.pipe(v.string(), v.regex(SERVICE_NAME_RE, "must be a service name"))),
+    v.array(
+      v.pipe(
+        v.string(),
+        v.check(
+          (s) => !RESERVED_KEYS.has(s),
+          (i) => `"${String(i.input)}" is a reserved name, not a service name`,
+        ),
+        v.regex(SERVICE_NAME_RE, "must be a service name"),
+      ),
+    ),
     [],
   ),
   signal: v.optional(
-    v.object({
+    v.strictObject({
       stop: v.optional(
         v.pipe(
           v.string(),
@@ -104,7 +139,7 @@ export const ServiceSpecSchema = v.object({
   ),
   dir: v.optional(v.pipe(Str, v.startsWith("/", "must be an absolute path")), "/"),
   shutdown_timeout: v.optional(Seconds, 10),
-  // hero-init extras (zinit ignores unknown fields)
+  // hero-init extras (zinit ignores them)
   restart: v.optional(RestartSchema, {}),
   log_file: v.optional(LogFileSchema),
   /** Run as this uid/gid (dropped by the hero-exec helper after joining the cgroup). */
@@ -147,37 +182,159 @@ export function locateYamlKey(
   return found;
 }
 
-/** Validates a parsed object as a service spec; errors name file, line and field. */
-export function validateServiceSpec(raw: unknown, file: string, text = ""): ServiceSpec {
+/** The fields a strict object at `path` knows (for "unknown field" messages). */
+function knownFields(path: readonly (string | number)[]): string[] {
+  const parent =
+    path.length <= 1
+      ? ServiceSpecSchema
+      : { restart: RestartSchema, log_file: LogFileSchema }[String(path[0])];
+  if (parent) return Object.keys(parent.entries);
+  return path[0] === "signal" ? ["stop"] : [];
+}
+
+/**
+ * Refuses a parsed value that is out of {@link SERVICE_BOUNDS}, naming the
+ * line where it can. `request`: the value is a request's content, not a file.
+ */
+function checkServiceBounds(raw: unknown, file: string, text: string, request = false): void {
+  const issue = checkBounds(raw, SERVICE_BOUNDS);
+  if (!issue) return;
+  const field = issue.path.join(".");
+  const message =
+    request && issue.kind === "cost"
+      ? `content is larger than a service file may be (${MAX_SERVICE_FILE} bytes)`
+      : boundsMessage(issue, SERVICE_BOUNDS);
+  throw new InputError(issue.kind === "reserved" ? "reserved" : "size", message, {
+    file,
+    line: locateYamlKey(text, issue.path),
+    ...(field ? { field } : {}),
+  });
+}
+
+/**
+ * Validates a parsed object as a service spec; errors name file, line and
+ * field. The value is bounded first (size once expanded, depth, reserved
+ * keys), so anything may be passed: a parsed file, a JSON request.
+ */
+export function validateServiceSpec(
+  raw: unknown,
+  file: string,
+  text = "",
+  request = false,
+): ServiceSpec {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     throw new InputError("schema", "a service file must be a YAML mapping with at least `exec:`", {
       file,
       line: 1,
     });
   }
+  checkServiceBounds(raw, file, text, request);
+  const unknown = request ? unknownServiceFields(raw) : [];
+  if (unknown.length)
+    throw new InputError(
+      "schema",
+      `unknown field (known: ${Object.keys(ServiceSpecSchema.entries).join(", ")})`,
+      { file, field: unknown[0] as string },
+    );
   const res = v.safeParse(ServiceSpecSchema, raw);
   if (!res.success) {
     const issue = res.issues[0];
     const path = (issue.path ?? []).map((p) => p.key as string | number);
     const field = path.join(".") || "exec";
     const message =
-      issue.kind === "schema" && issue.received === "undefined" ? "is required" : issue.message;
+      issue.kind === "schema" && issue.expected === "never"
+        ? `unknown field (known: ${knownFields(path).join(", ")})`
+        : issue.kind === "schema" && issue.received === "undefined"
+          ? "is required"
+          : issue.message;
     throw new InputError("schema", message, { file, line: locateYamlKey(text, path), field });
   }
   return res.output;
 }
 
-/** Parses a service file's YAML text (Bun.YAML); throws InputError with file/line/field. */
-export function parseServiceFile(text: string, file: string): ServiceSpec {
+/**
+ * Service-file YAML from outside (a file, service_get, the injector) →
+ * its parsed value, checked but not validated against the schema: at most
+ * MAX_SERVICE_FILE bytes, valid YAML, no duplicate keys, and within
+ * SERVICE_BOUNDS once aliases are expanded. Throws InputError with file/line.
+ */
+export function parseServiceYaml(text: string, file: string): unknown {
+  const bytes = Buffer.byteLength(text, "utf8");
+  if (bytes > MAX_SERVICE_FILE)
+    throw new InputError("size", `file is ${bytes} bytes (limit ${MAX_SERVICE_FILE})`, { file });
   let raw: unknown;
   try {
     raw = Bun.YAML.parse(text);
   } catch (e) {
+    // Bun's parser recurses: a deep nest ends in a RangeError (its line is meaningless).
+    if (e instanceof RangeError) throw new InputError("yaml-syntax", "nested too deeply", { file });
     const line = (e as { line?: number }).line;
     throw new InputError("yaml-syntax", (e as Error).message.replace(/^YAML Parse error: /, ""), {
       file,
       ...(line ? { line } : {}),
     });
   }
-  return validateServiceSpec(raw, file, text);
+  const dup = findDuplicateKey(text);
+  if (dup?.kind === "duplicate")
+    throw new InputError(
+      "duplicate-key",
+      `duplicate key "${dup.key}" (first at line ${dup.firstLine}); YAML would keep only the last`,
+      { file, line: dup.line, field: dup.path.join(".") },
+    );
+  if (dup?.kind === "unsupported")
+    throw new InputError("yaml-syntax", `${dup.what} are not supported in service files`, {
+      file,
+      line: dup.line,
+    });
+  checkServiceBounds(raw, file, text);
+  return raw;
+}
+
+/** Top-level fields of a parsed service value that the schema does not know. */
+export function unknownServiceFields(raw: unknown): string[] {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return [];
+  return Object.keys(raw).filter((k) => !(k in ServiceSpecSchema.entries));
+}
+
+/**
+ * Parses a service file's YAML text; throws InputError with file/line/field.
+ * `warn` receives one message per ignored unknown top-level field.
+ */
+export function parseServiceFile(
+  text: string,
+  file: string,
+  warn?: (message: string) => void,
+): ServiceSpec {
+  const raw = parseServiceYaml(text, file);
+  const spec = validateServiceSpec(raw, file, text);
+  for (const k of unknownServiceFields(raw)) {
+    const line = locateYamlKey(text, [k]);
+    warn?.(
+      `${file}${line ? `:${line}` : ""}: ${k}: unknown field, ignored as zinit does (known: ${Object.keys(ServiceSpecSchema.entries).join(", ")})`,
+    );
+  }
+  return spec;
+}
+
+/**
+ * The file text service_create writes for `content` (a JSON request's
+ * object): validated like a file, at most MAX_SERVICE_FILE bytes, and read
+ * back by {@link parseServiceFile} to the same value, so what is written is
+ * exactly what the loader will accept. Pure; throws InputError.
+ */
+export function serviceFileText(content: unknown, file: string): string {
+  validateServiceSpec(content, file, "", true);
+  const text = Bun.YAML.stringify(content, null, 2);
+  const bytes = Buffer.byteLength(text, "utf8");
+  if (bytes > MAX_SERVICE_FILE)
+    throw new InputError(
+      "size",
+      `the service file would be ${bytes} bytes (limit ${MAX_SERVICE_FILE})`,
+      { file },
+    );
+  const back = parseServiceYaml(text, file);
+  validateServiceSpec(back, file, text);
+  if (!Bun.deepEquals(back, content))
+    throw new InputError("schema", "content does not read back the same from YAML", { file });
+  return text;
 }

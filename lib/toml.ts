@@ -1,6 +1,25 @@
-/** TOML parsing with errors that carry file, line and column. */
+/**
+ * TOML parsing with errors that carry file, line and column. Every TOML
+ * document hero-init reads comes from outside (vm.toml in an image, signed
+ * manifests and key sets from the network, node configs), so each parse is
+ * bounded: the text's size before parsing, the value's depth and size after
+ * (TOML has no aliases, but deep arrays crash recursive readers), and keys
+ * that name JavaScript's object machinery (`__proto__`…) are refused.
+ */
 import TOML from "@iarna/toml";
+import { type Bounds, boundsMessage, checkBounds, costFor } from "./bounds.ts";
 import { InputError } from "./errors.ts";
+
+/** Limits of one TOML document. */
+export interface TomlLimits {
+  /** Largest text (bytes). */
+  maxBytes: number;
+  /** Deepest nesting of tables and arrays. */
+  maxDepth: number;
+}
+
+/** The default: far above any real vm.toml, manifest or key set. */
+export const TOML_LIMITS: TomlLimits = { maxBytes: 4 * 1024 * 1024, maxDepth: 32 };
 
 interface TomlSyntaxError {
   fromTOML: true;
@@ -13,10 +32,21 @@ function isTomlError(e: unknown): e is TomlSyntaxError {
   return typeof e === "object" && e !== null && (e as { fromTOML?: unknown }).fromTOML === true;
 }
 
-/** Parses TOML text; a syntax error becomes an InputError at file:line:col (1-based). */
-export function parseToml(text: string, file: string): Record<string, unknown> {
+/**
+ * Parses TOML text; a syntax error becomes an InputError at file:line:col
+ * (1-based), and a document over `limits` an InputError naming the field.
+ */
+export function parseToml(
+  text: string,
+  file: string,
+  limits: TomlLimits = TOML_LIMITS,
+): Record<string, unknown> {
+  const bytes = Buffer.byteLength(text, "utf8");
+  if (bytes > limits.maxBytes)
+    throw new InputError("size", `file is ${bytes} bytes (limit ${limits.maxBytes})`, { file });
+  let value: Record<string, unknown>;
   try {
-    return TOML.parse(text) as Record<string, unknown>;
+    value = TOML.parse(text) as Record<string, unknown>;
   } catch (e) {
     if (isTomlError(e)) {
       const first = e.message.split("\n")[0] ?? e.message;
@@ -29,6 +59,25 @@ export function parseToml(text: string, file: string): Record<string, unknown> {
     // @iarna/toml throws plain errors for some values (e.g. "Invalid Datetime"): still bad input.
     throw new InputError("toml-syntax", e instanceof Error ? e.message : String(e), { file });
   }
+  const bounds: Bounds = {
+    maxCost: costFor(bytes),
+    maxDepth: limits.maxDepth,
+    refuseReservedKeys: true,
+  };
+  const issue = checkBounds(value, bounds);
+  if (issue) {
+    const field = issue.path.join(".");
+    throw new InputError(
+      issue.kind === "reserved" ? "reserved" : "size",
+      boundsMessage(issue, bounds),
+      {
+        file,
+        line: locateKey(text, issue.path),
+        ...(field ? { field } : {}),
+      },
+    );
+  }
+  return value;
 }
 
 /** Serialises a plain object as TOML (used by the injector to write configs). */

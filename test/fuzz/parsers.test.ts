@@ -15,11 +15,19 @@ import {
   handleLegacy,
 } from "../../init/control/protocol.ts";
 import { parseHandoff } from "../../init/pid1/reexec.ts";
+import { createRing } from "../../init/supervisor/logs.ts";
 import { shellSplit } from "../../init/supervisor/shlex.ts";
 import { InputError } from "../../lib/errors.ts";
 import { parseManifest } from "../../lib/manifest.ts";
-import { parseServiceFile } from "../../lib/service-spec.ts";
+import {
+  parseServiceFile,
+  parseServiceYaml,
+  SERVICE_BOUNDS,
+  serviceFileText,
+} from "../../lib/service-spec.ts";
+import { parseToml } from "../../lib/toml.ts";
 import { parseVmConfig } from "../../lib/vm-config.ts";
+import { findDuplicateKey } from "../../lib/yaml.ts";
 import { parseNodeUpdateConfig } from "../../update/install.ts";
 import { rng } from "./rng.ts";
 
@@ -168,7 +176,7 @@ describe("fuzz", () => {
       get: fail,
       stats: fail,
       logs: () => [],
-      subscribe: () => () => {},
+      logRing: createRing(10),
     };
     const seeds = [
       '{"jsonrpc":"2.0","id":1,"method":"service_status","params":["a"]}',
@@ -248,6 +256,118 @@ describe("fuzz: the HTTP app", () => {
       );
       expect(res.status).toBeLessThan(500);
       await res.body?.cancel(); // SSE answers stay open otherwise
+    }
+  });
+});
+
+describe("fuzz: YAML and TOML from outside stay bounded", () => {
+  test("service files with alias bombs of random shape: refused, or small once expanded", () => {
+    const r = rng(41);
+    let refused = 0;
+    for (let i = 0; i < 300; i++) {
+      const levels = 1 + r.int(8);
+      const fan = 1 + r.int(12);
+      const leaf = `"${"x".repeat(1 + r.int(60_000))}"`;
+      const lines = [`exec: /bin/true`, `env:`, `  L0: &l0 ${leaf}`];
+      for (let l = 1; l <= levels; l++) {
+        const refs = Array.from({ length: fan }, () => `*l${r.int(l)}`).join(", ");
+        lines.push(
+          `  L${l}: &l${l} ${
+            r.int(2)
+              ? `[${refs}]`
+              : `{${refs
+                  .split(", ")
+                  .map((a, k) => `k${k}: ${a}`)
+                  .join(", ")}}`
+          }`,
+        );
+      }
+      const text = `${lines.join("\n")}\n`;
+      try {
+        const value = parseServiceYaml(text, "bomb.yaml");
+        // Accepted: what a reply or a re-serialisation would write is bounded.
+        expect(JSON.stringify(value).length).toBeLessThan(4 * SERVICE_BOUNDS.maxCost);
+      } catch (e) {
+        if (!(e instanceof InputError)) throw new Error(`seed 41 round ${i}: ${String(e)}`);
+        refused++;
+      }
+    }
+    expect(refused).toBeGreaterThan(50);
+  });
+
+  test("the duplicate-key scanner never throws or hangs on mutated service files", () => {
+    const r = rng(42);
+    for (let i = 0; i < ROUNDS; i++) {
+      const text = r.mutate(r.pick(YAMLS) + r.pick(YAMLS));
+      const res = findDuplicateKey(text);
+      if (res !== null) expect(["duplicate", "unsupported"]).toContain(res.kind);
+    }
+    // Two corpus files one after the other repeat `exec:`: always found.
+    expect(findDuplicateKey(`${YAMLS[0]}${YAMLS[1]}`)).toMatchObject({
+      kind: "duplicate",
+      key: "exec",
+    });
+  });
+
+  test("service_create content: only InputError, and what would be written reads back", () => {
+    const r = rng(44);
+    const chars = [
+      "a",
+      "Z",
+      "_",
+      "-",
+      ":",
+      " ",
+      "#",
+      "'",
+      '"',
+      "\n",
+      "\\",
+      "[",
+      "{",
+      "&",
+      "*",
+      "?",
+      "é",
+      "\0",
+      "1",
+    ];
+    const str = () => Array.from({ length: r.int(12) }, () => r.pick(chars)).join("");
+    const value = (): unknown =>
+      r.pick([str(), r.int(100), r.int(2) === 0, null, [str()], { [str()]: str() }]);
+    let written = 0;
+    for (let i = 0; i < ROUNDS; i++) {
+      const content: Record<string, unknown> = { exec: str() || "x" };
+      if (r.int(2))
+        content.env = Object.fromEntries(Array.from({ length: r.int(4) }, () => [str(), value()]));
+      if (r.int(3) === 0) content.after = [str()];
+      if (r.int(3) === 0) content[r.pick(["test", "dir", "log", "oneshot", "junk"])] = value();
+      try {
+        const text = serviceFileText(content, "c.yaml");
+        expect(Bun.YAML.parse(text)).toEqual(content);
+        parseServiceFile(text, "c.yaml");
+        written++;
+      } catch (e) {
+        if (!(e instanceof InputError)) throw new Error(`seed 44 round ${i}: ${String(e)}`);
+      }
+    }
+    expect(written).toBeGreaterThan(200);
+  });
+
+  test("TOML with deep or wide nesting: only InputError", () => {
+    const r = rng(43);
+    for (let i = 0; i < 200; i++) {
+      const depth = 1 + r.int(i % 10 === 0 ? 20_000 : 64);
+      const [open, close] = r.pick([
+        ["[", "]"],
+        ["{a=", "}"],
+      ] as const);
+      const text = r.mutate(`[env]\nA = ${open.repeat(depth)}1${close.repeat(depth)}\n`, r.int(2));
+      try {
+        parseToml(text, "vm.toml");
+      } catch (e) {
+        if (!(e instanceof InputError)) throw new Error(`seed 43 round ${i}: ${String(e)}`);
+      }
     }
   });
 });
