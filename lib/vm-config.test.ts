@@ -97,4 +97,12 @@ describe("[ui] secrets and ssh keys", () => {
         .errors,
     ).toHaveLength(1);
   });
+  test("paths with control characters are refused with their field (a newline could reach a command language)", () => {
+    const { errors } = parseVmConfig(
+      '[mycelium]\nkey_file = "/var/lib/mycelium/key\\nbin"\n',
+      "vm.toml",
+    );
+    expect(errors[0]?.where.field).toBe("mycelium.key_file");
+    expect(errors[0]?.toString()).toContain("control characters");
+  });
 });

@@ -102,7 +102,9 @@ const PeerUri = v.pipe(
 );
 const AbsPath = v.pipe(
   v.string(),
-  v.regex(/^\/[^\0]*$/, "must be an absolute path"),
+  v.regex(/^\//, "must be an absolute path"),
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+  v.regex(/^[^\x00-\x1f\x7f]*$/, "must not contain control characters (newline, tab, NUL…)"),
   v.check((p) => !p.split("/").includes(".."), 'must not contain ".."'),
 );
 
