@@ -6,6 +6,15 @@
  */
 
 /** What to boot. */
+/**
+ * Pure: a value inside a QEMU option string. QEMU splits options at commas
+ * and reads ",," as one literal comma: a path with a comma would otherwise
+ * add options of its own (file=/tmp/a,format=qcow2,...).
+ */
+export function optValue(s: string): string {
+  return s.replaceAll(",", ",,");
+}
+
 export interface QemuSpec {
   vmlinuz: string;
   initrd: string;
@@ -58,13 +67,14 @@ export function qemuArgs(s: QemuSpec): string[] {
     "virtio-net-pci,netdev=n0,romfile=",
   ];
   if (s.serial === "stdio") args.push("-serial", "stdio");
-  else args.push("-chardev", `file,id=con,path=${s.serial.file}`, "-serial", "chardev:con");
-  if (s.qmpSocket) args.push("-qmp", `unix:${s.qmpSocket},server=on,wait=off`);
+  else
+    args.push("-chardev", `file,id=con,path=${optValue(s.serial.file)}`, "-serial", "chardev:con");
+  if (s.qmpSocket) args.push("-qmp", `unix:${optValue(s.qmpSocket)},server=on,wait=off`);
   if (s.noReboot !== false) args.push("-no-reboot");
   (s.disks ?? []).forEach((d, i) => {
     args.push(
       "-drive",
-      `file=${d.path},if=none,id=d${i},format=raw${d.readonly ? ",readonly=on" : ""}`,
+      `file=${optValue(d.path)},if=none,id=d${i},format=raw${d.readonly ? ",readonly=on" : ""}`,
       "-device",
       `virtio-blk-pci,drive=d${i}`,
     );

@@ -1,0 +1,18 @@
+import { describe, expect, test } from "bun:test";
+import { optValue, qemuArgs } from "./qemu-args.ts";
+
+describe("qemuArgs", () => {
+  test("a comma in a disk, console or QMP path is doubled: it cannot add QEMU options", () => {
+    const args = qemuArgs({
+      vmlinuz: "/k",
+      initrd: "/i",
+      disks: [{ path: "/tmp/a,format=qcow2,file.driver=ssh" }],
+      serial: { file: "/tmp/con,logappend=on" },
+      qmpSocket: "/tmp/q,wait=on",
+    });
+    expect(args).toContain("file=/tmp/a,,format=qcow2,,file.driver=ssh,if=none,id=d0,format=raw");
+    expect(args).toContain("file,id=con,path=/tmp/con,,logappend=on");
+    expect(args).toContain("unix:/tmp/q,,wait=on,server=on,wait=off");
+    expect(optValue("plain/path")).toBe("plain/path");
+  });
+});
