@@ -8,9 +8,9 @@
 import { existsSync, readdirSync, readFileSync, realpathSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { moduleName, parseModulesDep, planModules } from "../init/boot/modules-dep.ts";
-import { readServiceText } from "../init/supervisor/load.ts";
 import { InputError } from "../lib/errors.ts";
 import { parseManifest } from "../lib/manifest.ts";
+import { readServiceText } from "../lib/service-file.ts";
 import { parseServiceFile, SERVICE_NAME_RE } from "../lib/service-spec.ts";
 import { parseVmConfig } from "../lib/vm-config.ts";
 import { fetchBinary } from "./cache.ts";

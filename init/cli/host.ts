@@ -16,16 +16,18 @@ import {
 } from "../../host-injector/templates.ts";
 import { parsePowerdownTimeout, runVm } from "../../host-injector/vm-run.ts";
 import { InputError } from "../../lib/errors.ts";
+import { readServiceText } from "../../lib/service-file.ts";
 import { parseToml } from "../../lib/toml.ts";
 import type { VmConfigInput } from "../../lib/vm-config.ts";
 
+/** Service files of a directory: regular files only, size-limited (as the guest reads them); names kept as own keys, `__proto__` included, so the injector refuses a bad one instead of losing it. */
 function readServiceDir(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const f of readdirSync(dir)
-    .filter((f) => f.endsWith(".yaml"))
-    .sort())
-    out[f.slice(0, -5)] = readFileSync(join(dir, f), "utf8");
-  return out;
+  return Object.fromEntries(
+    readdirSync(dir)
+      .filter((f) => f.endsWith(".yaml"))
+      .sort()
+      .map((f) => [f.slice(0, -5), readServiceText(join(dir, f))]),
+  );
 }
 
 const progress = (json?: boolean) =>
