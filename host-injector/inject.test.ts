@@ -355,8 +355,17 @@ describe("ext4", () => {
 
   test("an image another process holds is refused", async () => {
     const img = mkimage("held.ext4", 64, glibcRoot(join(dir, "ext4-held-src")));
-    const holder = Bun.spawn(["sh", "-c", `exec 3<${img}; sleep 30`]);
-    await Bun.sleep(200);
+    const holder = Bun.spawn(["sh", "-c", `exec 3<${img}; exec sleep 30`]);
+    // Wait until the holder really has the image open (its fd 3), not for a fixed time.
+    const holds = () => {
+      try {
+        return readlinkSync(`/proc/${holder.pid}/fd/3`) === img;
+      } catch {
+        return false;
+      }
+    };
+    for (let i = 0; i < 200 && !holds(); i++) await Bun.sleep(10);
+    expect(holds()).toBe(true);
     try {
       await refused({ ...base, format: "ext4", target: img }, /is open in process/);
     } finally {

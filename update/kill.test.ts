@@ -5,7 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
-import { readFileSync, readlinkSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { type Fixture, makeFixture } from "./fixture.ts";
 
@@ -81,8 +81,17 @@ describe("kill -9 of the updater", () => {
     f.addBinary("big", "2.0.0", big2, ["big"]);
     f.publish(2);
     const p = runChild({ throttleMs: 20 });
-    // ~5.6 MB in 64 KiB chunks every 20 ms: about 1.7 s; kill after some of it arrived.
-    await Bun.sleep(700);
+    // ~5.6 MB in 64 KiB chunks every 20 ms: about 1.7 s; kill once some of it
+    // has arrived (a .part with bytes in it), not after a fixed time.
+    const partBytes = () => {
+      let n = 0;
+      for (const e of readdirSync(f.root, { recursive: true, withFileTypes: true }))
+        if (e.isFile() && e.name.endsWith(".part"))
+          n = Math.max(n, statSync(join(e.parentPath, e.name)).size);
+      return n;
+    };
+    for (let i = 0; i < 500 && partBytes() === 0; i++) await Bun.sleep(10);
+    expect(partBytes()).toBeGreaterThan(0);
     p.kill("SIGKILL");
     await p.exited;
     expect(installed("big")).toBe(sha(big1));

@@ -247,15 +247,17 @@ describe("the update engine against nginx", () => {
     expect((await run()).outcome).toBe("updated");
     const logFile = join(tmp, "access.log");
     const mark = () => readFileSync(logFile, "utf8").length;
-    // nginx writes its access log line after the response: give it a moment.
-    const since = async (at: number) => {
-      await Bun.sleep(200);
-      return readFileSync(logFile, "utf8").slice(at).trim().split("\n").filter(Boolean);
+    // nginx writes its access log line after the response: wait until the
+    // lines we expect are there (5 s at most), not for a fixed time.
+    const since = async (at: number, done: (lines: string[]) => boolean) => {
+      const read = () => readFileSync(logFile, "utf8").slice(at).trim().split("\n").filter(Boolean);
+      for (let i = 0; i < 100 && !done(read()); i++) await Bun.sleep(50);
+      return read();
     };
     let at = mark();
     const unchanged = await run();
     expect(unchanged.outcome).toBe("unchanged");
-    const poll = await since(at);
+    const poll = await since(at, (l) => l.length >= 1);
     expect(poll).toHaveLength(1);
     expect(poll[0]).toMatch(/"GET \/fleet\/bootstrapper\.toml HTTP\/1\.1" 304 /);
 
@@ -265,7 +267,7 @@ describe("the update engine against nginx", () => {
     at = mark();
     const r = await run();
     expect(r.outcome).toBe("updated");
-    const lines = await since(at);
+    const lines = await since(at, (l) => l.some((x) => x.includes("/fleet/vm/")));
     const artifacts = lines.filter((l) => l.includes("/fleet/vm/"));
     expect(artifacts).toHaveLength(1);
     expect(artifacts[0]).toContain("GET /fleet/vm/b/1.1/b ");
