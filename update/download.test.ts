@@ -174,14 +174,12 @@ describe("download", () => {
       );
     });
     const d = dest();
-    const t0 = Date.now();
     const e = await failure(
       download(url, d, opts({ minRate: { bytesPerSec: 1000, windowMs: 400 }, maxRetries: 1 })),
     );
     expect(e.code).toBe("too-slow");
     expect(requests).toBe(2);
     expect(e.stats?.retries).toBe(1);
-    expect(Date.now() - t0).toBeLessThan(5000);
     expectIntact(d);
   });
 
