@@ -58,32 +58,42 @@ beforeAll(async () => {
   ours = startServer({ dir: root, hostname: "127.0.0.1", port: 0, log: () => {} });
   if (!NGINX) return;
   mkdirSync(join(root, "fleet"));
-  const port = await freePort();
-  const conf = join(tmp, "nginx.conf");
-  writeFileSync(
-    conf,
-    nginxConfigFromDoc({ port, root, prefix: tmp, accessLog: join(tmp, "access.log") }),
-  );
-  const check = Bun.spawnSync([NGINX, "-t", "-q", "-c", conf, "-p", tmp, "-e", "stderr"]);
-  if (check.exitCode !== 0) throw new Error(`nginx -t: ${check.stderr.toString()}`);
-  const proc = Bun.spawn([NGINX, "-c", conf, "-p", tmp, "-e", "stderr"], {
-    stdout: "ignore",
-    stderr: "pipe",
-  });
-  nginx = proc;
-  (async () => {
-    for await (const c of proc.stderr) {
-      nginxErr += new TextDecoder().decode(c);
+  // freePort binds, closes and hands the port on: another process may take
+  // it first. nginx then fails to bind and exits: try again on a new port.
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = await freePort();
+    const conf = join(tmp, "nginx.conf");
+    writeFileSync(
+      conf,
+      nginxConfigFromDoc({ port, root, prefix: tmp, accessLog: join(tmp, "access.log") }),
+    );
+    const check = Bun.spawnSync([NGINX, "-t", "-q", "-c", conf, "-p", tmp, "-e", "stderr"]);
+    if (check.exitCode !== 0) throw new Error(`nginx -t: ${check.stderr.toString()}`);
+    nginxErr = "";
+    const proc = Bun.spawn([NGINX, "-c", conf, "-p", tmp, "-e", "stderr"], {
+      stdout: "ignore",
+      stderr: "pipe",
+    });
+    nginx = proc;
+    (async () => {
+      for await (const c of proc.stderr) {
+        nginxErr += new TextDecoder().decode(c);
+      }
+    })();
+    base = `http://127.0.0.1:${port}/`;
+    for (let i = 0; i < 100 && proc.exitCode === null; i++) {
+      try {
+        await fetch(base, { method: "HEAD" });
+        return;
+      } catch {
+        await Bun.sleep(50);
+      }
     }
-  })();
-  base = `http://127.0.0.1:${port}/`;
-  for (let i = 0; i < 100; i++) {
-    try {
-      await fetch(base, { method: "HEAD" });
-      return;
-    } catch {
-      await Bun.sleep(50);
+    if (proc.exitCode === null) {
+      proc.kill("SIGKILL");
+      throw new Error(`nginx does not answer on port ${port}: ${nginxErr}`);
     }
+    if (!nginxErr.includes("Address already in use")) break;
   }
   throw new Error(`nginx did not start: ${nginxErr}`);
 });
