@@ -21,7 +21,12 @@ import { bootVm, type Vm } from "../vm/qemu.ts";
 
 setDefaultTimeout(900_000);
 const CHROMIUM = "/usr/bin/chromium";
-const SHOTS = join(import.meta.dir, "../../.cache/screenshots");
+// One folder per run: two runs on one machine never overwrite each other's screenshots.
+const SHOTS = join(
+  import.meta.dir,
+  "../../.cache/screenshots",
+  new Date().toISOString().replace(/[:.]/g, "-"),
+);
 const READY = /hero-init boot: READY/;
 const vm = parseToml(testVmToml(), "test vm.toml") as VmConfigInput;
 const SERVICES = {
