@@ -33,7 +33,9 @@ import {
 import { basename, dirname, join } from "node:path";
 import * as v from "valibot";
 import { LAYOUT } from "../../host-injector/plan.ts";
+import { InputError } from "../../lib/errors.ts";
 import type { Change } from "../../lib/manifest.ts";
+import { fsyncPath } from "../../update/download.ts";
 import { atomicWrite, markBad, removeOtherVersions, switchLink } from "../../update/engine.ts";
 import { describeError, log } from "../log.ts";
 import { type AdoptedProcess, outputFds, spawnOwned } from "../supervisor/process.ts";
@@ -73,12 +75,17 @@ export type Handoff = v.InferOutput<typeof HandoffSchema>;
 
 /** Pure: parses a hand-off file; throws with the field that is wrong. */
 export function parseHandoff(text: string): Handoff {
-  const r = v.safeParse(HandoffSchema, JSON.parse(text));
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new InputError("handoff", `hand-off: not JSON: ${(e as Error).message}`);
+  }
+  const r = v.safeParse(HandoffSchema, raw);
   if (!r.success) {
     const i = r.issues[0];
-    throw new Error(
-      `hand-off: ${(i.path ?? []).map((p) => String(p.key)).join(".") || "(root)"}: ${i.message}`,
-    );
+    const field = (i.path ?? []).map((p) => String(p.key)).join(".") || "(root)";
+    throw new InputError("handoff", `hand-off: ${field}: ${i.message}`, { field });
   }
   return r.output;
 }
@@ -138,6 +145,25 @@ function faultHandoffExit(h: Handoff): void {
   } catch {
     // already gone
   }
+}
+
+/**
+ * Debug switch `hero.fault=confirm-crash`: the new PID 1 exits right before
+ * it would confirm a forward hand-off. The kernel panics ("Attempted to kill
+ * init") and, with panic=-1, the VM reboots: a test sees that a binary that
+ * never confirmed is not what boots next.
+ */
+function faultCrashBeforeConfirm(): void {
+  let cmdline = "";
+  try {
+    cmdline = readFileSync("/proc/cmdline", "utf8");
+  } catch {
+    return;
+  }
+  if (!/(^|\s)hero\.fault=confirm-crash(\s|$)/.test(cmdline)) return;
+  log.error("reexec", "fault injection: PID 1 exits before confirming the self-update");
+  // process.exit is refused in PID 1 (run.ts); reallyExit is the exit underneath it.
+  (process as unknown as { reallyExit(code: number): never }).reallyExit(70);
 }
 
 /** Execs `target` as this PID 1 with the hand-off; returns only if execve failed (then throws). */
@@ -267,11 +293,14 @@ export function finishResume(h: Handoff, sup: Supervisor, healthyAfterMs = 5000)
         const lost = h.services.filter((s) => !sup.has(s.name));
         if (lost.length)
           throw new Error(`services lost in the hand-off: ${lost.map((s) => s.name).join(", ")}`);
+        faultCrashBeforeConfirm();
         // Confirm: the boot path becomes the new binary (hard link + rename), then `current`.
         const tmp = `${BOOT_BINARY}.new`;
         rmSync(tmp, { force: true });
         linkSync(h.to, tmp);
         renameSync(tmp, BOOT_BINARY);
+        // The rename must be on disk before anything else counts as confirmed.
+        fsyncPath(dirname(BOOT_BINARY));
         switchLink(join(pkgDir, "current"), h.version);
         removeOtherVersions(dirname(pkgDir), "hero-init", h.version);
         log.info(
