@@ -3,15 +3,27 @@
  * service files for create/delete/get/monitor, and the ring for logs.
  * Shared by the control socket and (later) the UI.
  */
-import { existsSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  linkSync,
+  openSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { dirname, join } from "node:path";
 import { InputError } from "../../lib/errors.ts";
+import { readServiceText } from "../../lib/service-file.ts";
 import {
   parseServiceFile,
+  parseServiceYaml,
   SERVICE_NAME_RE,
   type ServiceSpecInput,
-  validateServiceSpec,
+  serviceFileText,
 } from "../../lib/service-spec.ts";
+import { log } from "../log.ts";
 import { groupPids, groupStats } from "../supervisor/cgroup.ts";
 import { formatZinit } from "../supervisor/logs.ts";
 import { type Supervisor, SupervisorError } from "../supervisor/supervisor.ts";
@@ -64,6 +76,38 @@ function wrap<A extends unknown[], R>(fn: (...a: A) => R): (...a: A) => R {
   };
 }
 
+/**
+ * Creates `file` with `text`, all or nothing: a temp file in the same
+ * directory, fsync, then link(2), which fails if the name exists (so a
+ * concurrent create or a planted symlink is never overwritten), then fsync
+ * the directory. On any error nothing is left behind.
+ */
+function createFile(file: string, text: string): void {
+  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
+  const fd = openSync(tmp, "wx", 0o644);
+  try {
+    try {
+      writeFileSync(fd, text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    linkSync(tmp, file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "EEXIST")
+      throw new ControlError(RPC.SERVICE_ALREADY_EXISTS, `service file ${file} already exists`);
+    throw e;
+  } finally {
+    unlinkSync(tmp);
+  }
+  const dfd = openSync(dirname(file), "r");
+  try {
+    fsyncSync(dfd);
+  } finally {
+    closeSync(dfd);
+  }
+}
+
 function checkName(name: string): void {
   if (!SERVICE_NAME_RE.test(name))
     throw new ControlError(RPC.INVALID_PARAMS, `invalid service name "${name}"`);
@@ -105,7 +149,10 @@ export function controlApi(
       const file = fileOf(name);
       if (!existsSync(file))
         throw new SupervisorError("not-found", `service file ${file} not found`);
-      sup.monitor(name, parseServiceFile(readFileSync(file, "utf8"), file));
+      sup.monitor(
+        name,
+        parseServiceFile(readServiceText(file), file, (m) => log.warn("supervisor", m)),
+      );
     }),
     forget: wrap((name: string) => sup.forget(name)),
     kill: wrap((name: string, signal: string) => sup.kill(name, signal)),
@@ -115,11 +162,8 @@ export function controlApi(
       const file = fileOf(name);
       if (existsSync(file))
         throw new ControlError(RPC.SERVICE_ALREADY_EXISTS, `service '${name}' already exists`);
-      validateServiceSpec(content, file);
-      // Write atomically: a half-written service file must never be read.
-      const tmp = `${file}.tmp-${process.pid}`;
-      writeFileSync(tmp, Bun.YAML.stringify(content, null, 2), { mode: 0o644 });
-      renameSync(tmp, file);
+      // Validated, bounded and read back as the loader will, before anything is written.
+      createFile(file, serviceFileText(content, file));
       return `Service '${name}' created successfully`;
     }),
     remove: wrap((name: string) => {
@@ -135,8 +179,9 @@ export function controlApi(
       const file = fileOf(name);
       if (!existsSync(file))
         throw new ControlError(RPC.SERVICE_NOT_FOUND, `service '${name}' not found`);
-      const raw = Bun.YAML.parse(readFileSync(file, "utf8"));
-      if (!raw || typeof raw !== "object")
+      // Bounded like the loader: an alias bomb is refused, never expanded into the reply.
+      const raw = parseServiceYaml(readServiceText(file), file);
+      if (!raw || typeof raw !== "object" || Array.isArray(raw))
         throw new InputError("schema", "not a mapping", { file });
       return raw as Record<string, unknown>;
     }),
@@ -158,9 +203,6 @@ export function controlApi(
         .since(0)
         .filter((l) => !name || l.service === name)
         .map(formatZinit),
-    subscribe: (name, fn) =>
-      sup.ring.subscribe((l) => {
-        if (!name || l.service === name) fn(formatZinit(l));
-      }),
+    logRing: sup.ring,
   };
 }

@@ -48,7 +48,7 @@ export async function connect(path: string, onNotify?: (params: unknown) => void
             buf = buf.slice(nl + 1);
             nl = buf.indexOf("\n");
             let msg: {
-              id?: number;
+              id?: number | null;
               result?: unknown;
               error?: { code: number; message: string };
               method?: string;
@@ -63,7 +63,14 @@ export async function connect(path: string, onNotify?: (params: unknown) => void
               onNotify(msg.params);
               continue;
             }
-            const p = msg.id === undefined ? undefined : pending.get(msg.id);
+            // An error for no request: the daemon refuses the connection (too many open).
+            if (msg.error && msg.id == null) {
+              closedErr = new ClientError(msg.error.code, msg.error.message);
+              for (const p of pending.values()) p.reject(closedErr);
+              pending.clear();
+              continue;
+            }
+            const p = msg.id == null ? undefined : pending.get(msg.id);
             if (!p) continue;
             pending.delete(msg.id as number);
             if (msg.error) p.reject(new ClientError(msg.error.code, msg.error.message));
@@ -71,7 +78,7 @@ export async function connect(path: string, onNotify?: (params: unknown) => void
           }
         },
         close() {
-          closedErr = new ClientError("no-daemon", "connection closed by the daemon");
+          closedErr ??= new ClientError("no-daemon", "connection closed by the daemon");
           for (const p of pending.values()) p.reject(closedErr);
           pending.clear();
         },

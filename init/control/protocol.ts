@@ -7,6 +7,7 @@
  * moves bytes.
  */
 import type { ServiceSpecInput } from "../../lib/service-spec.ts";
+import type { LogReader } from "../supervisor/logs.ts";
 
 /** What the control protocols can do; implemented by the PID 1 wiring. */
 export interface ControlApi {
@@ -24,8 +25,10 @@ export interface ControlApi {
   remove(name: string): string;
   get(name: string): Record<string, unknown>;
   stats(name: string): Record<string, unknown>;
+  /** The ring's lines in zinit's format, oldest first (stream_currentLogs). */
   logs(name?: string): string[];
-  subscribe(name: string | undefined, fn: (line: string) => void): () => void;
+  /** The ring, read by position: followers (`log`, stream_subscribeLogs) take lines as their socket drains. */
+  logRing: LogReader;
   mycelium?(method: string, params: unknown): Promise<unknown>;
   /** update_check / update_apply (present when `[update]` is configured). */
   update?(method: string, params: unknown): Promise<unknown>;
@@ -59,14 +62,50 @@ export const RPC = {
   SERVICE_FILE_ERROR: -32008,
 } as const;
 
+/**
+ * A log stream the server runs after writing the reply's text: `history`:
+ * the lines the ring holds; `live`: then new lines until the client closes
+ * (without it the connection closes once the history is written). `id`:
+ * the JSON-RPC subscription (notifications), null for legacy plain lines.
+ */
+export interface LogFollow {
+  name: string | undefined;
+  id: number | null;
+  history: boolean;
+  live: boolean;
+}
+
 /** What the server must do with a connection after a reply. */
 export type Reply =
   | { kind: "write"; text: string; close: boolean }
-  | {
-      kind: "stream";
-      text: string;
-      subscribe: { name: string | undefined; id: number | null; rpc: boolean };
-    };
+  /** `refused`: the answer instead when MAX_FOLLOWERS follow already. */
+  | { kind: "stream"; text: string; follow: LogFollow; refused: string };
+
+/** Log streams open at once over all control sockets (each holds a connection open). */
+export const MAX_FOLLOWERS = 128;
+const TOO_MANY_FOLLOWERS = `too many log followers (limit ${MAX_FOLLOWERS}); try again later`;
+
+/** Most bytes of a stream_currentLogs result; older lines are left out beyond it. */
+export const MAX_LOG_REPLY = 1024 * 1024;
+/** Most bytes of the answers to one batch; its remaining requests are not run. */
+export const MAX_BATCH_REPLY = 2 * 1024 * 1024;
+
+/**
+ * Pure: the newest of `lines` whose JSON array takes at most `max` bytes,
+ * oldest first, after a line saying how many older ones were left out.
+ */
+export function boundedLogs(lines: readonly string[], max = MAX_LOG_REPLY): string[] {
+  let size = 2;
+  let i = lines.length;
+  while (i > 0) {
+    const n = Buffer.byteLength(JSON.stringify(lines[i - 1])) + 1;
+    if (size + n > max - 100) break;
+    size += n;
+    i--;
+  }
+  if (i === 0) return [...lines];
+  return [`[-] zinit: ${i} older lines left out (reply limit ${max} bytes)`, ...lines.slice(i)];
+}
 
 const legacyOk = (body: unknown): Reply => ({
   kind: "write",
@@ -119,14 +158,15 @@ export async function handleLegacy(api: ControlApi, line: string): Promise<Reply
         api.reboot();
         return legacyOk(null);
       case "log": {
+        // The lines are read from the ring as the client takes them (server.ts), never copied whole.
         const snapshot = args[0] === "snapshot";
         const name = snapshot ? args[1] : args[0];
-        const text = api
-          .logs(name)
-          .map((l) => `${l}\n`)
-          .join("");
-        if (snapshot) return { kind: "write", text, close: true };
-        return { kind: "stream", text, subscribe: { name, id: null, rpc: false } };
+        return {
+          kind: "stream",
+          text: "",
+          follow: { name, id: null, history: true, live: !snapshot },
+          refused: legacyErr(TOO_MANY_FOLLOWERS).text,
+        };
       }
       case "":
         return legacyErr("empty command");
@@ -190,9 +230,19 @@ export async function handleJsonRpc(
         close: false,
       };
     const parts: string[] = [];
+    let size = 0;
     for (const m of msg.slice(0, 100)) {
+      if (size > MAX_BATCH_REPLY) {
+        const id = (m as RpcRequest | null)?.id;
+        const why = `batch answers exceed ${MAX_BATCH_REPLY} bytes: request not run`;
+        parts.push(rpcError(id, RPC.INTERNAL, why));
+        continue;
+      }
       const r = await one(api, m, discover);
-      if (r && r.kind === "write") parts.push(r.text.trim());
+      if (r && r.kind === "write") {
+        parts.push(r.text.trim());
+        size += r.text.length;
+      }
     }
     return parts.length ? { kind: "write", text: `[${parts.join(",")}]\n`, close: false } : null;
   }
@@ -258,13 +308,15 @@ async function one(api: ControlApi, msg: unknown, discover: () => unknown): Prom
       case "service_stats":
         return ok(api.stats(str(params, 0, "name") as string));
       case "stream_currentLogs":
-        return ok(api.logs(str(params, 0, "name", true)));
+        return ok(boundedLogs(api.logs(str(params, 0, "name", true))));
       case "stream_subscribeLogs": {
+        const name = str(params, 0, "name", true);
         const sid = ++subscriptionIds;
         return {
           kind: "stream",
           text: `${rpcResult(id, sid)}\n`,
-          subscribe: { name: str(params, 0, "name", true), id: sid, rpc: true },
+          follow: { name, id: sid, history: false, live: true },
+          refused: `${rpcError(id, RPC.INTERNAL, TOO_MANY_FOLLOWERS)}\n`,
         };
       }
       default:

@@ -49,13 +49,24 @@ const signalNames = new Map<number, string>(
   Object.entries(constants.signals).map(([n, v]) => [v as number, n]),
 );
 
+/** Bytes of output handled before the event loop gets a turn. */
+const PUMP_SLICE = 64 * 1024;
+
 async function pump(
   stream: ReadableStream<Uint8Array>,
   onText: (t: string) => void,
 ): Promise<void> {
   const split = lineSplitter(onText);
   try {
-    for await (const chunk of stream) split.push(chunk);
+    for await (const chunk of stream) {
+      // A service that never stops printing always has a chunk ready: without a
+      // turn for the event loop between slices it would starve the control
+      // socket and the UI (the reads resolve as microtasks).
+      for (let off = 0; off < chunk.length; off += PUMP_SLICE) {
+        split.push(chunk.subarray(off, off + PUMP_SLICE));
+        await new Promise<void>((r) => setImmediate(r));
+      }
+    }
   } catch {
     // the pipe broke: the exit is reported separately
   }

@@ -13,7 +13,14 @@ import { log } from "../log.ts";
 import { nextRestart, noHistory, type RestartHistory } from "./backoff.ts";
 import { ensureGroup, groupPids, killGroup, removeGroup } from "./cgroup.ts";
 import { findCycles, stopWaves, unmetDeps } from "./graph.ts";
-import { createRing, formatZinit, type LogRing, rotatingFile } from "./logs.ts";
+import {
+  createRing,
+  droppedText,
+  formatZinit,
+  type LogFile,
+  type LogRing,
+  rotatingFile,
+} from "./logs.ts";
 import {
   type AdoptedProcess,
   adoptChild,
@@ -24,6 +31,8 @@ import {
 import { shellSplit } from "./shlex.ts";
 import { type Event, type State, type Target, transition } from "./state.ts";
 
+/** How long shutdown waits for log files to be written. */
+const LOG_FLUSH_MS = 2000;
 /** zinit polls the readiness test every 2 s. */
 const TEST_INTERVAL_MS = 2000;
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -48,7 +57,8 @@ export interface Service {
   configError: InputError | null;
   timers: { restart?: Timer; test?: Timer; kill?: Timer };
   stopWaiters: (() => void)[];
-  write?: (line: string) => void;
+  /** The service's `log_file`, when it has one. */
+  logFile?: LogFile;
 }
 
 /** A public snapshot of a service for status/list/UI. */
@@ -179,7 +189,7 @@ export function createSupervisor(opts: SupervisorOptions = {}) {
     const mode = s.spec.log;
     return (stream: "stdout" | "stderr", text: string) => {
       const line = ring.push(s.name, stream, text);
-      s.write?.(`${new Date(line.time).toISOString()} ${formatZinit(line)}`);
+      s.logFile?.write(`${new Date(line.time).toISOString()} ${formatZinit(line)}`);
       if (mode === "stdout") log.info(s.name, text);
     };
   }
@@ -408,9 +418,15 @@ export function createSupervisor(opts: SupervisorOptions = {}) {
     };
     if (spec.log_file) {
       const lf = spec.log_file;
-      s.write = rotatingFile(lf.path ?? `/var/log/hero/${name}.log`, lf.max_size, lf.keep, (m) =>
-        log.warn(name, m),
-      ).write;
+      // Written asynchronously through a bounded queue: a fast writer loses lines
+      // (counted, marked in the file), never PID 1's time.
+      s.logFile = rotatingFile(
+        lf.path ?? `/var/log/hero/${name}.log`,
+        lf.max_size,
+        lf.keep,
+        (m) => log.warn(name, `log_file: ${m}`),
+        { marker: (n) => `${new Date().toISOString()} ${droppedText(n)}` },
+      );
     }
     return s;
   }
@@ -554,6 +570,9 @@ export function createSupervisor(opts: SupervisorOptions = {}) {
         log.info("shutdown", `stopping ${running.join(", ")}`);
         await Promise.all(running.map((n) => api.stop(n)));
       }
+      // The services' last lines reach their log files, unless a disk hangs.
+      const flushed = Promise.all([...services.values()].map((s) => s.logFile?.flush()));
+      await Promise.race([flushed, Bun.sleep(LOG_FLUSH_MS)]);
     },
   };
   return api;

@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, test } from "bun:test";
+import { logHistory } from "../log.ts";
 import { createApp, type UiDeps, type UiEnv } from "./app.ts";
 import { createLoginLimiter } from "./auth.ts";
 import { fakeSource } from "./fake-source.ts";
@@ -447,7 +448,70 @@ describe("log streams (SSE)", () => {
     f.ring.push("web", "stdout", "a");
     f.ring.push("other", "stdout", "b");
     const res = await app.request("/api/v1/services/web/logs?after=0", {}, LOOP);
+    expect(res.headers.get("content-type")).toContain("application/json");
     expect(((await res.json()) as { text: string }[]).map((l) => l.text)).toEqual(["a"]);
+  });
+
+  test("JSON logs come in pages: ?limit= lines at most, the next page after the last seq", async () => {
+    const f = fakeSource();
+    const app = createApp({ hostname: () => "vm1", uptime: () => 1, allow: [], source: f.source });
+    for (let i = 1; i <= 30; i++) f.ring.push("web", "stdout", `l${i}`);
+    const page = async (q: string) => {
+      const res = await app.request(`/api/v1/logs?${q}`, {}, LOOP);
+      return ((await res.json()) as { seq: number }[]).map((l) => l.seq);
+    };
+    expect(await page("limit=10")).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(await page("after=10&limit=10")).toEqual([11, 12, 13, 14, 15, 16, 17, 18, 19, 20]);
+    expect((await page("after=25")).length).toBe(5);
+    expect(await page("after=30")).toEqual([]);
+    for (const bad of ["0", "1001", "x", "1.5"]) {
+      const res = await app.request(`/api/v1/logs?limit=${bad}`, {}, LOOP);
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { error: string }).error).toContain("limit");
+    }
+  });
+
+  test("a page is at most logPageBytes of JSON (lines escaped ×6 counted as sent)", async () => {
+    const f = fakeSource();
+    const app = createApp({
+      hostname: () => "vm1",
+      uptime: () => 1,
+      allow: [],
+      source: f.source,
+      logPageBytes: 20_000,
+    });
+    for (let i = 0; i < 50; i++) f.ring.push("web", "stdout", "\u0001".repeat(1000));
+    const res = await app.request("/api/v1/logs", {}, LOOP);
+    const text = await res.text();
+    expect(text.length).toBeLessThanOrEqual(20_000);
+    const lines = JSON.parse(text) as unknown[];
+    expect(lines.length).toBe(3); // 6,000+ bytes each
+  });
+
+  test("a follower that reads nothing is dropped after a heartbeat period, freeing its slot", async () => {
+    const f = fakeSource();
+    const app = createApp({
+      hostname: () => "vm1",
+      uptime: () => 1,
+      allow: [],
+      source: f.source,
+      maxFollowers: 1,
+      heartbeatMs: 20,
+      logClientBytes: 4096,
+    });
+    for (let i = 0; i < 100; i++) f.ring.push("web", "stdout", "x".repeat(200));
+    const open = () =>
+      app.request("/api/v1/logs", { headers: { accept: "text/event-stream" } }, LOOP);
+    const silent = await open(); // never read
+    expect(silent.status).toBe(200);
+    expect((await open()).status).toBe(503);
+    let next = await open();
+    for (let i = 0; i < 250 && next.status === 503; i++) {
+      await Bun.sleep(20);
+      next = await open();
+    }
+    expect(next.status).toBe(200);
+    await (next.body as ReadableStream).cancel();
   });
 });
 
@@ -490,6 +554,93 @@ describe("debug terminal", () => {
     expect(upgrades).toEqual([]);
     expect((await ws(`?csrf=${s.csrf}&cols=100&rows=30`, "http://vm1")).status).toBe(200);
     expect(upgrades).toEqual([{ kind: "terminal", ip: "4ab:cd::1", cols: 100, rows: 30 }]);
+  });
+});
+
+describe("hardening", () => {
+  test("every kind of answer carries the security headers (page, API, refusal, 404)", async () => {
+    const { app } = withPassword();
+    const s = await login(app, "admin-pw");
+    const answers = [
+      await app.request("/", { headers: { cookie: s.cookie } }, MYC),
+      await app.request("/api/v1/services", { headers: { cookie: s.cookie } }, MYC),
+      await app.request("/api/v1/services", {}, MYC), // 401
+      await app.request("/health", {}, from("192.0.2.9")), // 403
+      await app.request("/no/such/page", { headers: { cookie: s.cookie } }, MYC),
+    ];
+    expect(answers.map((r) => r.status)).toEqual([200, 200, 401, 403, 404]);
+    for (const r of answers) {
+      expect(r.headers.get("x-frame-options")).toBe("DENY");
+      expect(r.headers.get("x-content-type-options")).toBe("nosniff");
+      expect(r.headers.get("referrer-policy")).toBe("same-origin");
+      expect(r.headers.get("cache-control")).toBe("no-store");
+      expect(r.headers.get("content-security-policy")).toContain("frame-ancestors 'none'");
+    }
+  });
+
+  test("a POST from an opaque origin (Origin: null) is refused even with session and token", async () => {
+    const { app, calls } = withPassword();
+    const s = await login(app, "admin-pw");
+    const res = await app.request(
+      "http://vm1/api/v1/services/web/restart",
+      { method: "POST", headers: { cookie: s.cookie, "x-csrf-token": s.csrf, origin: "null" } },
+      MYC,
+    );
+    expect(res.status).toBe(403);
+    expect(await res.text()).toContain("opaque origin");
+    expect(calls).toEqual([]);
+  });
+
+  test("a source that throws gives 500 (the reason is logged, not sent), and the app keeps answering", async () => {
+    const f = fakeSource();
+    const source = {
+      ...f.source,
+      services: () => {
+        throw new Error("supervisor exploded");
+      },
+    };
+    const app = createApp({ hostname: () => "vm1", uptime: () => 1, allow: [], source });
+    const res = await app.request("/api/v1/services", {}, LOOP);
+    expect(res.status).toBe(500);
+    expect(await res.json()).toEqual({ error: "internal error" });
+    expect(res.headers.get("x-frame-options")).toBe("DENY");
+    expect(logHistory().join("\n")).toContain("GET /api/v1/services: supervisor exploded");
+    expect((await app.request("/health", {}, LOOP)).status).toBe(200);
+    expect((await app.request("/api/v1/overview", {}, LOOP)).status).toBe(200);
+  });
+
+  test("at most 4 terminal sessions: a 5th socket is closed, and /terminal/ws answers 503", async () => {
+    const terminals = createTerminals({ shell: ["sleep", "30"] });
+    type Ws = Parameters<typeof terminals.websocket.open>[0];
+    const closed: [number, string][] = [];
+    const sockets = Array.from(
+      { length: 5 },
+      (_, i) =>
+        ({
+          data: { kind: "terminal", ip: `4ab:cd::${i + 1}`, cols: 80, rows: 24 },
+          close: (code: number, why: string) => closed.push([code, why]),
+          sendBinary: () => 0,
+          send: () => 0,
+          getBufferedAmount: () => 0,
+        }) as unknown as Ws,
+    );
+    try {
+      for (const ws of sockets) terminals.websocket.open(ws);
+      expect(terminals.count).toBe(4);
+      expect(closed).toEqual([[1013, "at most 4 terminal sessions"]]);
+      const env = from("4ab:cd::1", () => true);
+      const { app } = withPassword({ terminals });
+      const s = await login(app, "admin-pw", env);
+      const res = await app.request(
+        `http://vm1/terminal/ws?csrf=${s.csrf}`,
+        { headers: { cookie: s.cookie, origin: "http://vm1" } },
+        env,
+      );
+      expect(res.status).toBe(503);
+    } finally {
+      for (const ws of sockets) terminals.websocket.close(ws, 1000);
+    }
+    expect(terminals.count).toBe(0);
   });
 });
 

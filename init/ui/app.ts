@@ -7,6 +7,10 @@
  * configured CIDRs; else 403) → session/role (no password configured:
  * read-only on loopback only) → CSRF token and Origin on every POST →
  * role for actions (admin). See docs/api.md.
+ *
+ * Log output (SSE followers, JSON log pages) goes through follow.ts: bytes
+ * are counted after encoding, per client and in total, so clients that do
+ * not read cannot make PID 1 buffer without bound.
  */
 
 import type { Context } from "hono";
@@ -15,6 +19,7 @@ import { bodyLimit } from "hono/body-limit";
 import { isAllowedClient, isLoopbackClient, parseCidrs } from "../../lib/net-acl.ts";
 import { VERSION } from "../../lib/version.ts";
 import { log } from "../log.ts";
+import type { LogLine } from "../supervisor/logs.ts";
 import { ASSETS } from "./assets.ts";
 import {
   cookieValue,
@@ -29,9 +34,20 @@ import {
   sessionCookie,
 } from "./auth.ts";
 import {
+  type ByteQueue,
+  byteStream,
+  createBudget,
+  createEventCache,
+  createFollower,
+  createOutbox,
+  createPage,
+  createScheduler,
+} from "./follow.ts";
+import {
   errorPage,
   loginPage,
   overviewPage,
+  sameOriginPath,
   servicePage,
   servicesPage,
   terminalPage,
@@ -45,6 +61,8 @@ import type { TerminalData, Terminals } from "./terminal.ts";
 export interface UiEnv {
   requestIP(req: Request): { address: string } | null;
   upgrade?(req: Request, opts: { data: TerminalData }): boolean;
+  /** Bun: the idle timeout of one request's connection (a dropped log client is closed soon). */
+  timeout?(req: Request, seconds: number): void;
 }
 
 /** What the app needs. */
@@ -66,9 +84,23 @@ export interface UiDeps {
   limiter?: ReturnType<typeof createLoginLimiter>;
   /** Most concurrent SSE log followers (default 256). */
   maxFollowers?: number;
-  /** SSE heartbeat period (default 15 s; Bun's idleTimeout is 255 s at most). */
+  /** Most JSON log pages being sent at once (default 64). */
+  maxPages?: number;
+  /**
+   * SSE heartbeat period (default 15 s; Bun's idleTimeout is 255 s at most); a log
+   * client that takes nothing for a whole period while bytes wait for it is dropped.
+   */
   heartbeatMs?: number;
+  /** Most bytes queued for one log client, counted after encoding (default 32 KiB). */
+  logClientBytes?: number;
+  /** Most bytes queued for all log clients together (default 4 MiB). */
+  logTotalBytes?: number;
+  /** Most bytes of one JSON log page (default 256 KiB). */
+  logPageBytes?: number;
 }
+
+/** Most lines of one JSON log page (and the default of `?limit=`). */
+export const LOG_PAGE_LINES = 1000;
 
 type C = Context<{
   Bindings: UiEnv;
@@ -96,7 +128,12 @@ export function createApp(deps: UiDeps) {
   const policy = { hasPassword: Boolean(deps.passwordHash) };
   const maxFollowers = deps.maxFollowers ?? 256;
   const heartbeatMs = deps.heartbeatMs ?? 15_000;
+  const perClient = deps.logClientBytes ?? 32 * 1024;
+  const budget = createBudget(deps.logTotalBytes ?? 4 * 1024 * 1024);
+  const pageBytes = deps.logPageBytes ?? 256 * 1024;
+  const maxPages = deps.maxPages ?? 64;
   let followers = 0;
+  let pages = 0;
   const app = new Hono<{
     Bindings: UiEnv;
     Variables: { ip: string; session: Session | null; role: Role | null };
@@ -105,16 +142,17 @@ export function createApp(deps: UiDeps) {
   app.use("*", async (c, next) => {
     const ip = c.env?.requestIP?.(c.req.raw)?.address;
     if (!isAllowedClient(ip, extra)) {
-      return c.json(
+      c.res = c.json(
         { error: "forbidden", reason: `client ${ip ?? "unknown"} is not allowed` },
         403,
       );
+    } else {
+      const session = sessions.get(cookieValue(c.req.header("cookie"), SESSION_COOKIE));
+      c.set("ip", ip as string);
+      c.set("session", session);
+      c.set("role", roleFor(policy, session, isLoopbackClient(ip)));
+      await next();
     }
-    const session = sessions.get(cookieValue(c.req.header("cookie"), SESSION_COOKIE));
-    c.set("ip", ip as string);
-    c.set("session", session);
-    c.set("role", roleFor(policy, session, isLoopbackClient(ip)));
-    await next();
     for (const [k, v] of Object.entries(SECURITY_HEADERS))
       if (!c.res.headers.has(k)) c.res.headers.set(k, v);
   });
@@ -167,7 +205,8 @@ export function createApp(deps: UiDeps) {
     const ip = c.get("ip");
     if (!deps.passwordHash)
       return refuse(c, 403, "no UI password is configured: the UI is read-only on loopback only");
-    const wait = limiter.check(ip);
+    // Counted before the (slow) password check, so parallel attempts cannot all get through.
+    const wait = limiter.attempt(ip);
     if (wait !== null) {
       c.header("Retry-After", String(wait));
       return refuse(c, 429, `too many failed logins: retry in ${wait} s`);
@@ -179,7 +218,6 @@ export function createApp(deps: UiDeps) {
         role = "readonly";
     }
     if (!role) {
-      limiter.fail(ip);
       log.warn("ui", `failed login from ${ip}`);
       if (isApi(c)) return c.json({ error: "wrong password" }, 401);
       return c.html(loginPage("Wrong password."), 401);
@@ -261,77 +299,146 @@ export function createApp(deps: UiDeps) {
   app.get("/api/v1/updates", (c) => c.json(source.updates()));
   app.get("/api/v1/boot-log", (c) => c.json(source.bootLog()));
 
-  // Logs: JSON lines after a sequence number, or a live SSE stream.
+  // Logs: a page of JSON lines after a sequence number, or a live SSE stream.
   const logs = (c: C, service: string | undefined) => {
     if (service !== undefined && !source.service(service))
       return refuse(c, 404, `no service "${service}"`);
     const after = Number(c.req.header("last-event-id") ?? c.req.query("after") ?? 0);
     const from = Number.isSafeInteger(after) && after >= 0 ? after : 0;
-    if (!(c.req.header("accept") ?? "").includes("text/event-stream"))
-      return c.json(source.logs.since(from, service));
+    if (!(c.req.header("accept") ?? "").includes("text/event-stream")) {
+      const q = c.req.query("limit");
+      const limit = q === undefined ? LOG_PAGE_LINES : Number(q);
+      if (!Number.isSafeInteger(limit) || limit < 1 || limit > LOG_PAGE_LINES)
+        return refuse(c, 400, `limit must be a whole number from 1 to ${LOG_PAGE_LINES}`);
+      if (pages >= maxPages) return refuse(c, 503, `at most ${maxPages} log pages at once`);
+      return page(c, service, from, limit);
+    }
     if (followers >= maxFollowers) return refuse(c, 503, `at most ${maxFollowers} log followers`);
     return sse(c, service, from);
   };
   app.get("/api/v1/logs", (c) => logs(c, undefined));
   app.get("/api/v1/services/:name/logs", (c) => logs(c, c.req.param("name")));
 
+  // Followers reading the same lines (live ones, and ones catching up together) share their encoding.
+  const events = createEventCache(1024 * 1024);
+  // Catch-up work in turns of 256 KiB, yielding between them: other requests are never held up long.
+  const scheduler = createScheduler(256 * 1024, (run) => setImmediate(run));
+  const encodeEvent = (l: LogLine) => events.encode(l);
+  /** A queue whose client's connection is closed soon when it is dropped (not after Bun's 255 s). */
+  const dropping = (c: C, queue: ByteQueue): ByteQueue => ({
+    ...queue,
+    abort(reason) {
+      queue.abort(reason);
+      try {
+        c.env?.timeout?.(c.req.raw, 1);
+      } catch {}
+    },
+  });
+
+  // One subscription to the ring for all live followers; each line goes only to its service's.
+  const listeners = new Map<string | undefined, Set<(l: LogLine) => void>>();
+  let unsubRing: (() => void) | null = null;
+  const listen = (service: string | undefined, fn: (l: LogLine) => void) => {
+    let set = listeners.get(service);
+    if (!set) {
+      set = new Set();
+      listeners.set(service, set);
+    }
+    set.add(fn);
+    unsubRing ??= source.logs.subscribe((l) => {
+      for (const f of listeners.get(l.service) ?? []) f(l);
+      for (const f of listeners.get(undefined) ?? []) f(l);
+    });
+    return () => {
+      set.delete(fn);
+      if (set.size === 0) listeners.delete(service);
+      if (listeners.size === 0) {
+        unsubRing?.();
+        unsubRing = null;
+      }
+    };
+  };
+
   const sse = (c: C, service: string | undefined, after: number) => {
-    const enc = new TextEncoder();
-    let cleanup = () => {};
     followers++;
-    const stream = new ReadableStream<Uint8Array>(
-      {
-        start(ctrl) {
-          let done = false;
-          let unsub = () => {};
-          let beat: ReturnType<typeof setInterval> | undefined;
-          cleanup = () => {
-            if (done) return;
-            done = true;
-            followers--;
-            unsub();
-            clearInterval(beat);
-          };
-          const send = (text: string) => {
-            if (done) return;
-            // A client that stops reading is dropped, never buffered without bound:
-            // it reconnects with Last-Event-ID and loses nothing still in the ring.
-            if ((ctrl.desiredSize ?? 1) <= 0) {
-              cleanup();
-              try {
-                ctrl.close();
-              } catch {}
-              return;
-            }
-            ctrl.enqueue(enc.encode(text));
-          };
-          const event = (l: { seq: number }) =>
-            `id: ${l.seq}\nevent: log\ndata: ${JSON.stringify(l)}\n\n`;
-          send("retry: 2000\n\n");
-          const backlog = source.logs.since(after, service);
-          const first = backlog[0];
-          if (after > 0 && first && first.seq > after + 1)
-            send(`event: gap\ndata: ${JSON.stringify({ missed: first.seq - after - 1 })}\n\n`);
-          for (const l of backlog) send(event(l));
-          unsub = source.logs.subscribe((l) => {
-            if (service === undefined || l.service === service) send(event(l));
-          });
-          beat = setInterval(() => send(": heartbeat\n\n"), heartbeatMs);
-          c.req.raw.signal?.addEventListener("abort", () => cleanup());
-        },
-        cancel() {
-          cleanup();
-        },
+    let done = false;
+    let f: ReturnType<typeof createFollower> | undefined;
+    let out: ReturnType<typeof createOutbox> | undefined;
+    let beat: ReturnType<typeof setInterval> | undefined;
+    const cleanup = () => {
+      if (done) return;
+      done = true;
+      followers--;
+      f?.stop();
+      clearInterval(beat);
+    };
+    const body = byteStream(perClient, {
+      start(queue) {
+        const o = createOutbox(dropping(c, queue), perClient, budget, cleanup);
+        const fl = createFollower(o, {
+          after,
+          service,
+          since: (a, s, n) => source.logs.since(a, s, n),
+          subscribe: (fn) => listen(service, fn),
+          encode: encodeEvent,
+          scheduler,
+        });
+        out = o;
+        f = fl;
+        fl.start();
+        if (o.open) beat = setInterval(() => fl.tick(), heartbeatMs);
+        c.req.raw.signal?.addEventListener("abort", () => o.end(null));
       },
-      { highWaterMark: 4096 },
-    );
-    return new Response(stream, {
+      pull: () => f?.pull(),
+      cancel() {
+        out?.end(null);
+      },
+    });
+    return new Response(body, {
       headers: {
         "Content-Type": "text/event-stream; charset=utf-8",
         "Cache-Control": "no-store",
         "X-Accel-Buffering": "no",
       },
     });
+  };
+
+  const page = (c: C, service: string | undefined, after: number, maxLines: number) => {
+    pages++;
+    let done = false;
+    let p: ReturnType<typeof createPage> | undefined;
+    let out: ReturnType<typeof createOutbox> | undefined;
+    let beat: ReturnType<typeof setInterval> | undefined;
+    const cleanup = () => {
+      if (done) return;
+      done = true;
+      pages--;
+      p?.stop();
+      clearInterval(beat);
+    };
+    const body = byteStream(perClient, {
+      start(queue) {
+        const o = createOutbox(dropping(c, queue), perClient, budget, cleanup);
+        const pg = createPage(o, {
+          after,
+          service,
+          since: (a, s, n) => source.logs.since(a, s, n),
+          maxLines,
+          maxBytes: pageBytes,
+          scheduler,
+        });
+        out = o;
+        p = pg;
+        pg.start();
+        if (o.open) beat = setInterval(() => pg.tick(), heartbeatMs);
+        c.req.raw.signal?.addEventListener("abort", () => o.end(null));
+      },
+      pull: () => p?.pull(),
+      cancel() {
+        out?.end(null);
+      },
+    });
+    return new Response(body, { headers: { "Content-Type": "application/json; charset=utf-8" } });
   };
 
   // Actions: POST only (CSRF-checked above), admin only.
@@ -366,9 +473,7 @@ export function createApp(deps: UiDeps) {
       typeof f.signal === "string" ? f.signal : undefined,
     );
     if (r) return r;
-    const back =
-      typeof f.back === "string" && /^\/[A-Za-z0-9/%._@-]*$/.test(f.back) ? f.back : "/services";
-    return c.redirect(back, 303);
+    return c.redirect(sameOriginPath(f.back, "/services"), 303);
   });
 
   // Updates: wired to the updater once it exists.

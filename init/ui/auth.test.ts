@@ -3,6 +3,7 @@ import {
   cookieValue,
   createLoginLimiter,
   createSessions,
+  loginSource,
   roleFor,
   safeEqual,
   sessionCookie,
@@ -44,32 +45,65 @@ describe("sessions", () => {
 });
 
 describe("login limiter", () => {
-  test("per client: 5 failures per window, then a wait that ends with the window", () => {
+  test("per source: 5 attempts per window, then a wait that ends with the window", () => {
     let t = 0;
-    const l = createLoginLimiter({ perClient: 5, global: 100, windowMs: 60_000, now: () => t });
+    const l = createLoginLimiter({ perSource: 5, windowMs: 60_000, now: () => t });
     for (let i = 0; i < 5; i++) {
-      expect(l.check("a")).toBeNull();
-      l.fail("a");
+      expect(l.attempt("10.0.0.1")).toBeNull();
       t += 1000;
     }
-    expect(l.check("a")).toBe(55); // the first failure (t=0) leaves the window at 60 s
-    expect(l.check("b")).toBeNull();
+    expect(l.attempt("10.0.0.1")).toBe(55); // the first attempt (t=0) leaves the window at 60 s
+    expect(l.attempt("10.0.0.2")).toBeNull();
     t = 60_001;
-    expect(l.check("a")).toBeNull();
+    expect(l.attempt("10.0.0.1")).toBeNull();
   });
 
-  test("global: many addresses together are limited too; success clears a client", () => {
-    const l = createLoginLimiter({ perClient: 5, global: 3, now: () => 0 });
-    l.fail("a");
-    l.fail("b");
-    expect(l.check("z")).toBeNull();
-    l.fail("c");
-    expect(l.check("z")).toBeGreaterThan(0);
-    const m = createLoginLimiter({ perClient: 2, now: () => 0 });
-    m.fail("a");
-    m.succeed("a");
-    m.fail("a");
-    expect(m.check("a")).toBeNull();
+  test("an attempt is counted when it is allowed, before the password is checked", () => {
+    const l = createLoginLimiter({ perSource: 5, now: () => 0 });
+    // 100 attempts at once (none has finished its password check yet): 5 go through.
+    const allowed = Array.from({ length: 100 }, () => l.attempt("4ab:cd::1")).filter(
+      (w) => w === null,
+    );
+    expect(allowed.length).toBe(5);
+    expect(l.count("4ab:cd::1")).toBe(5);
+  });
+
+  test("a right password clears its source only", () => {
+    const l = createLoginLimiter({ perSource: 2, now: () => 0 });
+    l.attempt("10.0.0.1");
+    l.attempt("10.0.0.2");
+    l.succeed("10.0.0.1");
+    expect(l.count("10.0.0.1")).toBe(0);
+    expect(l.count("10.0.0.2")).toBe(1);
+  });
+
+  test("failures of other sources never block a source", () => {
+    const l = createLoginLimiter({ perSource: 5, now: () => 0 });
+    for (let i = 0; i < 1000; i++) for (let j = 0; j < 6; j++) l.attempt(`4${i.toString(16)}::1`);
+    expect(l.attempt("4ff:1::1")).toBeNull();
+    expect(l.attempt("127.0.0.1")).toBeNull();
+  });
+
+  test("sources: IPv4 address, IPv6 /64, all loopback as one", () => {
+    expect(loginSource("10.0.0.1")).toBe("10.0.0.1");
+    expect(loginSource("::ffff:10.0.0.1")).toBe("10.0.0.1");
+    expect(loginSource("4ab:cd:1:2:3:4:5:6")).toBe("4ab:cd:1:2::/64");
+    expect(loginSource("4ab:cd:1:2::99")).toBe("4ab:cd:1:2::/64");
+    expect(loginSource("4ab:cd:1:3::1")).toBe("4ab:cd:1:3::/64");
+    for (const ip of ["127.0.0.1", "127.9.9.9", "::1", "::ffff:127.0.0.1"])
+      expect(loginSource(ip)).toBe("loopback");
+    expect(loginSource("garbage")).toBe("garbage");
+    // Many addresses of one /64 (one mycelium node) share one count.
+    const l = createLoginLimiter({ perSource: 5, now: () => 0 });
+    const tries = Array.from({ length: 50 }, (_, i) => l.attempt(`4ab:cd:1:2::${i + 1}`));
+    expect(tries.filter((w) => w === null).length).toBe(5);
+  });
+
+  test("memory: at most maxSources sources are remembered", () => {
+    const l = createLoginLimiter({ perSource: 1, maxSources: 3, now: () => 0 });
+    for (const ip of ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"]) l.attempt(ip);
+    expect(l.count("10.0.0.1")).toBe(0); // forgotten first
+    expect(l.count("10.0.0.4")).toBe(1);
   });
 });
 

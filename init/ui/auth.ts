@@ -4,6 +4,7 @@
  * waiting. The password check itself (Bun.password.verify) is done by the
  * app; this module only decides who may try and what a session may do.
  */
+import ipaddr from "ipaddr.js";
 
 /** admin: everything; readonly: look, never act. */
 export type Role = "admin" | "readonly";
@@ -94,53 +95,85 @@ export function safeEqual(a: string, b: string): boolean {
   return diff === 0;
 }
 
-/** Rate-limit options: at most `perClient` failures per client and `global` in all per window. */
+/** Rate-limit options: at most `perSource` failed logins per source in `windowMs`. */
 export interface LimitOptions {
-  perClient?: number;
-  global?: number;
+  perSource?: number;
   windowMs?: number;
+  /** Most sources remembered; the one failed longest ago is forgotten first. Default 10,000. */
+  maxSources?: number;
   now?: () => number;
 }
 
 /**
- * Login attempts: failures are counted per client address and globally (a
- * mycelium attacker can use many addresses), in a fixed window. Successes
- * clear the client's count.
+ * Pure: the source a login attempt is counted under. An IPv4 address (also
+ * IPv4-mapped IPv6) is one source; an IPv6 address counts as its /64 (a
+ * mycelium node owns its whole /64, so per address it would have 2^64 tries);
+ * every loopback address is one source (any local process can use any of
+ * 127.0.0.0/8). Anything unparsable counts as itself.
+ */
+export function loginSource(ip: string): string {
+  if (!ipaddr.isValid(ip)) return ip;
+  let a = ipaddr.parse(ip);
+  if (a.kind() === "ipv6" && (a as ipaddr.IPv6).isIPv4MappedAddress())
+    a = (a as ipaddr.IPv6).toIPv4Address();
+  if (a.range() === "loopback") return "loopback";
+  if (a.kind() === "ipv4") return a.toString();
+  const p = (a as ipaddr.IPv6).parts.slice(0, 4).map((x) => x.toString(16));
+  return `${p.join(":")}::/64`;
+}
+
+/**
+ * Failed logins per source in a sliding window. An attempt is reserved
+ * (counted as a failure) before the password is checked, in the same step
+ * as the check, so parallel attempts are counted at once and cannot all get
+ * through; a right password then clears its source's count. Limits are per
+ * source only: failures from other sources never block a source, so no
+ * client can lock the admin out (the password check's own cost bounds how
+ * fast many sources together can guess).
  */
 export function createLoginLimiter(o: LimitOptions = {}) {
-  const perClient = o.perClient ?? 5;
-  const global = o.global ?? 30;
+  const perSource = o.perSource ?? 5;
   const windowMs = o.windowMs ?? 60_000;
+  const maxSources = o.maxSources ?? 10_000;
   const now = o.now ?? Date.now;
+  /** Source → times of its failures (and attempts under way) in the window, oldest first. */
   const failures = new Map<string, number[]>();
-  let all: number[] = [];
-  const recent = (xs: number[]) => xs.filter((t) => t > now() - windowMs);
+  const recent = (key: string): number[] => {
+    const t = now();
+    const xs = (failures.get(key) ?? []).filter((x) => x > t - windowMs);
+    if (xs.length) failures.set(key, xs);
+    else failures.delete(key);
+    return xs;
+  };
   return {
-    /** null when the client may try now, else the seconds to wait. */
-    check(ip: string): number | null {
-      all = recent(all);
-      const mine = recent(failures.get(ip) ?? []);
-      if (mine.length) failures.set(ip, mine);
-      else failures.delete(ip);
-      const blocking =
-        mine.length >= perClient ? mine : all.length >= global ? all : (null as number[] | null);
-      if (!blocking) return null;
-      const first = blocking[blocking.length - (blocking === mine ? perClient : global)] ?? now();
-      return Math.max(1, Math.ceil((first + windowMs - now()) / 1000));
-    },
-    fail(ip: string): void {
-      const t = now();
-      all.push(t);
-      failures.set(ip, [...(failures.get(ip) ?? []), t]);
-      // Bound memory: forget the oldest clients beyond 1,000.
-      while (failures.size > 1000) {
+    /**
+     * Before checking a password from `ip`: null when it may try (the attempt
+     * is then counted as a failure until `succeed`), else the seconds to wait.
+     */
+    attempt(ip: string): number | null {
+      const key = loginSource(ip);
+      const mine = recent(key);
+      if (mine.length >= perSource) {
+        const oldest = mine[mine.length - perSource] as number;
+        return Math.max(1, Math.ceil((oldest + windowMs - now()) / 1000));
+      }
+      // Re-insert: Map order is then the source that failed longest ago first.
+      failures.delete(key);
+      failures.set(key, [...mine, now()]);
+      while (failures.size > maxSources) {
         const k = failures.keys().next().value;
         if (k === undefined) break;
         failures.delete(k);
       }
+      return null;
     },
+    /** The password was right: the source's failures are forgotten. */
     succeed(ip: string): void {
-      failures.delete(ip);
+      failures.delete(loginSource(ip));
+    },
+    /** Failures (and attempts under way) counted for `ip`'s source now. */
+    count(ip: string): number {
+      return recent(loginSource(ip)).length;
     },
   };
 }

@@ -40,7 +40,10 @@ export function fakeSource() {
     }),
     services: () => [...services.values()],
     service: (n) => services.get(n) ?? null,
-    logs: { since: (a, s) => ring.since(a, s), subscribe: (fn) => ring.subscribe(fn) },
+    logs: {
+      since: (a, s, n) => ring.since(a, s).slice(0, n),
+      subscribe: (fn) => ring.subscribe(fn),
+    },
     async action(name, action, signal) {
       calls.push([name, action, signal]);
     },

@@ -105,6 +105,18 @@ export function errorPage(v: Viewer | null, title: string, message: string): Htm
   return layout(title, v, html`<h1>${title}</h1><p class="error">${message}</p>`);
 }
 
+/**
+ * Pure: `back` (where a form returns to after an action) when it is a path on
+ * this origin, else `fallback`. A single "/" then path characters only: never
+ * "//host" or "/\host" (browsers read both as another host), a scheme,
+ * spaces or control characters (browsers drop tabs and newlines from a URL,
+ * so "/\t/host" would become "//host"), at most 2,048 characters.
+ */
+export function sameOriginPath(back: unknown, fallback: string): string {
+  if (typeof back !== "string" || back.length > 2048) return fallback;
+  return /^\/(?![/\\])[A-Za-z0-9/%._~!*'()@-]*$/.test(back) ? back : fallback;
+}
+
 function actions(v: Viewer, s: ServiceRow, back: string): Html | string {
   if (v.role !== "admin" || !v.csrf) return "";
   const name = encodeURIComponent(s.name);

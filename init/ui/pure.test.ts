@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { fmtBytes, fmtDuration, stateClass } from "./pages.ts";
+import { fmtBytes, fmtDuration, sameOriginPath, stateClass } from "./pages.ts";
 import { diskMounts, parseMeminfo } from "./source.ts";
 import { parseFrame } from "./terminal.ts";
 
@@ -47,5 +47,39 @@ describe("/proc parsers", () => {
       { mount: "/", fstype: "rootfs" },
       { mount: "/my dir", fstype: "tmpfs" },
     ]);
+  });
+});
+
+describe("redirect targets", () => {
+  test("only a path on this origin; anything else is the fallback", () => {
+    for (const ok of [
+      "/",
+      "/services",
+      "/services/web",
+      "/services/a%20b",
+      "/x/../y",
+      "/%2F%2Fevil",
+    ])
+      expect(sameOriginPath(ok, "/d")).toBe(ok);
+    for (const bad of [
+      "//evil.example/x",
+      "/\\evil.example",
+      "/\\/evil",
+      "https://evil.example",
+      "javascript:alert(1)",
+      "%2F%2Fevil",
+      "\t//evil",
+      "/\t/evil",
+      "/\n/evil",
+      " /x",
+      "/x y",
+      "/x?next=//evil",
+      "",
+      "services",
+      `/${"a".repeat(2048)}`,
+      undefined,
+      42,
+    ])
+      expect(sameOriginPath(bad, "/d")).toBe("/d");
   });
 });

@@ -76,7 +76,8 @@ export interface UiSource {
   services(): ServiceRow[];
   service(name: string): ServiceDetail | null;
   logs: {
-    since(after: number, service?: string): LogLine[];
+    /** At most `limit` lines (default: all) with seq > `after`, of one service or of all, oldest first. */
+    since(after: number, service?: string, limit?: number): readonly LogLine[];
     subscribe(fn: (l: LogLine) => void): () => void;
   };
   action(name: string, action: Action, signal?: string): Promise<void>;
@@ -252,7 +253,12 @@ export function supervisorSource(sup: Supervisor, o: SourceOptions): UiSource {
       };
     },
     logs: {
-      since: (after, service) => sup.ring.since(after, service),
+      since: (after, service, limit) =>
+        limit === undefined
+          ? sup.ring.since(after, service)
+          : service === undefined
+            ? sup.ring.read(undefined, after, limit).lines // by seq: no copy of the whole ring
+            : sup.ring.since(after, service).slice(0, limit),
       subscribe: (fn) => sup.ring.subscribe(fn),
     },
     async action(name, action, signal) {

@@ -289,7 +289,10 @@ size = ${runner.length}
   });
 
   test("a job command that cannot run ends the job VM with code 3", async () => {
-    await using vm = await agentVm("job-nocmd", `\n[job]\ncommand = ["/no/such/runner", "--flag"]\n`);
+    await using vm = await agentVm(
+      "job-nocmd",
+      `\n[job]\ncommand = ["/no/such/runner", "--flag"]\n`,
+    );
     const line = await vm.waitFor(/HERO-EXIT code=\d+ message="[^"]*"/, 240_000);
     expect(line).toBe('HERO-EXIT code=3 message="job command could not run (exit 127: not found)"');
     expect(await vm.waitExit(120_000)).toBe(0);
