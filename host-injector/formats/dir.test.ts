@@ -1,5 +1,4 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { createHash } from "node:crypto";
 import {
   lstatSync,
   mkdirSync,
@@ -14,6 +13,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { InputError } from "../../lib/errors.ts";
+import { snapshot } from "../../test/snapshot.ts";
 import { buildPlan } from "../plan.ts";
 import { applyWrites, dirFormat, entryAt, type HostFs, hostFs } from "./dir.ts";
 import { planWrites } from "./write-ops.ts";
@@ -21,23 +21,6 @@ import { planWrites } from "./write-ops.ts";
 const tmp = mkdtempSync(join(tmpdir(), "hero-dir-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const enc = new TextEncoder();
-
-/** Every entry under `root`: path, type, mode, owner, link target, content hash. */
-export function snapshot(root: string): string[] {
-  const out: string[] = [];
-  const walk = (rel: string) => {
-    const p = join(root, rel);
-    const st = lstatSync(p);
-    const head = `${rel || "/"} ${(st.mode & 0o177777).toString(8)} ${st.uid}:${st.gid}`;
-    if (st.isSymbolicLink()) out.push(`${head} -> ${readlinkSync(p)}`);
-    else if (st.isFile())
-      out.push(`${head} ${createHash("sha256").update(readFileSync(p)).digest("hex")}`);
-    else out.push(head);
-    if (st.isDirectory()) for (const n of readdirSync(p).sort()) walk(`${rel}/${n}`);
-  };
-  walk("");
-  return out;
-}
 
 /** A rootfs with something of each kind the plan meets: usr-merge links, an /sbin/init, an old hero-init, a dir with the wrong mode. */
 function fixture(name: string): string {

@@ -12,10 +12,8 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createHash } from "node:crypto";
 import {
-  lstatSync,
   mkdirSync,
   mkdtempSync,
-  readdirSync,
   readFileSync,
   readlinkSync,
   rmSync,
@@ -26,6 +24,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type InjectOptions, inject } from "../../host-injector/inject.ts";
 import { InputError } from "../../lib/errors.ts";
+import { snapshot } from "../snapshot.ts";
 
 setDefaultTimeout(120_000);
 const dir = mkdtempSync(join(tmpdir(), "hero-attack-dir-"));
@@ -37,23 +36,6 @@ function run(cmd: string[]): string {
   const p = Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe" });
   if (p.exitCode !== 0) throw new Error(`${cmd.join(" ")} failed: ${p.stderr.toString()}`);
   return p.stdout.toString();
-}
-
-/** Every entry under `root`: path, type and mode, owner, link target, content hash. */
-function snapshot(root: string): string[] {
-  const out: string[] = [];
-  const walk = (rel: string) => {
-    const p = join(root, rel);
-    const st = lstatSync(p);
-    const head = `${rel || "/"} ${(st.mode & 0o177777).toString(8)} ${st.uid}:${st.gid}`;
-    if (st.isSymbolicLink()) out.push(`${head} -> ${readlinkSync(p)}`);
-    else if (st.isFile())
-      out.push(`${head} ${createHash("sha256").update(readFileSync(p)).digest("hex")}`);
-    else out.push(head);
-    if (st.isDirectory()) for (const n of readdirSync(p).sort()) walk(`${rel}/${n}`);
-  };
-  walk("");
-  return out;
 }
 
 /** A small rootfs: busybox (to look at it from inside, chrooted), /sbin/init, /usr/lib. */
