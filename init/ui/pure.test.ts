@@ -39,12 +39,13 @@ describe("/proc parsers", () => {
     expect(parseMeminfo("garbage")).toBeNull();
   });
 
-  test("mounts: real filesystems once, escaped spaces decoded", () => {
+  test("mounts: real filesystems once, the visible (last) one per mount point, escaped spaces decoded", () => {
     const m = diskMounts(
       "rootfs / rootfs rw 0 0\nproc /proc proc rw 0 0\n/dev/vda / ext4 rw 0 0\ntmpfs /my\\040dir tmpfs rw 0 0\ncgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n",
     );
     expect(m).toEqual([
-      { mount: "/", fstype: "rootfs" },
+      // /proc/mounts lists stacked mounts in order: /dev/vda's ext4 hides the rootfs.
+      { mount: "/", fstype: "ext4" },
       { mount: "/my dir", fstype: "tmpfs" },
     ]);
   });

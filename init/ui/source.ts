@@ -127,7 +127,11 @@ export function diskMounts(text: string): { mount: string; fstype: string }[] {
     const [, mount, fstype] = line.split(" ");
     if (!mount || !fstype || virtual.has(fstype)) continue;
     const m = mount.replace(/\\040/g, " ");
-    if (!out.some((d) => d.mount === m)) out.push({ mount: m, fstype });
+    // A later mount on the same point hides the earlier one (ext4 over the
+    // initramfs' rootfs at /): the last entry is what the path shows.
+    const i = out.findIndex((d) => d.mount === m);
+    if (i >= 0) out[i] = { mount: m, fstype };
+    else out.push({ mount: m, fstype });
   }
   return out;
 }
