@@ -16,6 +16,7 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Server } from "bun";
@@ -490,6 +491,45 @@ describe("exec over WebSocket with a TTY", () => {
     expect(out).toContain("got:hello");
     expect(texts.map((t) => JSON.parse(t))).toContainEqual({ exit: { code: 5 } });
   }, 10_000);
+
+  test("a client that stops reading is dropped and its command killed (no unbounded buffer)", async () => {
+    const pidFile = join(dir, "ws-slow.pid");
+    // A raw WebSocket client: handshake, one masked text frame, then never read again.
+    const sock = connect(server.port as number, "127.0.0.1");
+    await new Promise<void>((resolve) => sock.once("connect", () => resolve()));
+    sock.write(
+      "GET /agent/v1/exec/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+        `Sec-WebSocket-Key: ${Buffer.from("0123456789abcdef").toString("base64")}\r\n` +
+        `Sec-WebSocket-Version: 13\r\nAuthorization: Bearer ${TOKEN}\r\n\r\n`,
+    );
+    await new Promise<void>((resolve) => sock.once("data", () => resolve()));
+    const payload = Buffer.from(
+      JSON.stringify({ argv: ["sh", "-c", `echo $$ > ${pidFile}; exec yes flood`], tty: true }),
+    );
+    const mask = Buffer.from([1, 2, 3, 4]);
+    const head =
+      payload.length < 126
+        ? Buffer.from([0x81, 0x80 | payload.length])
+        : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 0xff]);
+    sock.write(
+      Buffer.concat([head, mask, Buffer.from(payload.map((b, i) => b ^ (mask[i % 4] as number)))]),
+    );
+    sock.pause(); // from now on nothing is read: the kernel buffers fill, then the agent's
+    for (let i = 0; i < 100 && !existsSync(pidFile); i++) await Bun.sleep(20);
+    const pid = Number(readFileSync(pidFile, "utf8"));
+    const alive = () => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    // The agent drops the session past 8 MiB behind and kills the command.
+    for (let i = 0; i < 300 && alive(); i++) await Bun.sleep(100);
+    expect(alive()).toBe(false);
+    sock.destroy();
+  }, 60_000);
 
   test("a bad first message is answered with an error", async () => {
     const ws = new WebSocket(`ws://127.0.0.1:${server.port}/agent/v1/exec/ws`, {
