@@ -3,7 +3,7 @@
  * command (each Bun runtime weighs ~105 MB; a guest carries exactly one).
  *
  *   PID 1            → boot and supervise (init/pid1)
- *   argv[0] "zinit"  → zinit-compatible CLI (not yet: Supervisor issue)
+ *   argv[0] "zinit"  → zinit-compatible CLI (init/cli/zinit.ts)
  *   otherwise        → `hero-init <command>` (init/cli)
  *
  * Only this file decides the process exit code; PID 1 never exits.
