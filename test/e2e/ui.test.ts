@@ -35,7 +35,7 @@ const SERVICES = {
   selfprobe:
     // From inside the guest, its own address 10.0.2.15 is not an allowed client.
     // It retries while the UI is not listening yet, then prints wget's answer on one line.
-    'exec: sh -c "for i in $(seq 60); do r=$(wget -q -O - http://10.0.2.15:9999/health 2>&1); case $r in *onnection*refused*) sleep 1;; *) break;; esac; done; echo selfprobe: $r"\noneshot: true\nlog: stdout\n',
+    'exec: sh -c "for i in $(seq 60); do r=$(wget -q -O - http://10.0.2.15:9999/health 2>&1); case $r in *onnection*refused*) sleep 1;; *) break;; esac; done; echo selfprobe=$r"\noneshot: true\nlog: stdout\n',
 };
 
 /** The few DOM calls the page predicates make (this program has no DOM lib; they run in Chromium). */
@@ -309,7 +309,7 @@ describe("status UI in a real browser", () => {
     await page.close();
 
     // busybox wget: "server returned error: HTTP/1.1 403 Forbidden"
-    expect(await v.waitFor(/selfprobe: .*/, 90_000)).toMatch(/selfprobe: .*HTTP\/1\.1 403/);
+    expect(await v.waitFor(/selfprobe=.*/, 90_000)).toMatch(/selfprobe=.*HTTP\/1\.1 403/);
 
     // 10,000 random requests, 16 at a time; PID 1 must keep serving.
     let seed = 7;
