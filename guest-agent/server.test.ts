@@ -27,6 +27,16 @@ import { type Agent, createAgent } from "./server.ts";
 
 const TOKEN = "0123456789abcdef0123456789abcdef";
 const dir = mkdtempSync(join(tmpdir(), "hero-agent-test-"));
+
+/** Whether a process exists (signal 0). */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 let server: Server<ExecWsData>;
 let agent: Agent;
 let base: string;
@@ -209,14 +219,7 @@ describe("exec", () => {
     ac.abort();
     await frames.return(undefined).catch(() => {});
     const pid = Number(readFileSync(pidFile, "utf8"));
-    const alive = () => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
+    const alive = () => isAlive(pid);
     for (let i = 0; i < 50 && alive(); i++) await Bun.sleep(100);
     expect(alive()).toBe(false);
   }, 10_000);
@@ -517,14 +520,7 @@ describe("exec over WebSocket with a TTY", () => {
     sock.pause(); // from now on nothing is read: the kernel buffers fill, then the agent's
     for (let i = 0; i < 100 && !existsSync(pidFile); i++) await Bun.sleep(20);
     const pid = Number(readFileSync(pidFile, "utf8"));
-    const alive = () => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
+    const alive = () => isAlive(pid);
     // The agent drops the session past 8 MiB behind and kills the command.
     for (let i = 0; i < 300 && alive(); i++) await Bun.sleep(100);
     expect(alive()).toBe(false);
