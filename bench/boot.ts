@@ -18,8 +18,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type CpioEntry, writeNewc } from "../host-injector/cpio/newc.ts";
-import { ensureKernel, moduleClosure } from "../host-injector/kernel.ts";
+import { type CpioEntry, writeNewc } from "../host/cpio/newc.ts";
+import { ensureKernel, moduleClosure } from "../host/kernel.ts";
 import { buildImage, testVmToml } from "../test/vm/image.ts";
 import { bootVm } from "../test/vm/qemu.ts";
 import { median, out, parseRollup, printRatios, ratio } from "./lib.ts";

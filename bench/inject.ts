@@ -10,7 +10,7 @@
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureKernel } from "../host-injector/kernel.ts";
+import { ensureKernel } from "../host/kernel.ts";
 import { out, printRatios, ratio, sh } from "./lib.ts";
 
 const ROOT = join(import.meta.dir, "..");

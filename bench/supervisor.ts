@@ -28,7 +28,7 @@ import {
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connect } from "../init/control/client.ts";
+import { connect } from "../guest/control/client.ts";
 import { median, memOf, out, percentile, printRatios, ratio } from "./lib.ts";
 
 const HERO = join(import.meta.dir, "../dist/hero-init");

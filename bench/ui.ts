@@ -10,9 +10,9 @@
  * does not share the server's event loop. Run: bun bench/ui.ts
  */
 import { join } from "node:path";
-import { createSupervisor } from "../init/supervisor/supervisor.ts";
-import { createApp } from "../init/ui/app.ts";
-import { supervisorSource } from "../init/ui/source.ts";
+import { createSupervisor } from "../guest/supervisor/supervisor.ts";
+import { createApp } from "../guest/ui/app.ts";
+import { supervisorSource } from "../guest/ui/source.ts";
 import { parseServiceFile } from "../lib/service-spec.ts";
 import { out, printRatios, ratio } from "./lib.ts";
 

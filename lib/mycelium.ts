@@ -9,9 +9,6 @@ import { createPrivateKey, createPublicKey, randomBytes } from "node:crypto";
 import ipaddr from "ipaddr.js";
 import { blake3 } from "./blake3.ts";
 
-/** Where the key lives in the guest (persisted: the address survives reboots). */
-export const MYCELIUM_KEY_PATH = "/var/lib/mycelium/key.bin";
-
 /** A fresh key file's content: 32 random bytes. */
 export function generateKey(): Uint8Array {
   return new Uint8Array(randomBytes(32));

@@ -7,14 +7,13 @@
  * falling back to its defaults, so a typo in `[ui]` still boots with the
  * right hostname and network.
  */
+
 import ipaddr from "ipaddr.js";
 import * as v from "valibot";
 import { InputError } from "./errors.ts";
+import { LAYOUT } from "./layout.ts";
 import { ENVIRONMENTS } from "./manifest.ts";
 import { locateKey, parseToml } from "./toml.ts";
-
-/** Where the injector writes the config inside the guest. */
-export const VM_CONFIG_PATH = "/etc/hero-init/vm.toml";
 
 const hostnameRe =
   /^(?=.{1,253}$)[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
@@ -112,7 +111,7 @@ const AbsPath = v.pipe(
 export const MyceliumSchema = v.strictObject({
   peers: v.optional(v.array(PeerUri), []),
   binary: v.optional(AbsPath, "/usr/bin/mycelium"),
-  key_file: v.optional(AbsPath, "/var/lib/mycelium/key.bin"),
+  key_file: v.optional(AbsPath, LAYOUT.myceliumKey),
   tun_name: v.optional(
     v.pipe(v.string(), v.regex(ifnameRe, "must be an interface name")),
     "mycelium",
@@ -129,7 +128,10 @@ export const MyceliumSchema = v.strictObject({
 
 const ServicesSchema = v.strictObject({
   /** zinit's config dir (zinit -c). */
-  dir: v.optional(v.pipe(v.string(), v.startsWith("/", "must be an absolute path")), "/etc/zinit"),
+  dir: v.optional(
+    v.pipe(v.string(), v.startsWith("/", "must be an absolute path")),
+    LAYOUT.services,
+  ),
   /** Lines kept in the log ring (zinit -b). */
   ring_size: v.optional(
     v.pipe(v.number(), v.integer(), v.minValue(10), v.maxValue(1_000_000)),
@@ -158,7 +160,7 @@ const JobSchema = v.pipe(
         /** For a .tar.gz: the member to run (default: the archive is the runner itself). */
         archive_member: v.optional(v.pipe(v.string(), v.minLength(1))),
         /** Where the runner is installed. */
-        path: v.optional(AbsPath, "/var/lib/hero-job/runner"),
+        path: v.optional(AbsPath, LAYOUT.jobRunner),
       }),
     ),
     /** The job's command (argv); default: the runner itself. */
@@ -193,7 +195,7 @@ const AgentSchema = v.strictObject({
   listen: v.optional(v.array(v.string()), []),
   /** Extra client CIDRs allowed besides loopback and 400::/7. */
   allow: v.optional(v.array(v.string()), []),
-  token_file: v.optional(AbsPath, "/etc/hero-init/agent.token"),
+  token_file: v.optional(AbsPath, LAYOUT.agentToken),
   /** Also listen on vsock (the agent's port, any CID) when the VM has a vsock transport. */
   vsock: v.optional(v.boolean(), true),
 });
@@ -244,7 +246,7 @@ export const VmConfigSchema = v.strictObject({
     ),
     [],
   ),
-  services: v.optional(ServicesSchema, { dir: "/etc/zinit", ring_size: 2000 }),
+  services: v.optional(ServicesSchema, { dir: LAYOUT.services, ring_size: 2000 }),
   job: v.optional(JobSchema),
   mycelium: v.optional(MyceliumSchema),
   update: v.optional(UpdateSchema),
@@ -253,7 +255,7 @@ export const VmConfigSchema = v.strictObject({
     port: 9998,
     listen: [],
     allow: [],
-    token_file: "/etc/hero-init/agent.token",
+    token_file: LAYOUT.agentToken,
     vsock: true,
   }),
   env: v.optional(

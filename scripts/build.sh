@@ -8,12 +8,12 @@ mkdir -p dist
 BUN=node_modules/.bin/bun
 [ -x "$BUN" ] || { echo "build: run 'npm install' first (bun comes from npm)" >&2; exit 1; }
 "$BUN" build --compile --target=bun-linux-x64 --minify-syntax --minify-whitespace \
-  init/main.ts --outfile dist/hero-init.tmp
+  cli/main.ts --outfile dist/hero-init.tmp
 mv -f dist/hero-init.tmp dist/hero-init
 if ! command -v musl-gcc >/dev/null; then
   echo "build: musl-gcc not found: apt-get install musl-tools" >&2
   exit 1
 fi
-musl-gcc -static -Os -s -Wall -Wextra -Werror -o dist/preinit.tmp init/preinit/preinit.c
+musl-gcc -static -Os -s -Wall -Wextra -Werror -o dist/preinit.tmp guest/preinit/preinit.c
 mv -f dist/preinit.tmp dist/preinit
 ls -l dist/hero-init dist/preinit | awk '{print "build:", $5, $9}'

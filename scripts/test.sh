@@ -26,7 +26,7 @@ step "build"
 bash scripts/build.sh || { echo "build failed: cannot run the rest"; echo "0 passed, 1 failed, 0 skipped"; exit 1; }
 
 step "unit tests"
-run ./init ./lib ./host-injector ./guest-agent ./update ./test/fuzz
+run ./cli ./guest ./host ./lib ./sys ./update ./test/fuzz ./test/architecture
 
 step "attack tests (hostile images, manifests, clients; test/attack)"
 run --timeout 120000 ./test/attack

@@ -7,9 +7,14 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { mkdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { generateKey, signMessage } from "../lib/minisign.ts";
+import {
+  type Fixture,
+  machineKeyLine,
+  makeFixture,
+  snapshot,
+} from "../test/helpers/update-fixture.ts";
 import type { FetchFn } from "./download.ts";
 import { runUpdate, type UpdateHooks } from "./engine.ts";
-import { type Fixture, machineKeyLine, makeFixture, snapshot } from "./fixture.ts";
 import { keySetText } from "./publish.ts";
 
 let f: Fixture;

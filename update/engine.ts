@@ -21,7 +21,7 @@
  * A kill -9 at any point leaves every install path resolving to a complete
  * binary, old or new: files appear by rename, links switch by rename.
  * hero-init itself is not restarted like a service: the caller's
- * `selfUpdate` hook takes it over (PID 1 re-execs; see init/pid1/reexec.ts).
+ * `selfUpdate` hook takes it over (PID 1 re-execs; see guest/pid1/reexec.ts).
  */
 import { randomBytes } from "node:crypto";
 import {

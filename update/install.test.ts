@@ -10,8 +10,13 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runInstallCli, runUpdateCli } from "../init/cli/update.ts";
-import { type Fixture, machineKeyLine, makeFixture, snapshot } from "./fixture.ts";
+import { runInstallCli, runUpdateCli } from "../cli/update.ts";
+import {
+  type Fixture,
+  machineKeyLine,
+  makeFixture,
+  snapshot,
+} from "../test/helpers/update-fixture.ts";
 import {
   detectRole,
   installMachineId,

@@ -6,11 +6,13 @@
  * idempotently: a second run changes nothing. Node-side `hero-init update`
  * runs the same engine from the written config.
  */
+
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import * as v from "valibot";
 import { InputError } from "../lib/errors.ts";
+import { NODE_LAYOUT } from "../lib/layout.ts";
 import { ENVIRONMENTS, type Environment, INSTALL_PATH_RE } from "../lib/manifest.ts";
 import { SERVICE_NAME_RE } from "../lib/service-spec.ts";
 import { locateKey, parseToml, stringifyToml } from "../lib/toml.ts";
@@ -67,8 +69,6 @@ export const NodeUpdateSchema = v.strictObject({
   interval: v.optional(v.pipe(v.number(), v.integer(), v.minValue(60)), 3600),
 });
 export type NodeUpdateConfig = v.InferOutput<typeof NodeUpdateSchema>;
-
-export const NODE_CONFIG = "/etc/hero-init/update.toml";
 
 /** Parses update.toml with file, line and field in errors. */
 export function parseNodeUpdateConfig(text: string, file: string): NodeUpdateConfig {
@@ -136,7 +136,7 @@ export function registrationFiles(
       files[`/etc/systemd/system/${s.name}.service`] =
         `# written by hero-init install; edit freely, it is not overwritten\n[Unit]\nDescription=${s.name} (hero-init manifest)\nAfter=network-online.target\n\n[Service]\nExecStart=${s.exec}\nRestart=always\nRestartSec=2\n\n[Install]\nWantedBy=multi-user.target\n`;
     files["/etc/systemd/system/hero-init-update.service"] =
-      `# written by hero-init install\n[Unit]\nDescription=hero-init update from the signed manifest\nWants=network-online.target\nAfter=network-online.target\n\n[Service]\nType=oneshot\nExecStart=${o.heroInit} update --config ${NODE_CONFIG}\n`;
+      `# written by hero-init install\n[Unit]\nDescription=hero-init update from the signed manifest\nWants=network-online.target\nAfter=network-online.target\n\n[Service]\nType=oneshot\nExecStart=${o.heroInit} update --config ${NODE_LAYOUT.updateConfig}\n`;
     files["/etc/systemd/system/hero-init-update.timer"] =
       `# written by hero-init install\n[Unit]\nDescription=hero-init update timer\n\n[Timer]\nOnBootSec=5min\nOnUnitActiveSec=${o.interval}s\nRandomizedDelaySec=${Math.round(o.interval / 10)}s\nPersistent=true\n\n[Install]\nWantedBy=timers.target\n`;
   } else if (sup === "zinit") {
@@ -144,7 +144,7 @@ export function registrationFiles(
       files[`/etc/zinit/${s.name}.yaml`] = `# written by hero-init install\nexec: ${s.exec}\n`;
     // zinit has no timers: a long-running updater that sleeps interval ± 10%.
     files["/etc/zinit/hero-init-update.yaml"] =
-      `# written by hero-init install\nexec: ${o.heroInit} update --config ${NODE_CONFIG} --every ${o.interval}\n`;
+      `# written by hero-init install\nexec: ${o.heroInit} update --config ${NODE_LAYOUT.updateConfig} --every ${o.interval}\n`;
   }
   return files;
 }

@@ -7,10 +7,10 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { type Fixture, makeFixture } from "./fixture.ts";
+import { type Fixture, makeFixture } from "../test/helpers/update-fixture.ts";
 
 const BUN = process.execPath;
-const CHILD = join(import.meta.dir, "kill-child.ts");
+const CHILD = join(import.meta.dir, "../test/helpers/kill-child.ts");
 let f: Fixture;
 const sha = (b: Uint8Array | string) => createHash("sha256").update(b).digest("hex");
 const big1 = randomBytes(4 << 20).toString("base64");

@@ -3,7 +3,7 @@
  * `buildManifest()` hashes a directory of binaries laid out as the bootstrap
  * server serves it into bootstrapper.toml, and `keySetText()` writes a key
  * rotation document. Signing is lib/minisign.ts; the CLI is
- * `hero-init manifest build|rotate` (init/cli/manifest.ts).
+ * `hero-init manifest build|rotate` (cli/manifest.ts).
  *
  * Layout of DIR (the same paths become the URLs):
  *

@@ -7,7 +7,7 @@
  * exec gets its own cgroup, joined by the exec helper before the command's
  * first instruction, and a stop kills the whole cgroup (`cgroup.kill`).
  *
- * The agent is served exactly as PID 1 serves it (init/pid1/agent.ts
+ * The agent is served exactly as PID 1 serves it (guest/pid1/agent.ts
  * startAgent, with the real exec helper dist/preinit as `hero-exec`), its
  * cgroups under a private cgroup2 subtree `hero-attack-agent-<pid>`. The
  * check is the kernel's: pgrep for a sleep duration unique to this run.
@@ -25,10 +25,10 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { AgentClient } from "../../guest-agent/client.ts";
-import { startAgent } from "../../init/pid1/agent.ts";
-import { CGROUP_ROOT, setCgroupRoot } from "../../init/supervisor/cgroup.ts";
-import type { Supervisor } from "../../init/supervisor/supervisor.ts";
+import { startAgent } from "../../guest/pid1/agent.ts";
+import { CGROUP_ROOT, setCgroupRoot } from "../../guest/supervisor/cgroup.ts";
+import type { Supervisor } from "../../guest/supervisor/supervisor.ts";
+import { AgentClient } from "../../host/agent-client.ts";
 import { defaultVmConfig } from "../../lib/vm-config.ts";
 import { freePort } from "../vm/qemu.ts";
 

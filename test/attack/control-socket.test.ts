@@ -1,7 +1,7 @@
 /**
  * Attack: peers of the control socket (/var/run/zinit.sock, root only: a
  * service running as root, a careless script) that open connections and
- * never read. The defence (init/control/server.ts): a follower (`log`,
+ * never read. The defence (guest/control/server.ts): a follower (`log`,
  * stream_subscribeLogs) is a position in the log ring, not a queue: lines
  * are read from the ring only when its socket takes them, a follower that
  * falls behind skips ahead with zinit's `[-] zinit: N lines dropped` line;
@@ -18,10 +18,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createConnection, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { controlApi } from "../../init/control/api.ts";
-import { connect } from "../../init/control/client.ts";
-import { startControlServer } from "../../init/control/server.ts";
-import { createSupervisor } from "../../init/supervisor/supervisor.ts";
+import { controlApi } from "../../guest/control/api.ts";
+import { connect } from "../../guest/control/client.ts";
+import { startControlServer } from "../../guest/control/server.ts";
+import { createSupervisor } from "../../guest/supervisor/supervisor.ts";
 import { type Daemon, rssMB, startDaemon, timedStatus } from "./supervisor-daemon.ts";
 
 /** docs/services.md, "Limits". */

@@ -14,13 +14,13 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { writeNewc } from "../../host-injector/cpio/newc.ts";
+import { writeNewc } from "../../host/cpio/newc.ts";
 import { writeTar } from "../../lib/tar.ts";
 import { runUpdate } from "../../update/engine.ts";
-import { makeFixture } from "../../update/fixture.ts";
 import { publishSigned } from "../../update/publish.ts";
+import { makeFixture } from "../helpers/update-fixture.ts";
 
-const MAIN = join(import.meta.dir, "../../init/main.ts");
+const MAIN = join(import.meta.dir, "../../cli/main.ts");
 const MiB = 1024 ** 2;
 
 let dir: string;

@@ -3,7 +3,7 @@
  * hero-init into, with links the booted VM will resolve differently from a
  * naive writer: `/usr/lib -> /opt/missing` (absolute or `../`), a dangling
  * `/usr/lib/hero`, and a write that fails half-way. Defence: paths are
- * resolved the way the guest will (one resolver, host-injector/root-path.ts,
+ * resolved the way the guest will (one resolver, host/root-path.ts,
  * shared with ext4), a dangling link on a path hero-init writes is refused
  * before the first write, every write is planned first and applied with a
  * journal that is rolled back on any error. The rootfs is compared entry by
@@ -22,7 +22,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type InjectOptions, inject } from "../../host-injector/inject.ts";
+import { type InjectOptions, inject } from "../../host/inject.ts";
 import { InputError } from "../../lib/errors.ts";
 import { snapshot } from "../snapshot.ts";
 

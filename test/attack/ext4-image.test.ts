@@ -24,7 +24,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type InjectOptions, inject } from "../../host-injector/inject.ts";
+import { type InjectOptions, inject } from "../../host/inject.ts";
 import { InputError } from "../../lib/errors.ts";
 
 setDefaultTimeout(120_000);

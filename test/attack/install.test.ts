@@ -10,10 +10,10 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { runInstallCli } from "../../init/cli/update.ts";
+import { runInstallCli } from "../../cli/update.ts";
 import { formatPublicKey, generateKey } from "../../lib/minisign.ts";
-import { type Fixture, machineKeyLine, makeFixture, snapshot } from "../../update/fixture.ts";
 import { publishSigned } from "../../update/publish.ts";
+import { type Fixture, machineKeyLine, makeFixture, snapshot } from "../helpers/update-fixture.ts";
 
 let f: Fixture;
 beforeEach(async () => {

@@ -2,7 +2,7 @@
  * Attack: a service that floods its output (a bug, or a service author who
  * wants the supervisor slow or the evidence gone), against the real
  * dist/hero-init in a pid namespace. The defences:
- * - the log ring is fair (init/supervisor/logs.ts): when it is full, the
+ * - the log ring is fair (guest/supervisor/logs.ts): when it is full, the
  *   service holding the most lines loses its oldest, so a flood evicts its
  *   own lines and never a quiet service's;
  * - `log_file` is written by one asynchronous writer per file through a
@@ -10,7 +10,7 @@
  *   with `[-] zinit: N lines dropped`), never PID 1's time; the file must be
  *   a regular file, opened non-blocking (a FIFO would block PID 1 for ever);
  * - the output pipes are read in slices with a turn for the event loop in
- *   between (init/supervisor/process.ts), so the control socket answers.
+ *   between (guest/supervisor/process.ts), so the control socket answers.
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-const MAIN = join(import.meta.dir, "../../init/main.ts");
+const MAIN = join(import.meta.dir, "../../cli/main.ts");
 const cli = (cwd: string, ...args: string[]) => {
   const p = Bun.spawnSync([process.execPath, MAIN, "manifest", ...args], {
     cwd,

@@ -26,7 +26,7 @@ import {
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { inject } from "../../host-injector/inject.ts";
+import { inject } from "../../host/inject.ts";
 import { InputError } from "../../lib/errors.ts";
 
 setDefaultTimeout(120_000);

@@ -3,7 +3,7 @@
  * own (test/attack/ui-server.ts: the real app, Bun.serve and supervisor, a
  * service logging lines of control characters, which JSON escapes to six
  * bytes each). The clients are raw TCP sockets that send a GET and then
- * never read. The defence (init/ui/follow.ts): bytes are counted after
+ * never read. The defence (guest/ui/follow.ts): bytes are counted after
  * encoding, per client and in total; a client whose queue is full gets
  * nothing more, and one that stalls is dropped; catch-up work runs in turns
  * that yield to other requests. So the server's RSS (VmRSS, sampled all

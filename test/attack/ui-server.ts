@@ -15,10 +15,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createSupervisor } from "../../init/supervisor/supervisor.ts";
-import { createApp } from "../../init/ui/app.ts";
-import { serveApp } from "../../init/ui/serve.ts";
-import { supervisorSource } from "../../init/ui/source.ts";
+import { createSupervisor } from "../../guest/supervisor/supervisor.ts";
+import { createApp } from "../../guest/ui/app.ts";
+import { serveApp } from "../../guest/ui/serve.ts";
+import { supervisorSource } from "../../guest/ui/source.ts";
 import { parseServiceFile } from "../../lib/service-spec.ts";
 
 const mode = process.argv[2];

@@ -5,8 +5,8 @@
  * it. The memory attacks (clients that never read) are in ui-memory.test.ts.
  */
 import { beforeAll, describe, expect, test } from "bun:test";
-import { createApp, type UiEnv } from "../../init/ui/app.ts";
-import { fakeSource } from "../../init/ui/fake-source.ts";
+import { createApp, type UiEnv } from "../../guest/ui/app.ts";
+import { fakeSource } from "../helpers/fake-ui-source.ts";
 
 const from = (address: string): UiEnv => ({ requestIP: () => ({ address }) });
 

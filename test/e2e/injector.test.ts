@@ -8,9 +8,9 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { readConcatenated } from "../../host-injector/cpio/newc.ts";
-import { type Deployment, deployVm } from "../../host-injector/deploy.ts";
-import { ensureKernel, type Kernel } from "../../host-injector/kernel.ts";
+import { readConcatenated } from "../../host/cpio/newc.ts";
+import { type Deployment, deployVm } from "../../host/deploy.ts";
+import { ensureKernel, type Kernel } from "../../host/kernel.ts";
 import { parseToml } from "../../lib/toml.ts";
 import type { VmConfigInput } from "../../lib/vm-config.ts";
 import { testVmToml } from "../vm/image.ts";

@@ -11,8 +11,8 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { CpioEntry } from "../../host-injector/cpio/newc.ts";
-import { ensureKernel, type Kernel } from "../../host-injector/kernel.ts";
+import type { CpioEntry } from "../../host/cpio/newc.ts";
+import { ensureKernel, type Kernel } from "../../host/kernel.ts";
 import { addressOfKey, generateKey } from "../../lib/mycelium.ts";
 import { buildImage } from "../vm/image.ts";
 import { bootVm } from "../vm/qemu.ts";

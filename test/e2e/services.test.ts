@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureKernel, type Kernel } from "../../host-injector/kernel.ts";
+import { ensureKernel, type Kernel } from "../../host/kernel.ts";
 import { expectInOrder } from "../order.ts";
 import { buildImage, serviceFiles, testVmToml } from "../vm/image.ts";
 import { bootVm } from "../vm/qemu.ts";

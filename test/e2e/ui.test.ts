@@ -12,8 +12,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Browser, chromium } from "playwright-core";
-import { type Deployment, deployVm } from "../../host-injector/deploy.ts";
-import { ensureKernel, type Kernel } from "../../host-injector/kernel.ts";
+import { type Deployment, deployVm } from "../../host/deploy.ts";
+import { ensureKernel, type Kernel } from "../../host/kernel.ts";
 import { parseToml } from "../../lib/toml.ts";
 import type { VmConfigInput } from "../../lib/vm-config.ts";
 import { testVmToml } from "../vm/image.ts";

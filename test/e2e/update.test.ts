@@ -23,9 +23,9 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { CpioEntry } from "../../host-injector/cpio/newc.ts";
-import { type Deployment, deployVm } from "../../host-injector/deploy.ts";
-import { ensureKernel, type Kernel } from "../../host-injector/kernel.ts";
+import type { CpioEntry } from "../../host/cpio/newc.ts";
+import { type Deployment, deployVm } from "../../host/deploy.ts";
+import { ensureKernel, type Kernel } from "../../host/kernel.ts";
 import { formatPublicKey, generateKey, type SecretKey } from "../../lib/minisign.ts";
 import { parseToml } from "../../lib/toml.ts";
 import type { VmConfigInput } from "../../lib/vm-config.ts";

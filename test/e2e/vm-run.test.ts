@@ -14,8 +14,8 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { deployVm } from "../../host-injector/deploy.ts";
-import { ensureKernel, type Kernel } from "../../host-injector/kernel.ts";
+import { deployVm } from "../../host/deploy.ts";
+import { ensureKernel, type Kernel } from "../../host/kernel.ts";
 import { parseToml } from "../../lib/toml.ts";
 import type { VmConfigInput } from "../../lib/vm-config.ts";
 import { testVmToml } from "../vm/image.ts";

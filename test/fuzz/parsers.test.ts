@@ -6,17 +6,17 @@
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { CpioError, readConcatenated, readNewc, writeNewc } from "../../host-injector/cpio/newc.ts";
-import { applyCmdlineOverrides, cmdlineParams, parseIpParam } from "../../init/boot/cmdline.ts";
+import { applyCmdlineOverrides, cmdlineParams, parseIpParam } from "../../guest/boot/cmdline.ts";
 import {
   type ControlApi,
   ControlError,
   handleJsonRpc,
   handleLegacy,
-} from "../../init/control/protocol.ts";
-import { parseHandoff } from "../../init/pid1/reexec.ts";
-import { createRing } from "../../init/supervisor/logs.ts";
-import { shellSplit } from "../../init/supervisor/shlex.ts";
+} from "../../guest/control/protocol.ts";
+import { parseHandoff } from "../../guest/pid1/reexec.ts";
+import { createRing } from "../../guest/supervisor/logs.ts";
+import { shellSplit } from "../../guest/supervisor/shlex.ts";
+import { CpioError, readConcatenated, readNewc, writeNewc } from "../../host/cpio/newc.ts";
 import { InputError } from "../../lib/errors.ts";
 import { parseManifest } from "../../lib/manifest.ts";
 import {
@@ -202,8 +202,8 @@ describe("fuzz", () => {
 
 describe("fuzz: the HTTP app", () => {
   test("random methods, paths, headers and bodies: never a crash, no 5xx", async () => {
-    const { createApp } = await import("../../init/ui/app.ts");
-    const { fakeSource } = await import("../../init/ui/fake-source.ts");
+    const { createApp } = await import("../../guest/ui/app.ts");
+    const { fakeSource } = await import("../helpers/fake-ui-source.ts");
     const open = createApp({
       hostname: () => "h",
       uptime: () => 1,

@@ -13,9 +13,9 @@
 import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import ipaddr from "ipaddr.js";
-import { ioctl } from "../../init/sys/ffi.ts";
-import { addIpv6, linkUp, setMtu } from "../../init/sys/net.ts";
 import { addressOfKey, publicKeyOf, subnetOf } from "../../lib/mycelium.ts";
+import { ioctl } from "../../sys/ffi.ts";
+import { addIpv6, linkUp, setMtu } from "../../sys/net.ts";
 
 const args = process.argv.slice(2);
 let keyFile = "priv_key.bin";

@@ -12,13 +12,8 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { type CpioEntry, writeNewc } from "../../host-injector/cpio/newc.ts";
-import {
-  ensureKernel,
-  ensureVmlinux,
-  type Kernel,
-  moduleClosure,
-} from "../../host-injector/kernel.ts";
+import { type CpioEntry, writeNewc } from "../../host/cpio/newc.ts";
+import { ensureKernel, ensureVmlinux, type Kernel, moduleClosure } from "../../host/kernel.ts";
 import { bootVm, type Vm } from "./qemu.ts";
 
 setDefaultTimeout(180_000);

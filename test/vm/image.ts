@@ -4,11 +4,13 @@
  * private loader dir, kernel modules with their dependencies, optional
  * busybox, a vm.toml and any extra files a test needs.
  */
+
 import { readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type CpioEntry, writeNewc } from "../../host-injector/cpio/newc.ts";
-import { PRIVATE_DIR, usePrivateLoader } from "../../host-injector/elf/private-loader.ts";
-import { type Kernel, moduleClosure } from "../../host-injector/kernel.ts";
+import { type CpioEntry, writeNewc } from "../../host/cpio/newc.ts";
+import { usePrivateLoader } from "../../host/elf/private-loader.ts";
+import { type Kernel, moduleClosure } from "../../host/kernel.ts";
+import { LAYOUT } from "../../lib/layout.ts";
 
 const ROOT = join(import.meta.dir, "../..");
 const GLIBC_LIBS = ["libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2"];
@@ -74,7 +76,7 @@ const BUSYBOX_APPLETS = [
 export async function imageEntries(o: ImageOptions): Promise<CpioEntry[]> {
   const libc = o.libc ?? "glibc";
   const modules = o.modules ?? TEST_MODULES;
-  const priv = PRIVATE_DIR.slice(1);
+  const priv = LAYOUT.dir.slice(1);
   const e: CpioEntry[] = [];
   const dirList = ["dev", "proc", "sys", "run", "tmp", "etc/hero-init", "sbin", "usr/bin", priv];
   if (o.busybox) dirList.push("bin");
@@ -97,7 +99,7 @@ export async function imageEntries(o: ImageOptions): Promise<CpioEntry[]> {
       mode: 0o755,
       data: libc === "private" ? usePrivateLoader(bin) : bin,
     });
-    e.push({ type: "symlink", path: "usr/bin/hero-init", target: `${PRIVATE_DIR}/hero-init` });
+    e.push({ type: "symlink", path: "usr/bin/hero-init", target: `${LAYOUT.dir}/hero-init` });
     e.push({ type: "symlink", path: "usr/bin/zinit", target: "hero-init" });
   }
   if (libc === "glibc") {

@@ -6,7 +6,7 @@
  * ctrl-alt-del, and QEMU always ended (a stray QEMU keeps its forwarded port
  * and breaks the next test).
  *
- * The command line comes from host-injector/qemu-args.ts, shared with
+ * The command line comes from host/qemu-args.ts, shared with
  * `hero-init vm run`: q35, `-accel tcg -cpu max`, `-nodefaults
  * -no-user-config -display none`, virtio-net-pci without its option ROM,
  * kernel args `console=ttyS0 panic=-1 loglevel=4` before the caller's, and
@@ -29,9 +29,9 @@ import {
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Kernel } from "../../host-injector/kernel.ts";
-import { qemuArgs } from "../../host-injector/qemu-args.ts";
-import { qmpCommand } from "../../host-injector/qmp.ts";
+import type { Kernel } from "../../host/kernel.ts";
+import { qemuArgs } from "../../host/qemu-args.ts";
+import { qmpCommand } from "../../host/qmp.ts";
 
 /** Where console logs go: one file per VM, kept after the run. */
 export const VM_LOGS = join(import.meta.dir, "../../.cache/vm-logs");

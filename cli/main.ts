@@ -1,0 +1,24 @@
+/**
+ * hero-init: one multi-call program for every guest role and every host
+ * command (each Bun runtime weighs ~105 MB; a guest carries exactly one).
+ *
+ *   PID 1            → boot and supervise (guest/pid1)
+ *   argv[0] "zinit"  → zinit-compatible CLI (cli/zinit.ts)
+ *   otherwise        → `hero-init <command>` (cli/)
+ *
+ * Only this file decides the process exit code; PID 1 never exits.
+ */
+import { basename } from "node:path";
+
+async function main(): Promise<void> {
+  // As PID 1 of a container/pid namespace, `init` runs the supervisor only.
+  if (process.pid === 1 && process.argv[2] !== "init") {
+    const { runPid1 } = await import("../guest/pid1/run.ts");
+    await runPid1();
+    return;
+  }
+  const { runCli } = await import("./index.ts");
+  process.exit(await runCli(basename(process.argv0), process.argv.slice(2)));
+}
+
+await main();

@@ -1,0 +1,60 @@
+/**
+ * Boot step 4: read /etc/hero-init/vm.toml, apply `hero.*` and `ip=` kernel
+ * parameters, validate. Every problem goes to the console with file, line and
+ * field; the VM boots with safe defaults for whatever was wrong.
+ */
+
+import { readFileSync } from "node:fs";
+import { InputError } from "../../lib/errors.ts";
+import { LAYOUT } from "../../lib/layout.ts";
+import { log } from "../../lib/log.ts";
+import { parseToml } from "../../lib/toml.ts";
+import { type LoadedVmConfig, validateVmConfig } from "../../lib/vm-config.ts";
+import { applyCmdlineOverrides } from "./cmdline.ts";
+import type { BootStep } from "./context.ts";
+
+/** Pure: config text (null if the file is absent) + kernel parameters → config and errors. */
+export function resolveBootConfig(
+  text: string | null,
+  file: string,
+  params: Map<string, string>,
+): LoadedVmConfig {
+  const errors: InputError[] = [];
+  let raw: Record<string, unknown> = {};
+  if (text !== null) {
+    try {
+      raw = parseToml(text, file);
+    } catch (e) {
+      errors.push(e instanceof InputError ? e : new InputError("toml-syntax", String(e), { file }));
+    }
+  }
+  for (const p of applyCmdlineOverrides(raw, params)) {
+    errors.push(new InputError("cmdline", p, { file: "/proc/cmdline" }));
+  }
+  const loaded = validateVmConfig(raw, file, text ?? "");
+  return { config: loaded.config, errors: [...errors, ...loaded.errors] };
+}
+
+/** The config step. */
+export const configStep: BootStep = {
+  name: "config",
+  run(ctx) {
+    const file = ctx.cmdline.get("hero.config") || LAYOUT.vmConfig;
+    let text: string | null = null;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") log.info("config", `${file} not found: using defaults`);
+      else log.error("config", `${file}: ${(e as Error).message}: using defaults`);
+    }
+    const { config, errors } = resolveBootConfig(text, file, ctx.cmdline);
+    ctx.config = config;
+    ctx.configErrors = errors;
+    for (const err of errors) log.error("config", `CONFIG ERROR ${err.toString()}`);
+    log.info(
+      "config",
+      `hostname=${config.hostname} interfaces=${config.network.interfaces.length} modules=${config.modules.length}`,
+    );
+  },
+};

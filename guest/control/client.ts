@@ -1,0 +1,109 @@
+/**
+ * A JSON-RPC client for the control socket, shared by the CLI (and by tests).
+ * Connection errors become one clear message: the daemon is not running.
+ */
+
+import { existsSync } from "node:fs";
+import type { Socket } from "bun";
+import { LAYOUT } from "../../lib/layout.ts";
+
+/** An error from the daemon (JSON-RPC error object) or from the connection. */
+export class ClientError extends Error {
+  constructor(
+    readonly code: number | "no-daemon",
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The socket to use: -s, $ZINIT_SOCKET, then the first existing default. */
+export function socketPath(explicit?: string): string {
+  if (explicit) return explicit;
+  if (process.env.ZINIT_SOCKET) return process.env.ZINIT_SOCKET;
+  return LAYOUT.zinitSockets.find((p) => existsSync(p)) ?? LAYOUT.zinitSockets[0];
+}
+
+interface Pending {
+  resolve(v: unknown): void;
+  reject(e: Error): void;
+}
+
+/** Opens a connection; `onNotify` receives subscription notifications. */
+export async function connect(path: string, onNotify?: (params: unknown) => void) {
+  const pending = new Map<number, Pending>();
+  let buf = "";
+  let nextId = 1;
+  let closedErr: Error | null = null;
+  let sock: Socket<undefined>;
+  try {
+    sock = await Bun.connect({
+      unix: path,
+      socket: {
+        data(_s, chunk) {
+          buf += chunk.toString();
+          let nl = buf.indexOf("\n");
+          while (nl >= 0) {
+            const line = buf.slice(0, nl);
+            buf = buf.slice(nl + 1);
+            nl = buf.indexOf("\n");
+            let msg: {
+              id?: number | null;
+              result?: unknown;
+              error?: { code: number; message: string };
+              method?: string;
+              params?: unknown;
+            };
+            try {
+              msg = JSON.parse(line);
+            } catch {
+              continue;
+            }
+            if (msg.method && onNotify) {
+              onNotify(msg.params);
+              continue;
+            }
+            // An error for no request: the daemon refuses the connection (too many open).
+            if (msg.error && msg.id == null) {
+              closedErr = new ClientError(msg.error.code, msg.error.message);
+              for (const p of pending.values()) p.reject(closedErr);
+              pending.clear();
+              continue;
+            }
+            const p = msg.id == null ? undefined : pending.get(msg.id);
+            if (!p) continue;
+            pending.delete(msg.id as number);
+            if (msg.error) p.reject(new ClientError(msg.error.code, msg.error.message));
+            else p.resolve(msg.result);
+          }
+        },
+        close() {
+          closedErr ??= new ClientError("no-daemon", "connection closed by the daemon");
+          for (const p of pending.values()) p.reject(closedErr);
+          pending.clear();
+        },
+        error(_s, e) {
+          closedErr = e;
+        },
+      },
+    });
+  } catch (e) {
+    throw new ClientError(
+      "no-daemon",
+      `cannot connect to ${path}: ${(e as Error).message} (is hero-init/zinit running?)`,
+    );
+  }
+  return {
+    call(method: string, params: unknown = []): Promise<unknown> {
+      if (closedErr) return Promise.reject(closedErr);
+      const id = nextId++;
+      return new Promise((resolve, reject) => {
+        pending.set(id, { resolve, reject });
+        sock.write(`${JSON.stringify({ jsonrpc: "2.0", id, method, params })}\n`);
+      });
+    },
+    close() {
+      sock.end();
+    },
+  };
+}

@@ -1,0 +1,79 @@
+/**
+ * The agent stays off without a usable token: nothing listens, and the log
+ * says why. With a token it listens and refuses a wrong one.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { logHistory } from "../../lib/log.ts";
+import { parseVmConfig } from "../../lib/vm-config.ts";
+import type { Supervisor } from "../supervisor/supervisor.ts";
+import { startAgent } from "./agent.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "hero-agent-off-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A free loopback port (bound, then released). */
+function freePort(): number {
+  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const p = s.port;
+  s.stop(true);
+  return p;
+}
+
+/** Whether anything accepts a TCP connection on 127.0.0.1:port. */
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = connect(port, "127.0.0.1");
+    c.on("connect", () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.on("error", () => resolve(false));
+  });
+}
+
+const sup = { names: () => [], status: () => ({}) } as unknown as Supervisor;
+const deps = { sup, power: () => {}, jobExit: () => null };
+
+function agentCfg(tokenFile: string, port: number) {
+  const { config } = parseVmConfig("", "vm.toml");
+  return { ...config.agent, token_file: tokenFile, port, vsock: false };
+}
+
+describe("agent token", () => {
+  test("a missing token file: not started, nothing listens, the log names the file", async () => {
+    const port = freePort();
+    const file = join(dir, "absent.token");
+    expect(startAgent(agentCfg(file, port), deps)).toBeNull();
+    expect(await listening(port)).toBe(false);
+    expect(logHistory().join("\n")).toContain(`agent: not started: ${file}`);
+  });
+
+  test("a token shorter than 16 characters: not started, nothing listens", async () => {
+    const port = freePort();
+    const file = join(dir, "short.token");
+    writeFileSync(file, "short-token\n", { mode: 0o600 });
+    expect(startAgent(agentCfg(file, port), deps)).toBeNull();
+    expect(await listening(port)).toBe(false);
+    expect(logHistory().join("\n")).toContain("the token is shorter than 16 characters");
+  });
+
+  test("a good token: it listens, and a wrong token gets 401 (positive control)", async () => {
+    const port = freePort();
+    const file = join(dir, "good.token");
+    writeFileSync(file, "0123456789abcdef0123\n", { mode: 0o600 });
+    expect(startAgent(agentCfg(file, port), deps)).not.toBeNull();
+    expect(await listening(port)).toBe(true);
+    const res = await fetch(`http://127.0.0.1:${port}/agent/v1/status`, {
+      headers: { authorization: "Bearer wrong-wrong-wrong-wrong" },
+    });
+    expect(res.status).toBe(401);
+    const ok = await fetch(`http://127.0.0.1:${port}/agent/v1/status`, {
+      headers: { authorization: "Bearer 0123456789abcdef0123" },
+    });
+    expect(ok.status).toBe(200);
+  });
+});
