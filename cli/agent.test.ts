@@ -10,7 +10,7 @@ import { join, resolve } from "node:path";
 import type { Server } from "bun";
 import type { ExecWsData } from "../guest/agent/exec.ts";
 import { createAgent } from "../guest/agent/server.ts";
-import { agentUrl, parseVsockArg, runAgent } from "./agent.ts";
+import { agentUrl, execRequest, parseVsockArg, runAgent } from "./agent.ts";
 
 const TOKEN = "cli-test-token-0123456789abcdef";
 const dir = mkdtempSync(join(tmpdir(), "hero-agent-cli-"));
@@ -176,5 +176,22 @@ describe("usage errors are exit 2", () => {
       socket: "/run/vm/vsock.sock",
       port: 9998,
     });
+  });
+});
+
+describe("exec requests (pure)", () => {
+  test("options map to the request; repeated --env are all kept", () => {
+    expect(
+      execRequest({ timeout: "1.5", cwd: "/tmp", env: ["A=1", "B=x=y"] }, ["ls", "-l"]),
+    ).toEqual({ argv: ["ls", "-l"], timeout_ms: 1500, cwd: "/tmp", env: { A: "1", B: "x=y" } });
+    expect(execRequest({ env: [] }, ["true"])).toEqual({ argv: ["true"] });
+  });
+
+  test.each([
+    [{ env: [] }, [], "exec: give the command after --"],
+    [{ env: ["=1"] }, ["x"], '--env wants K=V (got "=1")'],
+    [{ timeout: "soon", env: [] }, ["x"], '--timeout wants seconds (got "soon")'],
+  ])("%j %j → %s", (o, argv, message) => {
+    expect(() => execRequest(o, argv)).toThrow(message);
   });
 });

@@ -8,44 +8,11 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { defineCommand } from "citty";
 import { AgentClient, AgentClientError } from "../host/agent-client.ts";
 import { DEFAULT_AGENT_PORT, type ExecRequest } from "../lib/agent-protocol.ts";
-
-const USAGE = `usage: hero-init agent [TARGET] [TOKEN] COMMAND [--json]
-
-target (one of):
-  --addr http://[ADDR]:PORT     the agent over HTTP (mycelium or loopback; port defaults to ${DEFAULT_AGENT_PORT})
-  --vsock SOCKET:PORT           Cloud Hypervisor hybrid vsock (the VM's vsock unix socket, agent port)
-  --vsock-cid CID:PORT          AF_VSOCK from a machine with a vsock device (the VM's CID, agent port)
-  --deployment DIR              DIR/deployment.json of deploy_vm (mycelium address and token)
-  (or env HERO_AGENT_ADDR)
-token (one of): --token-file F | --token T | env HERO_AGENT_TOKEN | --deployment DIR
-
-commands:
-  exec [--timeout S] [--cwd DIR] [--env K=V]... [--stdin] -- ARGV...
-                                run a command; its stdout/stderr stream here; exits with its code
-  cp LOCAL vm:/PATH [--mkdir]   upload (keeps mode and mtime; atomic on the VM)
-  cp vm:/PATH LOCAL             download (keeps mode and mtime)
-  stat vm:/PATH                 type, size, mode, mtime, owner (of the link itself for a symlink)
-  shutdown [--reboot]           graceful poweroff (or reboot) of the VM
-  status                        services and versions
-  wait-exit [--timeout S]       wait for the job's exit; exits with the job's code (124 after the timeout)
-
-exit status: the remote code for exec/wait-exit, 2 for usage errors, 255 for agent/transport errors.
-`;
-
-class UsageError extends Error {}
-
-interface Parsed {
-  url?: string;
-  vsock?: { socket: string; port: number } | { cid: number; port: number };
-  token?: string;
-  json: boolean;
-  cmd: string;
-  rest: string[];
-  /** Arguments after `--` (exec's argv). */
-  argv: string[];
-}
+import { InputError } from "../lib/errors.ts";
+import { type Command, optionValues, runData, runTree, usageError } from "./run.ts";
 
 /** Pure: normalises an --addr value to a base URL (scheme and default port added). */
 export function agentUrl(addr: string): string {
@@ -59,7 +26,7 @@ export function agentUrl(addr: string): string {
   try {
     u = new URL(a);
   } catch {
-    throw new UsageError(`--addr: not an address or URL: "${addr}"`);
+    throw usageError(`--addr: not an address or URL: "${addr}"`);
   }
   if (!u.port) u.port = String(DEFAULT_AGENT_PORT);
   return `${u.protocol}//${u.host}`;
@@ -70,94 +37,129 @@ export function parseVsockArg(s: string): { socket: string; port: number } {
   const i = s.lastIndexOf(":");
   const port = Number(s.slice(i + 1));
   if (i <= 0 || !Number.isInteger(port) || port < 1 || port > 0xffffffff)
-    throw new UsageError(`--vsock wants SOCKET:PORT (got "${s}")`);
+    throw usageError(`--vsock wants SOCKET:PORT (got "${s}")`);
   return { socket: s.slice(0, i), port };
-}
-
-function parse(args: string[], env: Record<string, string | undefined>): Parsed {
-  const out: Parsed = { json: false, cmd: "", rest: [], argv: [] };
-  const value = (i: number, flag: string): string => {
-    const v = args[i];
-    if (v === undefined) throw new UsageError(`${flag} needs a value`);
-    return v;
-  };
-  let deployment: { agentToken?: string; myceliumAddress?: string | null } | null = null;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i] as string;
-    if (a === "--") {
-      out.argv = args.slice(i + 1);
-      break;
-    }
-    if (a === "--addr") out.url = agentUrl(value(++i, a));
-    else if (a === "--vsock") out.vsock = parseVsockArg(value(++i, a));
-    else if (a === "--vsock-cid") {
-      const v = value(++i, a);
-      const m = /^(\d+):(\d+)$/.exec(v);
-      if (!m) throw new UsageError(`--vsock-cid wants CID:PORT (got "${v}")`);
-      out.vsock = { cid: Number(m[1]), port: Number(m[2]) };
-    } else if (a === "--token") out.token = value(++i, a);
-    else if (a === "--token-file") {
-      const f = value(++i, a);
-      try {
-        out.token = readFileSync(f, "utf8").trim();
-      } catch (e) {
-        throw new UsageError(`--token-file ${f}: ${(e as Error).message}`);
-      }
-    } else if (a === "--deployment") {
-      const f = join(value(++i, a), "deployment.json");
-      try {
-        deployment = JSON.parse(readFileSync(f, "utf8"));
-      } catch (e) {
-        throw new UsageError(`--deployment: cannot read ${f}: ${(e as Error).message}`);
-      }
-    } else if (a === "--json") out.json = true;
-    else if (!out.cmd && !a.startsWith("-")) out.cmd = a;
-    else out.rest.push(a);
-  }
-  if (deployment) {
-    out.token ??= deployment.agentToken;
-    if (!out.url && !out.vsock) {
-      if (!deployment.myceliumAddress)
-        throw new UsageError(
-          "--deployment: the deployment has no mycelium address; use --addr or --vsock",
-        );
-      out.url = agentUrl(deployment.myceliumAddress);
-    }
-  }
-  out.token ??= env.HERO_AGENT_TOKEN?.trim() || undefined;
-  if (!out.url && !out.vsock && env.HERO_AGENT_ADDR) out.url = agentUrl(env.HERO_AGENT_ADDR);
-  return out;
-}
-
-/** Takes `--flag VALUE` out of rest; returns the values. */
-function takeOpt(rest: string[], flag: string): string[] {
-  const vals: string[] = [];
-  for (let i = 0; i < rest.length; ) {
-    if (rest[i] === flag) {
-      const v = rest[i + 1];
-      if (v === undefined) throw new UsageError(`${flag} needs a value`);
-      vals.push(v);
-      rest.splice(i, 2);
-    } else i++;
-  }
-  return vals;
-}
-
-function takeFlag(rest: string[], flag: string): boolean {
-  const i = rest.indexOf(flag);
-  if (i < 0) return false;
-  rest.splice(i, 1);
-  return true;
 }
 
 function seconds(s: string, flag: string): number {
   const n = Number(s);
-  if (!Number.isFinite(n) || n < 0) throw new UsageError(`${flag} wants seconds (got "${s}")`);
+  if (!Number.isFinite(n) || n < 0) throw usageError(`${flag} wants seconds (got "${s}")`);
   return n;
 }
 
-function noExtra(p: Parsed): void {
-  if (p.rest.length > 0) throw new UsageError(`unexpected argument ${p.rest[0]}`);
+/** Where the agent is and the token, from options before or after the command. */
+const TARGET_ARGS = {
+  addr: {
+    type: "string",
+    valueHint: "url",
+    description: `the agent over HTTP: http://[ADDR]:PORT (mycelium or loopback; port defaults to ${DEFAULT_AGENT_PORT}; or env HERO_AGENT_ADDR)`,
+  },
+  vsock: {
+    type: "string",
+    valueHint: "socket:port",
+    description: "Cloud Hypervisor hybrid vsock (the VM's vsock unix socket, agent port)",
+  },
+  "vsock-cid": {
+    type: "string",
+    valueHint: "cid:port",
+    description: "AF_VSOCK from a machine with a vsock device (the VM's CID, agent port)",
+  },
+  deployment: {
+    type: "string",
+    valueHint: "dir",
+    description: "DIR/deployment.json of deploy_vm (mycelium address and token)",
+  },
+  token: { type: "string", description: "the agent token (or env HERO_AGENT_TOKEN)" },
+  "token-file": { type: "string", valueHint: "file", description: "a file holding the token" },
+  json: { type: "boolean", description: "JSON output" },
+} as const;
+
+interface Target {
+  url?: string;
+  vsock?: { socket: string; port: number } | { cid: number; port: number };
+  token?: string;
+}
+
+/** Reads the target options (given before or after the command) into where and with what token. */
+function target(o: Record<string, unknown>, env: Record<string, string | undefined>): Target {
+  const t: Target = {};
+  const str = (k: keyof typeof TARGET_ARGS) => (typeof o[k] === "string" ? o[k] : undefined);
+  const addr = str("addr");
+  if (addr !== undefined) t.url = agentUrl(addr);
+  const vsock = str("vsock");
+  if (vsock !== undefined) t.vsock = parseVsockArg(vsock);
+  const cid = str("vsock-cid");
+  if (cid !== undefined) {
+    const m = /^(\d+):(\d+)$/.exec(cid);
+    if (!m) throw usageError(`--vsock-cid wants CID:PORT (got "${cid}")`);
+    t.vsock = { cid: Number(m[1]), port: Number(m[2]) };
+  }
+  t.token = str("token");
+  const tokenFile = str("token-file");
+  if (tokenFile !== undefined) {
+    try {
+      t.token = readFileSync(tokenFile, "utf8").trim();
+    } catch (e) {
+      throw usageError(`--token-file ${tokenFile}: ${(e as Error).message}`);
+    }
+  }
+  const dir = str("deployment");
+  if (dir !== undefined) fromDeployment(t, join(dir, "deployment.json"));
+  t.token ??= env.HERO_AGENT_TOKEN?.trim() || undefined;
+  if (!t.url && !t.vsock && env.HERO_AGENT_ADDR) t.url = agentUrl(env.HERO_AGENT_ADDR);
+  if (!t.url && !t.vsock)
+    throw usageError("say where the agent is: --addr, --vsock or --deployment");
+  if (t.url && t.vsock) throw usageError("--addr and --vsock are exclusive");
+  if (!t.token) throw usageError("no token: --token-file, --token or HERO_AGENT_TOKEN");
+  return t;
+}
+
+/** Fills the token and (unless given) the address from deploy_vm's deployment.json. */
+function fromDeployment(t: Target, file: string): void {
+  let d: { agentToken?: string; myceliumAddress?: string | null };
+  try {
+    d = JSON.parse(readFileSync(file, "utf8"));
+  } catch (e) {
+    throw usageError(`--deployment: cannot read ${file}: ${(e as Error).message}`);
+  }
+  t.token ??= d.agentToken;
+  if (t.url || t.vsock) return;
+  if (!d.myceliumAddress)
+    throw usageError("--deployment: the deployment has no mycelium address; use --addr or --vsock");
+  t.url = agentUrl(d.myceliumAddress);
+}
+
+/** Prints a result: JSON with --json, else the text. */
+type Print = (value: unknown, text: string) => void;
+/** What the helpers read of a command's context. */
+type Ctx = { args: Record<string, unknown>; data?: unknown };
+
+/**
+ * Connects to the agent the options name and runs fn; an agent or
+ * transport error is "hero-init agent: message", exit 255 (as ssh does).
+ */
+async function withAgent(
+  ctx: Ctx,
+  fn: (client: AgentClient, print: Print, json: boolean) => Promise<number>,
+): Promise<number> {
+  const { up, env } = runData(ctx.data);
+  const o: Record<string, unknown> = {};
+  for (const k of Object.keys(TARGET_ARGS)) o[k] = ctx.args[k] ?? up[k];
+  const t = target(o, env);
+  const json = o.json === true;
+  const print: Print = (x, text) => process.stdout.write(json ? `${JSON.stringify(x)}\n` : text);
+  let client: AgentClient | null = null;
+  try {
+    client = new AgentClient({ url: t.url, vsock: t.vsock, token: t.token as string });
+    return await fn(client, print, json);
+  } catch (e) {
+    if (e instanceof InputError && e.code === "usage") throw e;
+    const msg = e instanceof AgentClientError ? e.message : ((e as Error)?.message ?? String(e));
+    process.stderr.write(`hero-init agent: ${msg}\n`);
+    return 255;
+  } finally {
+    client?.close();
+  }
 }
 
 const VM = "vm:";
@@ -166,51 +168,66 @@ async function writeOut(stream: NodeJS.WriteStream, b: Uint8Array): Promise<void
   if (!stream.write(b)) await new Promise<void>((r) => stream.once("drain", () => r()));
 }
 
-async function run(p: Parsed, client: AgentClient): Promise<number> {
-  const print = (x: unknown, text: string) =>
-    process.stdout.write(p.json ? `${JSON.stringify(x)}\n` : text);
-  switch (p.cmd) {
-    case "exec": {
-      const timeout = takeOpt(p.rest, "--timeout");
-      const cwd = takeOpt(p.rest, "--cwd");
-      const envs = takeOpt(p.rest, "--env");
-      const stdin = takeFlag(p.rest, "--stdin");
-      noExtra(p);
-      if (p.argv.length === 0) throw new UsageError("exec: give the command after --");
-      const req: ExecRequest = { argv: p.argv };
-      if (timeout.length)
-        req.timeout_ms = Math.max(
-          1,
-          Math.round(seconds(timeout.at(-1) as string, "--timeout") * 1000),
-        );
-      if (cwd.length) req.cwd = cwd.at(-1);
-      if (envs.length) {
-        req.env = {};
-        for (const kv of envs) {
-          const i = kv.indexOf("=");
-          if (i <= 0) throw new UsageError(`--env wants K=V (got "${kv}")`);
-          req.env[kv.slice(0, i)] = kv.slice(i + 1);
-        }
-      }
-      if (stdin)
+const EXEC_ARGS = {
+  timeout: {
+    type: "string",
+    valueHint: "seconds",
+    description: "stop the command after S seconds",
+  },
+  cwd: { type: "string", valueHint: "dir", description: "working directory" },
+  env: { type: "string", valueHint: "K=V", description: "an environment variable (repeatable)" },
+  stdin: { type: "boolean", description: "send this stdin to the command" },
+  ...TARGET_ARGS,
+} as const;
+
+/** Pure: the exec request of exec's options and argv (the words after --). */
+export function execRequest(
+  o: { timeout?: string; cwd?: string; env: string[] },
+  argv: string[],
+): ExecRequest {
+  if (argv.length === 0) throw usageError("exec: give the command after --");
+  const req: ExecRequest = { argv };
+  if (o.timeout !== undefined)
+    req.timeout_ms = Math.max(1, Math.round(seconds(o.timeout, "--timeout") * 1000));
+  if (o.cwd !== undefined) req.cwd = o.cwd;
+  if (o.env.length) {
+    req.env = {};
+    for (const kv of o.env) {
+      const i = kv.indexOf("=");
+      if (i <= 0) throw usageError(`--env wants K=V (got "${kv}")`);
+      req.env[kv.slice(0, i)] = kv.slice(i + 1);
+    }
+  }
+  return req;
+}
+
+const exec = defineCommand({
+  meta: {
+    name: "exec",
+    description:
+      "run a command (ARGV after --); its stdout/stderr stream here; exits with its code",
+  },
+  args: EXEC_ARGS,
+  run: (ctx) =>
+    withAgent(ctx, async (client, print, json) => {
+      const dashes = ctx.rawArgs.indexOf("--");
+      const req = execRequest(
+        { ...ctx.args, env: optionValues(ctx.rawArgs, EXEC_ARGS, "env") },
+        dashes < 0 ? [] : ctx.rawArgs.slice(dashes + 1),
+      );
+      if (ctx.args.stdin)
         req.stdin = Buffer.from(await new Response(Bun.stdin.stream()).arrayBuffer()).toString(
           "base64",
         );
-      if (p.json) {
+      if (json) {
         const out: Uint8Array[] = [];
         const err: Uint8Array[] = [];
         const exit = await client.exec(req, {
           stdout: (b) => void out.push(b),
           stderr: (b) => void err.push(b),
         });
-        print(
-          {
-            ...exit,
-            stdout: Buffer.concat(out).toString("utf8"),
-            stderr: Buffer.concat(err).toString("utf8"),
-          },
-          "",
-        );
+        const text = (parts: Uint8Array[]) => Buffer.concat(parts).toString("utf8");
+        print({ ...exit, stdout: text(out), stderr: text(err) }, "");
         return exit.code;
       }
       const exit = await client.exec(req, {
@@ -221,53 +238,91 @@ async function run(p: Parsed, client: AgentClient): Promise<number> {
       if (exit.timed_out)
         process.stderr.write("hero-init agent: the command timed out and was stopped\n");
       return exit.code;
-    }
-    case "cp": {
-      const mkdir = takeFlag(p.rest, "--mkdir");
-      const [src, dst, ...more] = p.rest;
-      if (!src || !dst || more.length)
-        throw new UsageError("cp wants LOCAL vm:/PATH or vm:/PATH LOCAL");
+    }),
+});
+
+const cp = defineCommand({
+  meta: {
+    name: "cp",
+    description:
+      "LOCAL vm:/PATH uploads (keeps mode and mtime; atomic on the VM); vm:/PATH LOCAL downloads",
+  },
+  args: {
+    src: { type: "positional", required: true, description: "LOCAL or vm:/PATH" },
+    dst: { type: "positional", required: true, description: "vm:/PATH or LOCAL" },
+    mkdir: { type: "boolean", description: "upload: make the missing directories" },
+    ...TARGET_ARGS,
+  },
+  run: (ctx) =>
+    withAgent(ctx, async (client, print) => {
+      const { src, dst, mkdir } = ctx.args;
       if (src.startsWith(VM) === dst.startsWith(VM))
-        throw new UsageError("cp: exactly one side must be vm:/PATH");
+        throw usageError("cp: exactly one side must be vm:/PATH");
       if (dst.startsWith(VM)) {
-        const r = await client.copyTo(src, dst.slice(VM.length), { mkdir });
+        const r = await client.copyTo(src, dst.slice(VM.length), { mkdir: mkdir === true });
         print(r, `${src} -> vm:${r.path} (${r.size} bytes, mode ${r.mode})\n`);
       } else {
         const r = await client.copyFrom(src.slice(VM.length), dst);
         print({ path: dst, ...r }, `${src} -> ${dst} (${r.size} bytes, mode ${r.mode})\n`);
       }
       return 0;
-    }
-    case "stat": {
-      const [path, ...more] = p.rest;
-      if (!path || more.length) throw new UsageError("stat wants vm:/PATH");
+    }),
+});
+
+const stat = defineCommand({
+  meta: {
+    name: "stat",
+    description: "type, size, mode, mtime, owner (of the link itself for a symlink)",
+  },
+  args: { path: { type: "positional", required: true, description: "vm:/PATH" }, ...TARGET_ARGS },
+  run: (ctx) =>
+    withAgent(ctx, async (client, print) => {
+      const path = ctx.args.path;
       const s = await client.stat(path.startsWith(VM) ? path.slice(VM.length) : path);
       print(
         s,
         `${s.type} ${s.mode} ${s.uid}:${s.gid} ${s.size} bytes mtime ${new Date(s.mtime * 1000).toISOString()}${s.target !== undefined ? ` -> ${s.target}` : ""}\n`,
       );
       return 0;
-    }
-    case "shutdown": {
-      const reboot = takeFlag(p.rest, "--reboot");
-      noExtra(p);
-      const kind = reboot ? "reboot" : "poweroff";
+    }),
+});
+
+const shutdown = defineCommand({
+  meta: { name: "shutdown", description: "graceful poweroff (or reboot) of the VM" },
+  args: { reboot: { type: "boolean", description: "reboot instead" }, ...TARGET_ARGS },
+  run: (ctx) =>
+    withAgent(ctx, async (client, print) => {
+      const kind = ctx.args.reboot ? "reboot" : "poweroff";
       await client.shutdown(kind);
       print({ ok: true, kind }, `${kind} requested\n`);
       return 0;
-    }
-    case "status": {
-      noExtra(p);
+    }),
+});
+
+const status = defineCommand({
+  meta: { name: "status", description: "services and versions" },
+  args: TARGET_ARGS,
+  run: (ctx) =>
+    withAgent(ctx, async (client, print) => {
       const s = await client.status();
       print(s, `${JSON.stringify(s, null, 2)}\n`);
       return 0;
-    }
-    case "wait-exit": {
-      const t = takeOpt(p.rest, "--timeout");
-      noExtra(p);
-      const timeoutMs = t.length
-        ? seconds(t.at(-1) as string, "--timeout") * 1000
-        : Number.POSITIVE_INFINITY;
+    }),
+});
+
+const waitExit = defineCommand({
+  meta: {
+    name: "wait-exit",
+    description: "wait for the job's exit; exits with the job's code (124 after the timeout)",
+  },
+  args: {
+    timeout: { type: "string", valueHint: "seconds", description: "give up after S seconds" },
+    ...TARGET_ARGS,
+  },
+  run: (ctx) =>
+    withAgent(ctx, async (client, print) => {
+      const t = ctx.args.timeout;
+      const timeoutMs = t !== undefined ? seconds(t, "--timeout") * 1000 : Number.POSITIVE_INFINITY;
       const deadline = Date.now() + timeoutMs;
       // Long-poll in slices (the agent caps one poll), until the deadline.
       for (;;) {
@@ -282,40 +337,27 @@ async function run(p: Parsed, client: AgentClient): Promise<number> {
           return 124;
         }
       }
-    }
-    default:
-      throw new UsageError(p.cmd ? `unknown agent command "${p.cmd}"` : "no agent command given");
-  }
-}
+    }),
+});
 
-/** Runs `hero-init agent …`; returns the exit code. */
-export async function runAgent(
+/** `hero-init agent …`. */
+export const agent: Command = {
+  meta: {
+    name: "agent",
+    description: "the host's client of a VM's guest agent (docs/agent.md)",
+    notes: `target: one of --addr, --vsock, --vsock-cid, --deployment (or env HERO_AGENT_ADDR);
+token: one of --token-file, --token, env HERO_AGENT_TOKEN, --deployment.
+Options go before or after the command; exec's ARGV after --.
+exit status: the remote code for exec/wait-exit, 2 for usage errors, 255 for agent/transport errors.`,
+  },
+  args: TARGET_ARGS,
+  subCommands: { exec, cp, stat, shutdown, status, "wait-exit": waitExit },
+};
+
+/** Runs `hero-init agent …` with env as the environment; returns the exit code. */
+export function runAgent(
   args: string[],
   env: Record<string, string | undefined> = process.env,
 ): Promise<number> {
-  if (args.length === 0 || args.includes("-h") || args.includes("--help")) {
-    (args.length === 0 ? process.stderr : process.stdout).write(USAGE);
-    return args.length === 0 ? 2 : 0;
-  }
-  let client: AgentClient | null = null;
-  try {
-    const p = parse(args, env);
-    if (!p.cmd) throw new UsageError("no agent command given");
-    if (!p.url && !p.vsock)
-      throw new UsageError("say where the agent is: --addr, --vsock or --deployment");
-    if (p.url && p.vsock) throw new UsageError("--addr and --vsock are exclusive");
-    if (!p.token) throw new UsageError("no token: --token-file, --token or HERO_AGENT_TOKEN");
-    client = new AgentClient({ url: p.url, vsock: p.vsock, token: p.token });
-    return await run(p, client);
-  } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`hero-init agent: ${e.message}\n${USAGE}`);
-      return 2;
-    }
-    const msg = e instanceof AgentClientError ? e.message : ((e as Error)?.message ?? String(e));
-    process.stderr.write(`hero-init agent: ${msg}\n`);
-    return 255;
-  } finally {
-    client?.close();
-  }
+  return runTree(agent, args, ["hero-init", "agent"], env);
 }

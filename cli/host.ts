@@ -1,20 +1,20 @@
 /**
  * Host commands: `hero-init template build|list`, `hero-init deploy`,
- * `hero-init vm run`. Bad input → one clear line and exit 2.
+ * `hero-init vm run`. Bad input → one clear line and exit 2 (cli/run.ts).
  */
 
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { defineCommand, renderUsage, runCommand } from "citty";
+import { defineCommand } from "citty";
 import { type Deployment, deployVm } from "../host/deploy.ts";
 import { qemuArgs } from "../host/qemu-args.ts";
 import { buildTemplate, listTemplates, type TemplateFormat } from "../host/templates.ts";
 import { parsePowerdownTimeout, runVm } from "../host/vm-run.ts";
-import { InputError } from "../lib/errors.ts";
 import { readServiceText } from "../lib/service-file.ts";
 import { parseToml } from "../lib/toml.ts";
 import type { VmConfigInput } from "../lib/vm-config.ts";
+import { type Command, usageError } from "./run.ts";
 
 /** Service files of a directory: regular files only, size-limited (as the guest reads them); names kept as own keys, `__proto__` included, so the injector refuses a bad one instead of losing it. */
 function readServiceDir(dir: string): Record<string, string> {
@@ -31,7 +31,7 @@ const progress = (json?: boolean) =>
 
 const templateBuild = defineCommand({
   meta: {
-    name: "hero-init template build",
+    name: "build",
     description: "build a rootfs template with hero-init injected",
   },
   args: {
@@ -62,9 +62,9 @@ const templateBuild = defineCommand({
   },
 });
 
-const deploy = defineCommand({
+const deployCommand = defineCommand({
   meta: {
-    name: "hero-init deploy",
+    name: "deploy",
     description: "deploy_vm: build a bootable VM image from a template or a rootfs",
   },
   args: {
@@ -121,12 +121,9 @@ const deploy = defineCommand({
   },
 });
 
-/** The exit code of the last `vm run` (citty's run() returns nothing). */
-let vmRunCode = 0;
-
 const vmRun = defineCommand({
   meta: {
-    name: "hero-init vm run",
+    name: "run",
     description:
       "boot a deployment in QEMU with port forwards; Ctrl-C powers the VM off (ACPI power button), a second Ctrl-C stops it at once",
   },
@@ -151,8 +148,7 @@ const vmRun = defineCommand({
   },
   async run({ args: a }) {
     const timeout = parsePowerdownTimeout(a["powerdown-timeout"]);
-    if (typeof timeout === "string")
-      throw new InputError("usage", timeout, { field: "--powerdown-timeout" });
+    if (typeof timeout === "string") throw usageError(timeout, "--powerdown-timeout");
     const d = JSON.parse(readFileSync(join(a.dir, "deployment.json"), "utf8")) as Deployment;
     const work = mkdtempSync(join(tmpdir(), "hero-vm-"));
     const qmp = join(work, "qmp.sock");
@@ -171,7 +167,7 @@ const vmRun = defineCommand({
       `vm run: UI on http://127.0.0.1:${a.port}/ once the console says READY; Ctrl-C powers off (twice: stops at once)\n`,
     );
     try {
-      vmRunCode = await runVm({
+      return await runVm({
         argv: args,
         qmpSocket: qmp,
         powerdownTimeoutMs: timeout,
@@ -183,35 +179,24 @@ const vmRun = defineCommand({
   },
 });
 
-// citty's CommandDef is invariant in its args: widen once here.
-const COMMANDS = { "template build": templateBuild, deploy, "vm run": vmRun } as unknown as Record<
-  string,
-  Parameters<typeof runCommand>[0]
->;
-
-/** Runs a host command (`template build`, `template list`, `deploy`, `vm run`); returns the exit code. */
-export async function runHost(cmd: string, rawArgs: string[]): Promise<number> {
-  if (cmd === "template list") {
+const templateList = defineCommand({
+  meta: { name: "list", description: "the templates this host can build" },
+  run() {
     for (const t of listTemplates()) process.stdout.write(`${t}\n`);
-    return 0;
-  }
-  const command = COMMANDS[cmd];
-  if (!command) {
-    process.stderr.write(`hero-init: unknown command "${cmd}"\n`);
-    return 2;
-  }
-  if (rawArgs.includes("--help") || rawArgs.includes("-h")) {
-    process.stdout.write(`${await renderUsage(command as Parameters<typeof renderUsage>[0])}\n`);
-    return 0;
-  }
-  try {
-    vmRunCode = 0;
-    await runCommand(command, { rawArgs });
-    return cmd === "vm run" ? vmRunCode : 0;
-  } catch (e) {
-    process.stderr.write(
-      `hero-init ${cmd}: ${e instanceof InputError ? e.toString() : (e as Error).message}\n`,
-    );
-    return e instanceof InputError || (e as { name?: string }).name === "CLIError" ? 2 : 1;
-  }
-}
+  },
+});
+
+/** `hero-init template list|build`. */
+export const template: Command = {
+  meta: { name: "template", description: "rootfs templates with hero-init injected" },
+  subCommands: { list: templateList, build: templateBuild },
+};
+
+/** `hero-init deploy`. */
+export const deploy: Command = deployCommand;
+
+/** `hero-init vm run`. */
+export const vm: Command = {
+  meta: { name: "vm", description: "run a deployment in QEMU" },
+  subCommands: { run: vmRun },
+};

@@ -4,13 +4,15 @@
  * Becomes a child subreaper so orphans of its services come back to it.
  */
 import { readFileSync } from "node:fs";
-import { startSupervision } from "../guest/pid1/services.ts";
+import { defineCommand } from "citty";
 import { type ShutdownKind, shutdown } from "../guest/pid1/shutdown.ts";
+import { startSupervision } from "../guest/pid1/supervision.ts";
 import { setCgroupRoot } from "../guest/supervisor/cgroup.ts";
 import { scheduleReap } from "../guest/supervisor/reaper.ts";
 import { log } from "../lib/log.ts";
 import { defaultVmConfig, parseVmConfig } from "../lib/vm-config.ts";
 import { setChildSubreaper } from "../sys/ffi.ts";
+import { type Command, optionValues, usageError } from "./run.ts";
 
 /** Parsed `init` options. */
 export interface InitModeOptions {
@@ -21,41 +23,64 @@ export interface InitModeOptions {
   ringSize?: number;
 }
 
-/** Pure: parses `init` arguments (zinit's -c and -b, plus hero-init's). */
-export function parseInitArgs(args: string[]): InitModeOptions | { error: string } {
-  const o: InitModeOptions = { sockets: [] };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    const val = () => {
-      const v = args[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    try {
-      if (a === "-c" || a === "--config") o.configDir = val();
-      else if (a === "-s" || a === "--socket") o.sockets.push(val());
-      else if (a === "-b" || a === "--buffer") o.ringSize = Number(val());
-      else if (a === "--vm-config") o.vmConfig = val();
-      else if (a === "--cgroup-root") o.cgroupRoot = val();
-      else if (a === "--container")
-        continue; // zinit's flag: nothing to change here
-      else return { error: `init: unknown option ${a}` };
-    } catch (e) {
-      return { error: `init: ${(e as Error).message}` };
-    }
+const INIT_ARGS = {
+  config: {
+    type: "string",
+    alias: "c",
+    valueHint: "dir",
+    description: "service files directory (default /etc/zinit)",
+  },
+  socket: {
+    type: "string",
+    alias: "s",
+    valueHint: "path",
+    description: "control socket to listen on (repeatable; default the zinit sockets)",
+  },
+  buffer: { type: "string", alias: "b", valueHint: "lines", description: "log ring size (≥ 10)" },
+  "vm-config": { type: "string", valueHint: "file", description: "vm.toml to read" },
+  "cgroup-root": {
+    type: "string",
+    valueHint: "dir",
+    description: "put each service in a cgroup under DIR",
+  },
+  container: { type: "boolean", description: "zinit's flag; nothing to change here" },
+} as const;
+
+/** Pure: the `init` options of the parsed arguments and every -s given. */
+export function initOptions(
+  a: { config?: string; buffer?: string; "vm-config"?: string; "cgroup-root"?: string },
+  sockets: string[],
+): InitModeOptions {
+  const o: InitModeOptions = {
+    configDir: a.config,
+    sockets,
+    vmConfig: a["vm-config"],
+    cgroupRoot: a["cgroup-root"],
+  };
+  if (a.buffer !== undefined) {
+    o.ringSize = Number(a.buffer);
+    if (!(Number.isInteger(o.ringSize) && o.ringSize >= 10))
+      throw usageError("-b needs a number ≥ 10");
   }
-  if (o.ringSize !== undefined && !(Number.isInteger(o.ringSize) && o.ringSize >= 10))
-    return { error: "init: -b needs a number ≥ 10" };
   return o;
 }
 
+const initCommand = defineCommand({
+  meta: {
+    name: "init",
+    description: "run the supervisor outside PID 1 (no mounts, no network, no reboot)",
+    usageExit: 2,
+  },
+  args: INIT_ARGS,
+  run: ({ args, rawArgs }) =>
+    runInitMode(initOptions(args, optionValues(rawArgs, INIT_ARGS, "socket"))),
+});
+
+/** `hero-init init` (and `zinit init`). */
+export const init: Command = initCommand;
+
 /** Runs until SIGTERM/SIGINT or a shutdown request; resolves with the exit code. */
-export async function runInitMode(args: string[]): Promise<number> {
-  const o = parseInitArgs(args);
-  if ("error" in o) {
-    process.stderr.write(`${o.error}\n`);
-    return 2;
-  }
+export async function runInitMode(o: InitModeOptions): Promise<number> {
   let config = defaultVmConfig();
   if (o.vmConfig) {
     const loaded = parseVmConfig(readFileSync(o.vmConfig, "utf8"), o.vmConfig);

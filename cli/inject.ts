@@ -1,14 +1,14 @@
 /**
- * `hero-init inject`: the host injector's CLI (citty). Prints the plan with
- * --dry-run, a JSON report with --json; bad input → one clear line, exit 2,
- * target untouched.
+ * `hero-init inject`: the host injector's CLI. Prints the plan with
+ * --dry-run, a JSON report with --json; bad input → one clear line, exit 2
+ * (cli/run.ts), target untouched.
  */
 
 import { readFileSync } from "node:fs";
-import { type ArgsDef, defineCommand, renderUsage, runCommand } from "citty";
-import { FORMATS, type FormatName, inject } from "../host/inject.ts";
+import { type ArgsDef, defineCommand } from "citty";
+import { FORMATS, type FormatName, inject as injectRootfs } from "../host/inject.ts";
 import { formatPlan, planJson } from "../host/plan.ts";
-import { InputError } from "../lib/errors.ts";
+import type { Command } from "./run.ts";
 
 const args = {
   format: { type: "enum", options: [...FORMATS], required: true, description: "rootfs format" },
@@ -37,15 +37,15 @@ const args = {
   json: { type: "boolean", description: "JSON output" },
 } satisfies ArgsDef;
 
-const command = defineCommand({
+const injectCommand = defineCommand({
   meta: {
-    name: "hero-init inject",
+    name: "inject",
     description: "write hero-init, binaries, services and the VM config into a rootfs",
   },
   args,
   async run({ args: a }) {
     const tty = process.stderr.isTTY;
-    const report = await inject({
+    const report = await injectRootfs({
       format: a.format as FormatName,
       target: a.rootfs,
       manifest: a.manifest,
@@ -75,21 +75,5 @@ const command = defineCommand({
   },
 });
 
-/** Runs `hero-init inject …`; returns the exit code. */
-export async function runInject(rawArgs: string[]): Promise<number> {
-  if (rawArgs.includes("--help") || rawArgs.includes("-h")) {
-    process.stdout.write(`${await renderUsage(command)}\n`);
-    return 0;
-  }
-  try {
-    await runCommand(command, { rawArgs });
-    return 0;
-  } catch (e) {
-    if (e instanceof InputError) {
-      process.stderr.write(`hero-init inject: ${e.toString()}\n`);
-      return 2;
-    }
-    process.stderr.write(`hero-init inject: ${(e as Error).message}\n`);
-    return (e as { name?: string }).name === "CLIError" ? 2 : 1;
-  }
-}
+/** `hero-init inject`. */
+export const inject: Command = injectCommand;

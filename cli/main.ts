@@ -3,10 +3,12 @@
  * command (each Bun runtime weighs ~105 MB; a guest carries exactly one).
  *
  *   PID 1            → boot and supervise (guest/pid1)
- *   argv[0] "zinit"  → zinit-compatible CLI (cli/zinit.ts)
- *   otherwise        → `hero-init <command>` (cli/)
+ *   argv[0] "zinit"  → the zinit-compatible CLI (cli/zinit.ts)
+ *   otherwise        → `hero-init <command>` (the command tree in cli/index.ts)
  *
- * Only this file decides the process exit code; PID 1 never exits.
+ * Only this file decides the process exit code; PID 1 never exits. Nothing
+ * but the path taken is loaded: PID 1 never loads the CLI, a command only
+ * its own module.
  */
 import { basename } from "node:path";
 

@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { positiveInt } from "./manifest.ts";
 
 const MAIN = join(import.meta.dir, "main.ts");
 const cli = (...args: string[]) => {
@@ -58,4 +59,12 @@ describe("hero-init manifest keygen|sign|verify", () => {
     expect(r.err).toContain("--key is required");
     expect(cli("frobnicate").code).toBe(2);
   });
+});
+
+test("versions are positive integers (pure)", () => {
+  expect(positiveInt("7", "--version")).toBe(7);
+  for (const bad of ["0", "-1", "1.5", "x", ""])
+    expect(() => positiveInt(bad, "--version", " (higher)")).toThrow(
+      "--version must be a positive integer (higher)",
+    );
 });

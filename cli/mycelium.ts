@@ -1,63 +1,97 @@
 /**
  * `hero-init mycelium status|peers|add-peer URI|remove-peer URI`: mycelium
  * at run time, through the control socket (which talks to mycelium's admin
- * API). `--json` prints the raw result.
+ * API). `--json` prints the raw result. Errors (usage ones too) exit 1.
  */
 import { connect, socketPath } from "../guest/control/client.ts";
+import { type Command, runData } from "./run.ts";
 
-const USAGE =
-  "usage: hero-init mycelium [-s SOCKET] [--json] status | peers | add-peer URI | remove-peer URI\n";
+/** Options before or after the command (as the old hand-written parser took them). */
+const OPTIONS = {
+  socket: { type: "string", alias: "s", valueHint: "path", description: "control socket" },
+  json: { type: "boolean", description: "print the raw result as JSON" },
+} as const;
+const URI_ARG = {
+  uri: {
+    type: "positional",
+    required: true,
+    description: "peer endpoint, e.g. tcp://[2a01::1]:9651",
+  },
+} as const;
 
-/** Runs the command; returns the exit code. */
-export async function runMycelium(args: string[]): Promise<number> {
-  let sock: string | undefined;
-  let json = false;
-  const rest: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    if (args[i] === "-s") sock = args[++i];
-    else if (args[i] === "--json") json = true;
-    else rest.push(args[i] as string);
-  }
-  const [cmd, arg] = rest;
-  const method = {
-    status: "mycelium_status",
-    peers: "mycelium_peers",
-    "add-peer": "mycelium_addPeer",
-    "remove-peer": "mycelium_removePeer",
-  }[cmd ?? ""];
-  if (!method || ((cmd === "add-peer" || cmd === "remove-peer") && !arg)) {
-    process.stderr.write(USAGE);
-    return 1;
-  }
-  try {
-    const client = await connect(socketPath(sock));
-    const r = await client.call(method, arg ? [arg] : []);
-    client.close();
-    if (json) process.stdout.write(`${JSON.stringify(r)}\n`);
-    else if (cmd === "status") {
-      const s = r as {
-        state: string;
-        address: string | null;
-        subnet: string | null;
-        reason: string;
-      };
-      process.stdout.write(
-        `state: ${s.state}\naddress: ${s.address ?? "-"}\nsubnet: ${s.subnet ?? "-"}\n${s.reason ? `reason: ${s.reason}\n` : ""}`,
-      );
-    } else if (cmd === "peers") {
-      for (const p of r as {
-        endpoint: { proto: string; socketAddr: string };
-        type: string;
-        connectionState: string;
-      }[]) {
-        process.stdout.write(
-          `${p.endpoint.proto}://${p.endpoint.socketAddr} ${p.type} ${p.connectionState}\n`,
-        );
-      }
-    }
-    return 0;
-  } catch (e) {
-    process.stderr.write(`${(e as Error).message}\n`);
-    return 1;
-  }
+interface Status {
+  state: string;
+  address: string | null;
+  subnet: string | null;
+  reason: string;
 }
+interface Peer {
+  endpoint: { proto: string; socketAddr: string };
+  type: string;
+  connectionState: string;
+}
+
+/** Pure: the text of `mycelium status`. */
+export function statusText(s: Status): string {
+  return `state: ${s.state}\naddress: ${s.address ?? "-"}\nsubnet: ${s.subnet ?? "-"}\n${s.reason ? `reason: ${s.reason}\n` : ""}`;
+}
+
+/** Pure: the text of `mycelium peers`, one line per peer. */
+export function peersText(peers: Peer[]): string {
+  return peers
+    .map((p) => `${p.endpoint.proto}://${p.endpoint.socketAddr} ${p.type} ${p.connectionState}\n`)
+    .join("");
+}
+
+/**
+ * One mycelium command: calls method through the control socket and prints
+ * text(result) (or JSON); without text, the command takes a peer URI and
+ * prints nothing.
+ */
+function call(
+  name: string,
+  description: string,
+  method: string,
+  text?: (r: unknown) => string,
+): Command {
+  return {
+    meta: { name, description },
+    args: text ? OPTIONS : { ...URI_ARG, ...OPTIONS },
+    async run(ctx) {
+      const up = runData(ctx.data).up;
+      const uri = ctx.args.uri as string | undefined;
+      const socket = (ctx.args.socket ?? up.socket) as string | undefined;
+      try {
+        const client = await connect(socketPath(socket));
+        const r = await client.call(method, uri ? [uri] : []);
+        client.close();
+        const json = ctx.args.json === true || up.json === true;
+        process.stdout.write(json ? `${JSON.stringify(r)}\n` : (text?.(r) ?? ""));
+        return 0;
+      } catch (e) {
+        process.stderr.write(`${(e as Error).message}\n`);
+        return 1;
+      }
+    },
+  };
+}
+
+/** `hero-init mycelium …`. */
+export const mycelium: Command = {
+  meta: {
+    name: "mycelium",
+    description: "mycelium in the VM: status and peers",
+    usageExit: 1,
+  },
+  args: OPTIONS,
+  subCommands: {
+    status: call("status", "state, address and subnet", "mycelium_status", (r) =>
+      statusText(r as Status),
+    ),
+    peers: call("peers", "peers and their connection state", "mycelium_peers", (r) =>
+      peersText(r as Peer[]),
+    ),
+    "add-peer": call("add-peer", "connect to a peer", "mycelium_addPeer"),
+    "remove-peer": call("remove-peer", "drop a peer", "mycelium_removePeer"),
+  },
+};

@@ -3,48 +3,47 @@
  * (update/serve.ts). Serves DIR until SIGINT/SIGTERM; one access-log line
  * per request on stdout. See docs/bootstrap-server.md.
  */
+import { defineCommand } from "citty";
 import { InputError } from "../lib/errors.ts";
 import { parseListen } from "../update/http.ts";
 import { startServer } from "../update/serve.ts";
+import type { Command } from "./run.ts";
 
-const USAGE = "usage: hero-init serve DIR [--listen ADDR:PORT]   (default [::]:8080)\n";
-
-/** Runs the server; resolves with the exit code once stopped by a signal. */
-export async function runServe(args: string[]): Promise<number> {
-  let dir: string | undefined;
-  let listen = "[::]:8080";
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i] as string;
-    if (a === "--listen" || a === "-l") listen = args[++i] ?? "";
-    else if (a.startsWith("--listen=")) listen = a.slice("--listen=".length);
-    else if (a === "-h" || a === "--help") {
-      process.stdout.write(USAGE);
-      return 0;
-    } else if (!a.startsWith("-") && dir === undefined) dir = a;
-    else {
-      process.stderr.write(`hero-init serve: unexpected argument "${a}"\n${USAGE}`);
-      return 2;
+const serveCommand = defineCommand({
+  meta: {
+    name: "serve",
+    description: "serve manifests and binaries (the bootstrap server) until SIGINT/SIGTERM",
+  },
+  args: {
+    dir: { type: "positional", required: true, description: "the directory to serve" },
+    listen: {
+      type: "string",
+      alias: "l",
+      default: "[::]:8080",
+      valueHint: "addr:port",
+      description: "address and port to listen on",
+    },
+  },
+  async run({ args: a }) {
+    try {
+      const { hostname, port } = parseListen(a.listen);
+      const server = startServer({ dir: a.dir, hostname, port });
+      process.stdout.write(`hero-init serve: serving ${a.dir} on ${server.url}\n`);
+      return await new Promise<number>((resolve) => {
+        const stop = (sig: string) => {
+          process.stdout.write(`hero-init serve: ${sig}, stopping\n`);
+          server.stop().then(() => resolve(0));
+        };
+        process.once("SIGINT", () => stop("SIGINT"));
+        process.once("SIGTERM", () => stop("SIGTERM"));
+      });
+    } catch (e) {
+      const msg = e instanceof InputError ? e.toString() : (e as Error).message;
+      process.stderr.write(`hero-init serve: ${msg}\n`);
+      return 1;
     }
-  }
-  if (!dir) {
-    process.stderr.write(USAGE);
-    return 2;
-  }
-  try {
-    const { hostname, port } = parseListen(listen);
-    const server = startServer({ dir, hostname, port });
-    process.stdout.write(`hero-init serve: serving ${dir} on ${server.url}\n`);
-    return await new Promise<number>((resolve) => {
-      const stop = (sig: string) => {
-        process.stdout.write(`hero-init serve: ${sig}, stopping\n`);
-        server.stop().then(() => resolve(0));
-      };
-      process.once("SIGINT", () => stop("SIGINT"));
-      process.once("SIGTERM", () => stop("SIGTERM"));
-    });
-  } catch (e) {
-    const msg = e instanceof InputError ? e.toString() : (e as Error).message;
-    process.stderr.write(`hero-init serve: ${msg}\n`);
-    return 1;
-  }
-}
+  },
+});
+
+/** `hero-init serve`. */
+export const serve: Command = serveCommand;

@@ -10,12 +10,14 @@
 
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { defineCommand } from "citty";
 import { connect, socketPath } from "../guest/control/client.ts";
 import { machineId, nextDelay, summary } from "../guest/pid1/updater.ts";
+import { atomicWrite } from "../lib/atomic-file.ts";
 import { LAYOUT, NODE_LAYOUT } from "../lib/layout.ts";
 import { ENVIRONMENTS, type Environment, parseManifest, sectionBinaries } from "../lib/manifest.ts";
 import { parsePublicKey } from "../lib/minisign.ts";
-import { atomicWrite, runUpdate, type UpdateHooks, type UpdateResult } from "../update/engine.ts";
+import { runUpdate, type UpdateHooks, type UpdateResult } from "../update/engine.ts";
 import {
   detectRole,
   detectSupervisor,
@@ -28,31 +30,20 @@ import {
   registrationFiles,
   writeMissing,
 } from "../update/install.ts";
+import { type Command, runTree } from "./run.ts";
 
-const USAGE = `usage:
-  hero-init update [--check] [--json] [-s SOCKET]        in a VM: ask PID 1 to check or apply now
-  hero-init update --config FILE [--check] [--json] [--every SECONDS] [--root DIR]
-                                                        on a node: run the update engine here
-  hero-init install --manifest URL --key PUBKEY [--env ENV] [--role auto|node|vm] [--root DIR] [--json]
-                                                        set up a fresh node (idempotent)
-exit codes: 0 done (updated, up to date, or --check ran), 1 refused/failed/rolled back, 2 usage`;
+const EXIT_CODES =
+  "exit codes: 0 done (updated, up to date, or --check ran), 1 refused/failed/rolled back, 2 usage";
 
 const FAILED = new Set(["refused", "failed", "rolled-back"]);
 
-function parseArgs(args: string[]): { opt: Map<string, string | true>; pos: string[] } {
-  const opt = new Map<string, string | true>();
-  const pos: string[] = [];
-  const flags = new Set(["--check", "--json"]);
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i] as string;
-    if (flags.has(a)) opt.set(a.slice(2), true);
-    else if (a === "-s" || a.startsWith("--")) {
-      const val = args[++i];
-      if (val === undefined) throw new Error(`${a} needs a value`);
-      opt.set(a === "-s" ? "socket" : a.slice(2), val);
-    } else pos.push(a);
-  }
-  return { opt, pos };
+/** What a run of the engine on a node is told by the command line. */
+interface RunOptions {
+  root: string;
+  check: boolean;
+  json: boolean;
+  every?: string;
+  socket?: string;
 }
 
 function print(r: UpdateResult, json: boolean): number {
@@ -115,18 +106,13 @@ function nodeHooks(sup: HostSupervisor, sock?: string): UpdateHooks {
   };
 }
 
-async function runLocal(configFile: string, opt: Map<string, string | true>): Promise<number> {
-  const root = (opt.get("root") as string | undefined) ?? "";
-  const path = root ? join(root, configFile) : configFile;
+async function runLocal(configFile: string, opt: RunOptions): Promise<number> {
+  const path = opt.root ? join(opt.root, configFile) : configFile;
   return runWithConfig(parseNodeUpdateConfig(readFileSync(path, "utf8"), path), opt);
 }
 
-async function runWithConfig(
-  cfg: NodeUpdateConfig,
-  opt: Map<string, string | true>,
-  id?: string,
-): Promise<number> {
-  const root = (opt.get("root") as string | undefined) ?? "";
+async function runWithConfig(cfg: NodeUpdateConfig, opt: RunOptions, id?: string): Promise<number> {
+  const { root } = opt;
   const stateDir = `${root}${LAYOUT.updateState}`;
   const keysFile = `${stateDir}/keys.pub`;
   const mid = id ?? machineId(stateDir);
@@ -140,124 +126,192 @@ async function runWithConfig(
         machineId: mid,
       },
       { pkgs: `${root}${LAYOUT.pkgs}`, root, stateDir, keysFile, seedKey: cfg.key },
-      nodeHooks(root ? "none" : detectSupervisor(), opt.get("socket") as string | undefined),
-      { check: opt.get("check") === true },
+      nodeHooks(root ? "none" : detectSupervisor(), opt.socket),
+      { check: opt.check },
     );
-  const every = opt.get("every");
-  if (typeof every === "string") {
-    const s = Number(every);
+  if (opt.every !== undefined) {
+    const s = Number(opt.every);
     if (!Number.isInteger(s) || s < 60) throw new Error("--every needs a number of seconds ≥ 60");
     for (;;) {
-      print(await once(), opt.get("json") === true);
+      print(await once(), opt.json);
       await Bun.sleep(nextDelay(s, 0.1));
     }
   }
-  return print(await once(), opt.get("json") === true);
+  return print(await once(), opt.json);
 }
 
-/** `hero-init update …`. */
-export async function runUpdateCli(args: string[]): Promise<number> {
-  let opt: Map<string, string | true>;
-  try {
-    ({ opt } = parseArgs(args));
-  } catch (e) {
-    console.error(`${(e as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  const json = opt.get("json") === true;
-  const config = opt.get("config");
-  try {
-    if (typeof config === "string") return await runLocal(config, opt);
-    const c = await connect(socketPath(opt.get("socket") as string | undefined));
+const updateCommand = defineCommand({
+  meta: {
+    name: "update",
+    description:
+      "in a VM: ask PID 1 to check or apply the signed manifest now; on a node (--config): run the update engine here",
+    notes: EXIT_CODES,
+  },
+  args: {
+    check: { type: "boolean", description: "check only: report what would change" },
+    json: { type: "boolean", description: "print the result as JSON" },
+    socket: { type: "string", alias: "s", valueHint: "path", description: "VM: control socket" },
+    config: {
+      type: "string",
+      valueHint: "file",
+      description: "node: update.toml (e.g. /etc/hero-init/update.toml)",
+    },
+    every: { type: "string", valueHint: "seconds", description: "node: keep running (≥ 60)" },
+    root: { type: "string", valueHint: "dir", description: "node: act on this root" },
+  },
+  async run({ args: a }) {
+    const opt: RunOptions = {
+      root: a.root ?? "",
+      check: a.check === true,
+      json: a.json === true,
+      every: a.every,
+      socket: a.socket,
+    };
     try {
-      const r = (await c.call(opt.get("check") ? "update_check" : "update_apply")) as UpdateResult;
-      return print(r, json);
-    } finally {
-      c.close();
+      if (a.config !== undefined) return await runLocal(a.config, opt);
+      const c = await connect(socketPath(a.socket));
+      try {
+        const r = (await c.call(a.check ? "update_check" : "update_apply")) as UpdateResult;
+        return print(r, opt.json);
+      } finally {
+        c.close();
+      }
+    } catch (e) {
+      console.error(`update: ${(e as Error).message}`);
+      return 1;
     }
-  } catch (e) {
-    console.error(`update: ${(e as Error).message}`);
-    return 1;
-  }
+  },
+});
+
+/** `hero-init update`. */
+export const update: Command = updateCommand;
+
+/** `hero-init update …` (for tests); returns the exit code. */
+export function runUpdateCli(args: string[]): Promise<number> {
+  return runTree(update, args, ["hero-init", "update"]);
 }
 
-/** `hero-init install …`. */
-export async function runInstallCli(args: string[]): Promise<number> {
-  try {
-    const { opt } = parseArgs(args);
-    const manifest = opt.get("manifest");
-    const keyArg = opt.get("key");
-    if (typeof manifest !== "string" || typeof keyArg !== "string")
-      throw new Error(`install needs --manifest URL and --key PUBKEY\n${USAGE}`);
-    // --key: the base64 line, or a minisign .pub file.
-    let key = keyArg;
-    if (!/^RW/.test(key)) key = readFileSync(key, "utf8").trim().split("\n").at(-1) ?? "";
-    parsePublicKey(key);
-    const env = opt.get("env") as string | undefined;
-    if (env !== undefined && !(ENVIRONMENTS as readonly string[]).includes(env))
-      throw new Error(`--env must be one of ${ENVIRONMENTS.join(", ")}`);
-    const root = (opt.get("root") as string | undefined) ?? "";
-    const roleOpt = (opt.get("role") as string | undefined) ?? "auto";
-    if (!["auto", "node", "vm"].includes(roleOpt)) throw new Error("--role is auto, node or vm");
-    const detected = detectRole(readFacts(root));
-    const role = roleOpt === "auto" ? detected.role : (roleOpt as "node" | "vm");
-    console.error(
-      `install: role ${role}${roleOpt === "auto" ? ` (detected: ${detected.why})` : " (given)"}`,
-    );
-    // Nothing is written before the engine has verified the manifest with --key
-    // (a refused run leaves the root as it was); the machine id is kept after.
-    const id = installMachineId(`${root}${LAYOUT.updateState}`);
-    const cfgText = nodeConfigText({
-      manifest,
-      key,
-      env: env as Environment | undefined,
-      role,
-      interval: 3600,
-    });
-    const cfgPath = `${root}${NODE_LAYOUT.updateConfig}`;
-    const sup = detectSupervisor(root);
-    const code = await runWithConfig(
-      parseNodeUpdateConfig(cfgText, "install options"),
-      new Map([...opt, ["root", root]]),
-      id.id,
-    );
-    if (code !== 0) return code;
-    id.keep();
-    // Only a node that installed its binaries follows the manifest from now on.
-    if (!existsSync(cfgPath) || readFileSync(cfgPath, "utf8") !== cfgText) {
-      mkdirSync(dirname(cfgPath), { recursive: true });
-      atomicWrite(cfgPath, cfgText, 0o644);
+const ROLES = ["auto", "node", "vm"] as const;
+
+const installCommand = defineCommand({
+  meta: {
+    name: "install",
+    description: "set up a fresh node (idempotent): binaries, update.toml, service registration",
+    notes: EXIT_CODES,
+  },
+  args: {
+    manifest: { type: "string", required: true, valueHint: "url", description: "manifest URL" },
+    key: {
+      type: "string",
+      required: true,
+      valueHint: "pubkey",
+      description: "the manifest's public key: the base64 line or a minisign .pub file",
+    },
+    env: { type: "enum", options: [...ENVIRONMENTS], description: "environment" },
+    role: { type: "enum", options: [...ROLES], default: "auto", description: "node or VM" },
+    root: { type: "string", valueHint: "dir", description: "install into this root" },
+    json: { type: "boolean", description: "print the engine's result as JSON" },
+  },
+  async run({ args: a }) {
+    try {
+      return await installNode({
+        manifest: a.manifest,
+        keyArg: a.key,
+        env: a.env as Environment | undefined,
+        role: a.role as (typeof ROLES)[number],
+        root: a.root ?? "",
+        json: a.json === true,
+      });
+    } catch (e) {
+      console.error(`install: ${String(e)}`);
+      return 2;
     }
-    // Register the binaries' services and the update timer (only files that do not exist yet).
-    const m = parseManifest(
-      readFileSync(`${root}${LAYOUT.updateState}/manifest.toml`, "utf8"),
-      manifest,
-    );
-    const services = sectionBinaries(m, role, env as Environment | undefined).flatMap((b) =>
-      b.services.map((s) => ({ name: s, exec: b.path ?? `/usr/bin/${b.name}` })),
-    );
-    const files = registrationFiles(sup, {
-      services,
-      interval: 3600,
-      heroInit: "/usr/bin/hero-init",
-    });
-    const written = writeMissing(root, files);
-    console.error(
-      `install: supervisor ${sup}; ${written.length ? `wrote ${written.join(", ")}` : "registration already in place"}`,
-    );
-    if (sup === "systemd" && !root && written.length) {
-      Bun.spawnSync(["systemctl", "daemon-reload"]);
-      Bun.spawnSync([
-        "systemctl",
-        "enable",
-        "--now",
-        "hero-init-update.timer",
-        ...services.map((s) => `${s.name}.service`),
-      ]);
-    }
-    return 0;
-  } catch (e) {
-    console.error(`install: ${String(e)}`);
-    return 2;
+  },
+});
+
+/** `hero-init install`. */
+export const install: Command = installCommand;
+
+/** `hero-init install …` (for tests); returns the exit code. */
+export function runInstallCli(args: string[]): Promise<number> {
+  return runTree(install, args, ["hero-init", "install"]);
+}
+
+interface InstallOptions {
+  manifest: string;
+  /** --key: the base64 line, or a minisign .pub file. */
+  keyArg: string;
+  env?: Environment;
+  role: (typeof ROLES)[number];
+  root: string;
+  json: boolean;
+}
+
+/** Installs the manifest's binaries, then writes update.toml and the registration. */
+async function installNode(o: InstallOptions): Promise<number> {
+  const { manifest, env, root } = o;
+  let key = o.keyArg;
+  if (!/^RW/.test(key)) key = readFileSync(key, "utf8").trim().split("\n").at(-1) ?? "";
+  parsePublicKey(key);
+  const detected = detectRole(readFacts(root));
+  const role = o.role === "auto" ? detected.role : o.role;
+  console.error(
+    `install: role ${role}${o.role === "auto" ? ` (detected: ${detected.why})` : " (given)"}`,
+  );
+  // Nothing is written before the engine has verified the manifest with --key
+  // (a refused run leaves the root as it was); the machine id is kept after.
+  const id = installMachineId(`${root}${LAYOUT.updateState}`);
+  const cfgText = nodeConfigText({ manifest, key, env, role, interval: 3600 });
+  const cfgPath = `${root}${NODE_LAYOUT.updateConfig}`;
+  const sup = detectSupervisor(root);
+  const code = await runWithConfig(
+    parseNodeUpdateConfig(cfgText, "install options"),
+    { root, check: false, json: o.json },
+    id.id,
+  );
+  if (code !== 0) return code;
+  id.keep();
+  // Only a node that installed its binaries follows the manifest from now on.
+  if (!existsSync(cfgPath) || readFileSync(cfgPath, "utf8") !== cfgText) {
+    mkdirSync(dirname(cfgPath), { recursive: true });
+    atomicWrite(cfgPath, cfgText, 0o644);
+  }
+  register(root, sup, manifest, role, env);
+  return 0;
+}
+
+/** Registers the binaries' services and the update timer (only files that do not exist yet). */
+function register(
+  root: string,
+  sup: HostSupervisor,
+  manifestUrl: string,
+  role: "node" | "vm",
+  env?: Environment,
+): void {
+  const m = parseManifest(
+    readFileSync(`${root}${LAYOUT.updateState}/manifest.toml`, "utf8"),
+    manifestUrl,
+  );
+  const services = sectionBinaries(m, role, env).flatMap((b) =>
+    b.services.map((s) => ({ name: s, exec: b.path ?? `/usr/bin/${b.name}` })),
+  );
+  const files = registrationFiles(sup, {
+    services,
+    interval: 3600,
+    heroInit: "/usr/bin/hero-init",
+  });
+  const written = writeMissing(root, files);
+  console.error(
+    `install: supervisor ${sup}; ${written.length ? `wrote ${written.join(", ")}` : "registration already in place"}`,
+  );
+  if (sup === "systemd" && !root && written.length) {
+    Bun.spawnSync(["systemctl", "daemon-reload"]);
+    Bun.spawnSync([
+      "systemctl",
+      "enable",
+      "--now",
+      "hero-init-update.timer",
+      ...services.map((s) => `${s.name}.service`),
+    ]);
   }
 }

@@ -1,25 +1,13 @@
 /**
- * The zinit-compatible CLI: `zinit [-s SOCKET] <command>` (or `hero-init
- * <command>`). Same commands, output formats and exit codes as zinit (list
- * and status print YAML; errors go to stderr with exit 1), plus `--json`.
+ * The zinit-compatible commands: `zinit [-s SOCKET] <command>` (or
+ * `hero-init <command>`), each a citty command (cli/index.ts puts them
+ * under both roots). Same commands, output formats and exit codes as zinit
+ * (list and status print YAML; errors go to stderr with exit 1, usage
+ * errors too), plus `--json` before or after the command.
  */
-import { ClientError, connect, socketPath } from "../guest/control/client.ts";
-
-const USAGE = `usage: zinit [-s SOCKET] [--json] <command>
-
-commands:
-  list                 services and their states
-  status SERVICE       pid, state, target and dependencies of a service
-  start SERVICE        set target up and start
-  stop SERVICE         set target down and stop (waits until the process tree is gone)
-  restart SERVICE      stop, then start
-  monitor SERVICE      load /etc/zinit/SERVICE.yaml and start watching it
-  forget SERVICE       stop watching a stopped service
-  kill SERVICE [SIG]   send a signal (default SIGTERM); the service stays up
-  log [-s] [FILTER]    show logs (-s: snapshot, no follow) for all services or FILTER
-  shutdown             stop all services and power off
-  reboot               stop all services and reboot
-`;
+import type { CommandDef } from "citty";
+import { connect, socketPath } from "../guest/control/client.ts";
+import { type Command, runData } from "./run.ts";
 
 /**
  * Pure: a YAML string scalar as zinit's emitter (yaml-rust 0.4 `need_quotes`)
@@ -63,69 +51,43 @@ export function renderStatus(s: {
   return `---\nname: ${yamlScalar(s.name)}\npid: ${s.pid}\nstate: ${yamlScalar(s.state)}\ntarget: ${s.target}\nafter:${deps}\n`;
 }
 
-/** Runs the zinit CLI; returns the exit code. */
-export async function runZinit(args: string[]): Promise<number> {
-  let sock: string | undefined;
-  let json = false;
-  const rest: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i] as string;
-    // Global options come before the command; after it, flags belong to the command (log -s).
-    if (a === "--json") json = true;
-    else if (rest.length > 0) rest.push(a);
-    else if (a === "-s" || a === "--socket") sock = args[++i];
-    else if (a === "-h" || a === "--help" || a === "help") {
-      process.stdout.write(USAGE);
-      return 0;
-    } else rest.push(a);
-  }
-  const [cmd, ...cargs] = rest;
-  if (!cmd) {
-    process.stderr.write(USAGE);
-    return 1;
-  }
-  const need = (n: number) => {
-    if (cargs.length < n) throw new ClientError(-32602, `${cmd}: missing service name\n${USAGE}`);
-    return cargs[0] as string;
+type Client = Awaited<ReturnType<typeof connect>>;
+/** What the helpers read of a command's context. */
+type Ctx = { args: Record<string, unknown>; data?: unknown };
+/** Prints a result: JSON with --json, else zinit's text. */
+type Out = (value: unknown, text: string) => void;
+
+/** Options every zinit command takes after its name (before it, the root's -s and --json). */
+const JSON_ARG = { json: { type: "boolean", description: "print the result as JSON" } } as const;
+const SERVICE_ARG = {
+  service: {
+    type: "positional",
+    required: true,
+    description: "service name (/etc/zinit/SERVICE.yaml)",
+  },
+} as const;
+
+/** The socket (-s before the command) and --json (before or after it). */
+function options(ctx: Ctx): { socket?: string; json: boolean } {
+  const up = runData(ctx.data).up;
+  return {
+    socket: typeof up.socket === "string" ? up.socket : undefined,
+    json: ctx.args.json === true || up.json === true,
   };
-  let client: Awaited<ReturnType<typeof connect>> | null = null;
+}
+
+/** Connects, runs fn, closes; an error (no daemon, a refusal) is one line on stderr, exit 1. */
+async function withClient(
+  ctx: Ctx,
+  fn: (client: Client, out: Out, json: boolean) => Promise<void>,
+): Promise<number> {
+  const { socket, json } = options(ctx);
+  let client: Client | null = null;
   try {
-    if (cmd === "log") return await followLog(socketPath(sock), cargs);
-    client = await connect(socketPath(sock));
-    const out = (v: unknown, text: string) =>
-      process.stdout.write(json ? `${JSON.stringify(v)}\n` : text);
-    switch (cmd) {
-      case "list": {
-        const r = (await client.call("service_list")) as Record<string, string>;
-        out(r, yamlMap(r));
-        return 0;
-      }
-      case "status": {
-        const r = (await client.call("service_status", [need(1)])) as Parameters<
-          typeof renderStatus
-        >[0];
-        out(r, renderStatus(r));
-        return 0;
-      }
-      case "start":
-      case "stop":
-      case "restart":
-      case "monitor":
-      case "forget":
-        await client.call(`service_${cmd}`, [need(1)]);
-        if (json) out(null, "");
-        return 0;
-      case "kill":
-        await client.call("service_kill", [need(1), cargs[1] ?? "SIGTERM"]);
-        return 0;
-      case "shutdown":
-      case "reboot":
-        await client.call(`system_${cmd}`);
-        return 0;
-      default:
-        process.stderr.write(`unknown command '${cmd}'\n${USAGE}`);
-        return 1;
-    }
+    client = await connect(socketPath(socket));
+    const out: Out = (v, text) => process.stdout.write(json ? `${JSON.stringify(v)}\n` : text);
+    await fn(client, out, json);
+    return 0;
   } catch (e) {
     process.stderr.write(`${(e as Error).message}\n`);
     return 1;
@@ -134,9 +96,115 @@ export async function runZinit(args: string[]): Promise<number> {
   }
 }
 
-async function followLog(path: string, args: string[]): Promise<number> {
-  const snapshot = args.includes("-s");
-  const filter = args.find((a) => a !== "-s");
+/** A command that calls one method with the service name (start, stop, …): silent, `null` with --json. */
+function serviceCall(name: string, description: string): Command {
+  return {
+    meta: { name, description, usageExit: 1 },
+    args: { ...SERVICE_ARG, ...JSON_ARG },
+    run: (ctx) =>
+      withClient(ctx, async (c, out, json) => {
+        await c.call(`service_${name}`, [ctx.args.service]);
+        if (json) out(null, "");
+      }),
+  };
+}
+
+/** A command that calls one system method (shutdown, reboot). */
+function systemCall(name: string, description: string): Command {
+  return {
+    meta: { name, description, usageExit: 1 },
+    args: JSON_ARG,
+    run: (ctx) =>
+      withClient(ctx, async (c) => {
+        await c.call(`system_${name}`);
+      }),
+  };
+}
+
+const list: CommandDef<typeof JSON_ARG> = {
+  meta: { name: "list", description: "services and their states", usageExit: 1 },
+  args: JSON_ARG,
+  run: (ctx) =>
+    withClient(ctx, async (c, out) => {
+      const r = (await c.call("service_list")) as Record<string, string>;
+      out(r, yamlMap(r));
+    }),
+};
+
+const status: CommandDef<typeof SERVICE_ARG & typeof JSON_ARG> = {
+  meta: {
+    name: "status",
+    description: "pid, state, target and dependencies of a service",
+    usageExit: 1,
+  },
+  args: { ...SERVICE_ARG, ...JSON_ARG },
+  run: (ctx) =>
+    withClient(ctx, async (c, out) => {
+      const r = (await c.call("service_status", [ctx.args.service])) as Parameters<
+        typeof renderStatus
+      >[0];
+      out(r, renderStatus(r));
+    }),
+};
+
+const KILL_ARGS = {
+  ...SERVICE_ARG,
+  signal: { type: "positional", required: false, default: "SIGTERM", description: "signal name" },
+  ...JSON_ARG,
+} as const;
+
+const kill: CommandDef<typeof KILL_ARGS> = {
+  meta: {
+    name: "kill",
+    description: "send a signal (default SIGTERM); the service stays up",
+    usageExit: 1,
+  },
+  args: KILL_ARGS,
+  run: (ctx) =>
+    withClient(ctx, async (c) => {
+      await c.call("service_kill", [ctx.args.service, ctx.args.signal]);
+    }),
+};
+
+const LOG_ARGS = {
+  snapshot: { type: "boolean", alias: "s", description: "print the logs so far, do not follow" },
+  filter: { type: "positional", required: false, description: "only lines containing FILTER" },
+  ...JSON_ARG,
+} as const;
+
+const log: CommandDef<typeof LOG_ARGS> = {
+  meta: {
+    name: "log",
+    description: "show logs for all services or FILTER, then follow them",
+    usageExit: 1,
+  },
+  args: LOG_ARGS,
+  async run(ctx) {
+    try {
+      return await followLog(socketPath(options(ctx).socket), ctx.args.snapshot, ctx.args.filter);
+    } catch (e) {
+      process.stderr.write(`${(e as Error).message}\n`);
+      return 1;
+    }
+  },
+};
+
+/** The zinit commands, by name (zinit's order). */
+export const zinitCommands: Record<string, Command> = {
+  list,
+  status,
+  start: serviceCall("start", "set target up and start"),
+  stop: serviceCall("stop", "set target down and stop (waits until the process tree is gone)"),
+  restart: serviceCall("restart", "stop, then start"),
+  monitor: serviceCall("monitor", "load /etc/zinit/SERVICE.yaml and start watching it"),
+  forget: serviceCall("forget", "stop watching a stopped service"),
+  kill,
+  log,
+  shutdown: systemCall("shutdown", "stop all services and power off"),
+  reboot: systemCall("reboot", "stop all services and reboot"),
+};
+
+async function followLog(path: string, snapshot = false, filter?: string): Promise<number> {
   const matches = (l: string) => !filter || l.includes(filter);
   const client = await connect(path, (p) => {
     const line = (p as { result?: string })?.result;

@@ -6,8 +6,7 @@
  * the local bridge of vsock.ts). Errors are AgentClientError with the HTTP
  * status and the agent's message.
  */
-import { chmod, rename, stat, unlink, utimes } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { stat, utimes } from "node:fs/promises";
 import {
   API_PREFIX,
   CH_EXIT,
@@ -29,6 +28,7 @@ import {
   type PutResult,
   type StatResult,
 } from "../lib/agent-protocol.ts";
+import { replaceFileAsync } from "../lib/atomic-file.ts";
 import { startCidBridge, startVsockBridge, type VsockBridge } from "./vsock.ts";
 
 /** An error answer from the agent (or a transport failure, status 0). */
@@ -231,17 +231,16 @@ export class AgentClient {
     local: string,
   ): Promise<{ size: number; mode: string; mtime: number }> {
     const f = await this.getFile(remote);
-    const tmp = join(dirname(local), `.${basename(local)}.hero-agent-${process.pid}`);
-    try {
-      const size = await Bun.write(tmp, new Response(f.body));
-      await chmod(tmp, f.mode);
-      await utimes(tmp, f.mtime, f.mtime);
-      await rename(tmp, local);
-      return { size, mode: formatMode(f.mode), mtime: f.mtime };
-    } catch (e) {
-      await unlink(tmp).catch(() => {});
-      throw e;
-    }
+    let size = 0;
+    await replaceFileAsync(
+      local,
+      async (tmp) => {
+        size = await Bun.write(tmp, new Response(f.body));
+        await utimes(tmp, f.mtime, f.mtime);
+      },
+      { mode: f.mode },
+    );
+    return { size, mode: formatMode(f.mode), mtime: f.mtime };
   }
 
   /** stat (lstat unless follow) of a VM path. */

@@ -6,9 +6,10 @@
  * sha256 name: it is written to a temp name and renamed once verified.
  */
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { atomicWrite } from "../lib/atomic-file.ts";
 import { InputError } from "../lib/errors.ts";
 import { type Binary, isArchive } from "../lib/manifest.ts";
 import { extractMember } from "../lib/tar.ts";
@@ -72,17 +73,14 @@ export async function fetchBinary(
     data = new Uint8Array(readFileSync(file));
   } else {
     data = await download(b.url, b.size, progress);
-    const tmp = `${file}.part-${process.pid}`;
-    writeFileSync(tmp, data);
     const got = createHash("sha256").update(data).digest("hex");
     if (got !== b.sha256 || data.length !== b.size) {
-      rmSync(tmp, { force: true });
       throw new InputError(
         "sha256",
         `${b.name} ${b.version}: ${b.url} has sha256 ${got} and ${data.length} bytes; the manifest says ${b.sha256} and ${b.size}`,
       );
     }
-    renameSync(tmp, file);
+    atomicWrite(file, data);
   }
   const got = createHash("sha256").update(data).digest("hex");
   if (got !== b.sha256) {

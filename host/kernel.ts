@@ -16,7 +16,9 @@ import {
   writeFileSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
+import { atomicWrite } from "../lib/atomic-file.ts";
 import { moduleName, parseModulesDep, planModules } from "../lib/kernel-modules.ts";
+import { runChecked } from "../sys/command.ts";
 import { defaultCacheDir } from "./cache.ts";
 
 const CACHE = join(defaultCacheDir(), "kernel");
@@ -29,18 +31,11 @@ export interface Kernel {
   modulesDir: string;
 }
 
-function sh(cmd: string[], cwd?: string): string {
-  const p = Bun.spawnSync(cmd, { cwd, stdout: "pipe", stderr: "pipe" });
-  if (p.exitCode !== 0)
-    throw new Error(`${cmd.join(" ")} failed (${p.exitCode}): ${p.stderr.toString().trim()}`);
-  return p.stdout.toString();
-}
-
 /** The linux-image-<ver>-amd64 package that linux-image-amd64 depends on. */
 function imagePackage(): string {
   const find = () =>
     /Depends: (linux-image-[0-9][^\s]*-amd64)/.exec(
-      sh(["apt-cache", "depends", "linux-image-amd64"]),
+      new TextDecoder().decode(runChecked(["apt-cache", "depends", "linux-image-amd64"]).stdout),
     )?.[1];
   let pkg: string | undefined;
   try {
@@ -49,7 +44,7 @@ function imagePackage(): string {
     pkg = undefined;
   }
   if (!pkg) {
-    sh(["apt-get", "update", "-qq"]);
+    runChecked(["apt-get", "update", "-qq"]);
     pkg = find();
   }
   if (!pkg) throw new Error("cannot resolve linux-image-amd64's kernel package (apt-get update?)");
@@ -74,14 +69,14 @@ export async function ensureKernel(): Promise<Kernel> {
   if (have) return have;
   const tmp = mkdtempSync(join(CACHE, ".tmp-"));
   try {
-    sh(["apt-get", "download", "-q", pkg], tmp);
+    runChecked(["apt-get", "download", "-q", pkg], { cwd: tmp });
     const deb = readdirSync(tmp).find((f) => f.endsWith(".deb"));
     if (!deb) throw new Error(`apt-get download ${pkg} produced no .deb`);
     const root = join(tmp, "root");
-    sh(["dpkg-deb", "-x", join(tmp, deb), root]);
+    runChecked(["dpkg-deb", "-x", join(tmp, deb), root]);
     const version = readdirSync(join(root, "lib/modules"))[0];
     if (!version) throw new Error(`${deb} has no lib/modules`);
-    sh(["depmod", "-b", root, version]);
+    runChecked(["depmod", "-b", root, version]);
     // Written synchronously before the rename: a reader that sees the
     // directory must also see the marker.
     writeFileSync(join(root, ".complete"), `${pkg}\n`);
@@ -149,8 +144,6 @@ export async function ensureVmlinux(kernel: Kernel): Promise<string> {
   if (p.exitCode !== 0 || elf.subarray(0, 4).toString("latin1") !== "\x7fELF")
     throw new Error(`${tool.join(" ")} on ${kernel.vmlinuz} failed: ${p.stderr.toString().trim()}`);
   // Written under a unique name and renamed: a reader never sees half a file.
-  const tmp = `${out}.${process.pid}.${Date.now()}.tmp`;
-  writeFileSync(tmp, elf);
-  renameSync(tmp, out);
+  atomicWrite(out, elf);
   return out;
 }

@@ -19,6 +19,7 @@ import { dirname, join } from "node:path";
 import * as v from "valibot";
 import { InputError } from "../lib/errors.ts";
 import { parseToml } from "../lib/toml.ts";
+import { runChecked } from "../sys/command.ts";
 import { defaultCacheDir } from "./cache.ts";
 import { entriesFromDir } from "./cpio/from-dir.ts";
 import { writeNewc } from "./cpio/newc.ts";
@@ -89,18 +90,6 @@ export function loadTemplate(name: string, dir = TEMPLATES_DIR): Template {
   return { name, dir: tdir, spec: res.output, services, vmToml };
 }
 
-function sh(cmd: string[], what: string, env?: Record<string, string>): void {
-  const p = Bun.spawnSync(cmd, {
-    stdout: "pipe",
-    stderr: "pipe",
-    env: env ? { ...process.env, ...env } : undefined,
-  });
-  if (p.exitCode !== 0)
-    throw new Error(
-      `${what} failed (${p.exitCode}): ${p.stderr.toString().trim().split("\n").slice(-3).join(" | ")}`,
-    );
-}
-
 /** The host's Debian suite and mirror, from its apt sources (so no host is hard-coded). */
 export function hostDebianSource(): { suite: string; mirror: string } {
   const texts: string[] = [];
@@ -149,7 +138,9 @@ function buildBusybox(out: string): void {
 function buildDebootstrap(t: Template, out: string): void {
   const { suite, mirror } = hostDebianSource();
   const include = t.spec.include.length ? [`--include=${t.spec.include.join(",")}`] : [];
-  sh(["debootstrap", `--variant=${t.spec.variant}`, ...include, suite, out, mirror], "debootstrap");
+  runChecked(["debootstrap", `--variant=${t.spec.variant}`, ...include, suite, out, mirror], {
+    what: "debootstrap",
+  });
   rmSync(join(out, "var/cache/apt/archives"), { recursive: true, force: true });
   mkdirSync(join(out, "var/cache/apt/archives/partial"), { recursive: true });
 }
@@ -207,7 +198,7 @@ export async function buildTemplate(
   const work = mkdtempSync(join(o.cacheDir ?? defaultCacheDir(), "stage-"));
   const stage = join(work, "root");
   try {
-    sh(["cp", "-a", base, stage], "copying the template base");
+    runChecked(["cp", "-a", base, stage], { what: "copying the template base" });
     const services = { ...t.services, ...(typeof o.services === "object" ? o.services : {}) };
     const report = await inject({
       ...o,
@@ -229,7 +220,7 @@ export async function buildTemplate(
       writeFileSync(tmpOut, writeNewc(entries));
     } else {
       const uuid = "5e1f0c6a-0000-4000-8000-000000000000";
-      sh(
+      runChecked(
         [
           "mke2fs",
           "-q",
@@ -246,8 +237,7 @@ export async function buildTemplate(
           tmpOut,
           `${ext4Size(treeBytes(stage))}M`,
         ],
-        "mke2fs",
-        { E2FSPROGS_FAKE_TIME: String(mtime) },
+        { what: "mke2fs", env: { E2FSPROGS_FAKE_TIME: String(mtime) } },
       );
     }
     rmSync(out, { recursive: true, force: true });

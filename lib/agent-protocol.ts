@@ -98,7 +98,6 @@ export const WsControlSchema = v.union([
   }),
   v.strictObject({ signal: SignalName }),
 ]);
-export type WsControl = v.InferOutput<typeof WsControlSchema>;
 
 /** POST shutdown body. */
 export const ShutdownRequestSchema = v.strictObject({

@@ -96,6 +96,15 @@ describe("findDuplicateKey", () => {
     expect(dup("{? a : 1}")).toMatchObject({ kind: "unsupported" });
   });
 
+  test("flow keys over several lines (plain or quoted), a `:` on the next line, comments inside", () => {
+    expect(dup("{a b: 1,\n  a\n  b: 2}")).toMatchObject({ key: "a b", line: 2, firstLine: 1 });
+    expect(dup("{\"a\n  b\": 1, 'a b': 2}")).toMatchObject({ key: "a b", line: 2, firstLine: 1 });
+    expect(dup("{a\n  : 1, a: 2}")).toMatchObject({ key: "a", line: 2, firstLine: 1 });
+    expect(dup("{a: 1, # a: 2\n  b: 2, a: 3}")).toMatchObject({ key: "a", line: 2, firstLine: 1 });
+    expect(dup("{a: [x\n  y, z], b: 1}")).toBeNull();
+    expect(dup("[{a: 1}, {a: 2}]")).toBeNull();
+  });
+
   test("CRLF line ends", () => {
     expect(dup("exec: a\r\nexec: b\r\n")).toMatchObject({ key: "exec", line: 2 });
   });

@@ -78,7 +78,7 @@ function firstNonBlank(line: string, from = 0): number {
 export function findDuplicateKey(text: string): DuplicateKey | UnsupportedKey | null {
   const lines = text.split("\n").map((l) => (l.endsWith("\r") ? l.slice(0, -1) : l));
   try {
-    scan(lines);
+    new Scanner(lines).run();
     return null;
   } catch (e) {
     if (e instanceof Found) return e.result;
@@ -86,236 +86,271 @@ export function findDuplicateKey(text: string): DuplicateKey | UnsupportedKey | 
   }
 }
 
-function scan(lines: string[]): void {
-  const stack: Block[] = [];
-  const top = () => stack[stack.length - 1];
-  const unsupported = (what: string, li: number) =>
-    new Found({ kind: "unsupported", what, line: li + 1 });
-  const childPath = (): string[] => {
-    const t = top();
+/** A place in the text: 0-based line and column. */
+interface Pos {
+  line: number;
+  col: number;
+}
+
+const unsupported = (what: string, li: number) =>
+  new Found({ kind: "unsupported", what, line: li + 1 });
+
+/** Records `key` (seen on line li) in a mapping's keys; a second one ends the scan. */
+function addKey(keys: Map<string, number>, path: string[], key: string, li: number): void {
+  const first = keys.get(key);
+  if (first !== undefined)
+    throw new Found({
+      kind: "duplicate",
+      key,
+      line: li + 1,
+      firstLine: first + 1,
+      path: [...path, key],
+    });
+  keys.set(key, li);
+}
+
+/** Skips anchors (`&a`) and tags (`!t`) and the blanks after them; -1 at end of line. */
+function skipProps(line: string, j: number): number {
+  let k = j;
+  while (k >= 0 && k < line.length && (line[k] === "&" || line[k] === "!")) {
+    while (k < line.length && !isBlank(line[k])) k++;
+    k = firstNonBlank(line, k);
+  }
+  return k;
+}
+
+/** A quoted scalar starting at (li, j): where it ends (just past the closing quote). */
+function quoted(lines: string[], li: number, j: number): Pos {
+  const q = lines[li]?.[j];
+  let l = li;
+  let k = j + 1;
+  for (;;) {
+    const line = lines[l];
+    if (line === undefined) return { line: lines.length - 1, col: 0 };
+    if (k >= line.length) {
+      l++;
+      k = 0;
+      continue;
+    }
+    const ch = line[k];
+    if (q === '"' && ch === "\\") k += 2;
+    else if (ch === q) {
+      if (q === "'" && line[k + 1] === "'") k += 2;
+      else return { line: l, col: k + 1 };
+    } else k++;
+  }
+}
+
+/** Lines of a block scalar (`|`, `>`) whose parent is at `parent`: the next line after them. */
+function blockScalarEnd(lines: string[], li: number, parent: number): number {
+  let k = li + 1;
+  while (k < lines.length) {
+    const l = lines[k] ?? "";
+    if (DOC_MARK.test(l)) break;
+    const ind = firstNonBlank(l);
+    if (ind >= 0 && ind <= parent) break;
+    k++;
+  }
+  return k;
+}
+
+const FLOW_SEP = /[ \t,[\]{}]/;
+
+/** Where a plain scalar inside a flow collection stops on `line` (from m), and whether at an indicator. */
+function plainStop(line: string, m: number): { end: number; stop: boolean } {
+  for (let e = m; e < line.length; e++) {
+    const c = line[e] ?? "";
+    if (",[]{}".includes(c)) return { end: e, stop: true };
+    if (c === ":" && (e + 1 >= line.length || FLOW_SEP.test(line[e + 1] ?? "")))
+      return { end: e, stop: true };
+    if (c === "#" && e > 0 && isBlank(line[e - 1])) return { end: e, stop: true };
+  }
+  return { end: line.length, stop: false };
+}
+
+/** A plain scalar in a flow collection at (l, k), which may go on over lines: its text and end. */
+function plainFlowScalar(lines: string[], l: number, k: number): Pos & { source: string } {
+  const parts: string[] = [];
+  let cur = l;
+  let m = k;
+  for (;;) {
+    const ln = lines[cur] ?? "";
+    const { end, stop } = plainStop(ln, m);
+    parts.push(ln.slice(m, end).trim());
+    const source = () => parts.filter(Boolean).join(" ");
+    if (stop || cur + 1 >= lines.length) return { source: source(), line: cur, col: end };
+    // The scalar goes on unless the next line starts with an indicator.
+    const nl = lines[cur + 1] ?? "";
+    const n0 = firstNonBlank(nl);
+    const c0 = n0 < 0 ? "" : (nl[n0] ?? "");
+    if (n0 >= 0 && (",[]{}#".includes(c0) || (c0 === ":" && sepAfter(nl, n0 + 1))))
+      return { source: source(), line: cur + 1, col: n0 };
+    cur++;
+    m = n0 < 0 ? nl.length : n0;
+  }
+}
+
+/** A scalar in a flow collection at (l, k), quoted or plain: its source text and where it ends. */
+function flowScalar(lines: string[], l: number, k: number): Pos & { source: string } {
+  const line = lines[l] ?? "";
+  const ch = line[k];
+  if (ch !== '"' && ch !== "'") return plainFlowScalar(lines, l, k);
+  const end = quoted(lines, l, k);
+  const source =
+    end.line === l
+      ? line.slice(k, end.col)
+      : [line.slice(k), ...lines.slice(l + 1, end.line), lines[end.line]?.slice(0, end.col)]
+          .map((s, i) => (i === 0 ? s : (s ?? "").trim()))
+          .join(" ");
+  return { source, ...end };
+}
+
+/** A flow collection starting at (li, j); its keys are checked. Returns where it ends. */
+function flow(lines: string[], li: number, j: number, base: string[]): Pos {
+  const st: Flow[] = [];
+  const fpath = () => {
+    const t = st[st.length - 1];
+    if (!t) return base;
+    return t.map && t.last !== undefined ? [...t.path, t.last] : t.path;
+  };
+  let l = li;
+  let k = j;
+  for (;;) {
+    const line = lines[l];
+    if (line === undefined) return { line: lines.length - 1, col: 0 };
+    const ch = line[k] ?? "";
+    if (k >= line.length || (ch === "#" && (k === 0 || isBlank(line[k - 1])))) {
+      l++;
+      k = 0;
+      continue;
+    }
+    const t = st[st.length - 1];
+    if (isBlank(ch)) {
+      k++;
+      continue;
+    }
+    if (ch === "," || ch === ":") {
+      if (t) t.expectKey = ch === ",";
+      k++;
+      continue;
+    }
+    if (ch === "{" || ch === "[") {
+      if (t?.map && t.expectKey) throw unsupported("a collection used as a key", l);
+      st.push({ map: ch === "{", keys: new Map(), expectKey: true, path: fpath() });
+      k++;
+      continue;
+    }
+    if (ch === "}" || ch === "]") {
+      st.pop();
+      k++;
+      if (st.length === 0) return { line: l, col: k };
+      continue;
+    }
+    if (ch === "?" && (k + 1 >= line.length || FLOW_SEP.test(line[k + 1] ?? "")))
+      throw unsupported("explicit keys (`? `)", l);
+    if (ch === "&" || ch === "!") {
+      while (k < line.length && !FLOW_SEP.test(line[k] ?? "")) k++;
+      continue;
+    }
+    if (ch === "*" && t?.map && t.expectKey) throw unsupported("an alias used as a key", l);
+    // A scalar: quoted, or plain up to an indicator (it may go on over lines).
+    const startLine = l;
+    const sc = flowScalar(lines, l, k);
+    l = sc.line;
+    k = sc.col;
+    if (t?.map && t.expectKey) {
+      const key = keyName(sc.source);
+      addKey(t.keys, t.path, key, startLine);
+      t.last = key;
+      t.expectKey = false;
+    }
+  }
+}
+
+/** The block structure of a document: a stack of mappings and sequences by indentation. */
+class Scanner {
+  private readonly stack: Block[] = [];
+
+  constructor(private readonly lines: string[]) {}
+
+  /** Reads every line; throws Found at the first duplicate or unsupported key. */
+  run(): void {
+    const lines = this.lines;
+    let i = 0;
+    while (i < lines.length) {
+      const line = lines[i] ?? "";
+      if (DOC_MARK.test(line)) {
+        this.stack.length = 0;
+        const j = firstNonBlank(line, 3);
+        i = j < 0 || line[j] === "#" ? i + 1 : this.node(i, j, false);
+        continue;
+      }
+      if (line.startsWith("%")) {
+        i++;
+        continue;
+      }
+      const c = firstNonBlank(line);
+      if (c < 0 || line[c] === "#") {
+        i++;
+        continue;
+      }
+      i = this.node(i, c, true);
+    }
+  }
+
+  private top(): Block | undefined {
+    return this.stack[this.stack.length - 1];
+  }
+
+  /** Keys leading to a node below the current top. */
+  private childPath(): string[] {
+    const t = this.top();
     if (!t) return [];
     return t.kind === "map" && t.last !== undefined ? [...t.path, t.last] : t.path;
-  };
-  const addKey = (keys: Map<string, number>, path: string[], key: string, li: number) => {
-    const first = keys.get(key);
-    if (first !== undefined)
-      throw new Found({
-        kind: "duplicate",
-        key,
-        line: li + 1,
-        firstLine: first + 1,
-        path: [...path, key],
-      });
-    keys.set(key, li);
-  };
-  const blockKey = (indent: number, key: string, li: number) => {
-    let t = top();
+  }
+
+  private blockKey(indent: number, key: string, li: number): void {
+    let t = this.top();
     if (t?.kind !== "map" || t.indent !== indent) {
-      t = { kind: "map", indent, keys: new Map(), path: childPath() };
-      stack.push(t);
+      t = { kind: "map", indent, keys: new Map(), path: this.childPath() };
+      this.stack.push(t);
     }
     addKey(t.keys, t.path, key, li);
     t.last = key;
-  };
-
-  /** Skips anchors (`&a`) and tags (`!t`) and the blanks after them; -1 at end of line. */
-  const skipProps = (line: string, j: number): number => {
-    let k = j;
-    while (k >= 0 && k < line.length && (line[k] === "&" || line[k] === "!")) {
-      while (k < line.length && !isBlank(line[k])) k++;
-      k = firstNonBlank(line, k);
-    }
-    return k;
-  };
-
-  /** A quoted scalar starting at (li, j): where it ends (just past the closing quote). */
-  const quoted = (li: number, j: number): { line: number; col: number } => {
-    const q = lines[li]?.[j];
-    let l = li;
-    let k = j + 1;
-    for (;;) {
-      const line = lines[l];
-      if (line === undefined) return { line: lines.length - 1, col: 0 };
-      if (k >= line.length) {
-        l++;
-        k = 0;
-        continue;
-      }
-      const ch = line[k];
-      if (q === '"' && ch === "\\") k += 2;
-      else if (ch === q) {
-        if (q === "'" && line[k + 1] === "'") k += 2;
-        else return { line: l, col: k + 1 };
-      } else k++;
-    }
-  };
-
-  /** Lines of a block scalar (`|`, `>`) whose parent is at `parent`: the next line after them. */
-  const blockScalarEnd = (li: number, parent: number): number => {
-    let k = li + 1;
-    while (k < lines.length) {
-      const l = lines[k] ?? "";
-      if (DOC_MARK.test(l)) break;
-      const ind = firstNonBlank(l);
-      if (ind >= 0 && ind <= parent) break;
-      k++;
-    }
-    return k;
-  };
-
-  /** A flow collection starting at (li, j); its keys are checked. Returns where it ends. */
-  const flow = (li: number, j: number, base: string[]): { line: number; col: number } => {
-    const st: Flow[] = [];
-    const fpath = () => {
-      const t = st[st.length - 1];
-      if (!t) return base;
-      return t.map && t.last !== undefined ? [...t.path, t.last] : t.path;
-    };
-    let l = li;
-    let k = j;
-    for (;;) {
-      const line = lines[l];
-      if (line === undefined) return { line: lines.length - 1, col: 0 };
-      if (k >= line.length) {
-        l++;
-        k = 0;
-        continue;
-      }
-      const ch = line[k] ?? "";
-      if (isBlank(ch)) {
-        k++;
-        continue;
-      }
-      if (ch === "#" && (k === 0 || isBlank(line[k - 1]))) {
-        l++;
-        k = 0;
-        continue;
-      }
-      const t = st[st.length - 1];
-      if (ch === "{" || ch === "[") {
-        if (t?.map && t.expectKey) throw unsupported("a collection used as a key", l);
-        st.push({ map: ch === "{", keys: new Map(), expectKey: true, path: fpath() });
-        k++;
-        continue;
-      }
-      if (ch === "}" || ch === "]") {
-        st.pop();
-        k++;
-        if (st.length === 0) return { line: l, col: k };
-        continue;
-      }
-      if (ch === ",") {
-        if (t) t.expectKey = true;
-        k++;
-        continue;
-      }
-      if (ch === ":") {
-        if (t) t.expectKey = false;
-        k++;
-        continue;
-      }
-      if (ch === "?" && (k + 1 >= line.length || /[ \t,[\]{}]/.test(line[k + 1] ?? "")))
-        throw unsupported("explicit keys (`? `)", l);
-      if (ch === "&" || ch === "!") {
-        while (k < line.length && !/[ \t,[\]{}]/.test(line[k] ?? "")) k++;
-        continue;
-      }
-      if (ch === "*" && t?.map && t.expectKey) throw unsupported("an alias used as a key", l);
-      // A scalar: quoted, or plain up to an indicator (it may go on over lines).
-      const startLine = l;
-      let source: string;
-      if (ch === '"' || ch === "'") {
-        const end = quoted(l, k);
-        source =
-          end.line === l
-            ? line.slice(k, end.col)
-            : [line.slice(k), ...lines.slice(l + 1, end.line), lines[end.line]?.slice(0, end.col)]
-                .map((s, i) => (i === 0 ? s : (s ?? "").trim()))
-                .join(" ");
-        l = end.line;
-        k = end.col;
-      } else {
-        const parts: string[] = [];
-        let cur = l;
-        let m = k;
-        for (;;) {
-          const ln = lines[cur] ?? "";
-          let e = m;
-          let stop = false;
-          while (e < ln.length) {
-            const c = ln[e] ?? "";
-            if (",[]{}".includes(c)) {
-              stop = true;
-              break;
-            }
-            if (c === ":" && (e + 1 >= ln.length || /[ \t,[\]{}]/.test(ln[e + 1] ?? ""))) {
-              stop = true;
-              break;
-            }
-            if (c === "#" && e > 0 && isBlank(ln[e - 1])) {
-              stop = true;
-              break;
-            }
-            e++;
-          }
-          parts.push(ln.slice(m, e).trim());
-          if (stop || cur + 1 >= lines.length) {
-            l = cur;
-            k = e;
-            break;
-          }
-          // The scalar goes on unless the next line starts with an indicator.
-          const nl = lines[cur + 1] ?? "";
-          const n0 = firstNonBlank(nl);
-          const c0 = n0 < 0 ? "" : (nl[n0] ?? "");
-          if (n0 >= 0 && (",[]{}#".includes(c0) || (c0 === ":" && sepAfter(nl, n0 + 1)))) {
-            l = cur + 1;
-            k = n0;
-            break;
-          }
-          cur++;
-          m = n0 < 0 ? nl.length : n0;
-        }
-        source = parts.filter(Boolean).join(" ");
-      }
-      if (t?.map && t.expectKey) {
-        const key = keyName(source);
-        addKey(t.keys, t.path, key, startLine);
-        t.last = key;
-        t.expectKey = false;
-      }
-    }
-  };
+  }
 
   /** The value after a block key's `:` at (li, j); the key's mapping is at `indent`. */
-  const value = (li: number, j: number, indent: number): number => {
-    const line = lines[li] ?? "";
+  private value(li: number, j: number, indent: number): number {
+    const line = this.lines[li] ?? "";
     const k = skipProps(line, firstNonBlank(line, j));
     if (k < 0 || line[k] === "#") return li + 1; // nested block (or null) on the next lines
     const ch = line[k];
-    if (ch === "|" || ch === ">") return blockScalarEnd(li, indent);
-    if (ch === "[" || ch === "{") return flow(li, k, childPath()).line + 1;
-    if (ch === '"' || ch === "'") return quoted(li, k).line + 1;
+    if (ch === "|" || ch === ">") return blockScalarEnd(this.lines, li, indent);
+    if (ch === "[" || ch === "{") return flow(this.lines, li, k, this.childPath()).line + 1;
+    if (ch === '"' || ch === "'") return quoted(this.lines, li, k).line + 1;
     return li + 1;
-  };
+  }
+
+  /** Leaves the blocks a line at column c closes (deeper ones; a sequence without its dash). */
+  private closeBlocks(line: string, c: number): void {
+    while (this.stack.length && (this.top()?.indent ?? -1) > c) this.stack.pop();
+    const t = this.top();
+    if (t?.kind === "seq" && t.indent === c && !(line[c] === "-" && sepAfter(line, c + 1)))
+      this.stack.pop();
+  }
 
   /** A node starting at column c of line li; returns the next line to read. */
-  const node = (li: number, start: number, lineStart: boolean): number => {
+  private node(li: number, start: number, lineStart: boolean): number {
     let c = start;
-    const line = lines[li] ?? "";
-    if (lineStart) {
-      while (stack.length && (top()?.indent ?? -1) > c) stack.pop();
-      const t = top();
-      if (t?.kind === "seq" && t.indent === c && !(line[c] === "-" && sepAfter(line, c + 1)))
-        stack.pop();
-    }
+    const line = this.lines[li] ?? "";
+    if (lineStart) this.closeBlocks(line, c);
     let j = skipProps(line, c);
     if (j < 0 || line[j] === "#") return li + 1;
     // `- - x`: a sequence entry per dash (a loop, not recursion: no depth limit).
     while (line[j] === "-" && sepAfter(line, j + 1)) {
-      const t = top();
+      const t = this.top();
       if (!(t?.kind === "seq" && t.indent === j))
-        stack.push({ kind: "seq", indent: j, keys: new Map(), path: childPath() });
+        this.stack.push({ kind: "seq", indent: j, keys: new Map(), path: this.childPath() });
       const next = firstNonBlank(line, j + 1);
       if (next < 0 || line[next] === "#") return li + 1;
       c = next;
@@ -324,22 +359,20 @@ function scan(lines: string[]): void {
     }
     const ch = line[j];
     if (ch === "?" && sepAfter(line, j + 1)) throw unsupported("explicit keys (`? `)", li);
-    if (ch === "|" || ch === ">") return blockScalarEnd(li, top()?.indent ?? -1);
+    if (ch === "|" || ch === ">") return blockScalarEnd(this.lines, li, this.top()?.indent ?? -1);
     if (ch === "[" || ch === "{") {
-      const end = flow(li, j, childPath());
-      const rest = lines[end.line] ?? "";
-      const a = firstNonBlank(rest, end.col);
-      if (a >= 0 && rest[a] === ":" && sepAfter(rest, a + 1))
+      const end = flow(this.lines, li, j, this.childPath());
+      if (colonAfter(this.lines[end.line] ?? "", end.col))
         throw unsupported("a collection used as a key", end.line);
       return end.line + 1;
     }
     if (ch === '"' || ch === "'") {
-      const end = quoted(li, j);
-      const rest = lines[end.line] ?? "";
+      const end = quoted(this.lines, li, j);
+      const rest = this.lines[end.line] ?? "";
       const a = firstNonBlank(rest, end.col);
-      if (end.line === li && a >= 0 && rest[a] === ":" && sepAfter(rest, a + 1)) {
-        blockKey(c, keyName(line.slice(j, end.col)), li);
-        return value(li, a + 1, c);
+      if (end.line === li && colonAfter(rest, end.col)) {
+        this.blockKey(c, keyName(line.slice(j, end.col)), li);
+        return this.value(li, a + 1, c);
       }
       return end.line + 1;
     }
@@ -349,31 +382,16 @@ function scan(lines: string[]): void {
       if (x === "#" && k > j && isBlank(line[k - 1])) break;
       if (x === ":" && sepAfter(line, k + 1)) {
         if (ch === "*") throw unsupported("an alias used as a key", li);
-        blockKey(c, keyName(line.slice(j, k)), li);
-        return value(li, k + 1, c);
+        this.blockKey(c, keyName(line.slice(j, k)), li);
+        return this.value(li, k + 1, c);
       }
     }
     return li + 1;
-  };
-
-  let i = 0;
-  while (i < lines.length) {
-    const line = lines[i] ?? "";
-    if (DOC_MARK.test(line)) {
-      stack.length = 0;
-      const j = firstNonBlank(line, 3);
-      i = j < 0 || line[j] === "#" ? i + 1 : node(i, j, false);
-      continue;
-    }
-    if (line.startsWith("%")) {
-      i++;
-      continue;
-    }
-    const c = firstNonBlank(line);
-    if (c < 0 || line[c] === "#") {
-      i++;
-      continue;
-    }
-    i = node(i, c, true);
   }
+}
+
+/** Whether the first non-blank at or after `col` is a `:` indicator (the node before it is a key). */
+function colonAfter(line: string, col: number): boolean {
+  const a = firstNonBlank(line, col);
+  return a >= 0 && line[a] === ":" && sepAfter(line, a + 1);
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite: typecheck (tsc strict), lint (Biome), build, unit
-# tests beside the source, attack tests, supervisor integration tests, VM
-# tests in QEMU. Ends with one line "N passed, N failed, N skipped".
+# The whole test suite: typecheck (tsc strict), lint (Biome), dead code
+# (knip, configured in knip.json), build, unit tests beside the source,
+# attack tests, supervisor integration tests, VM tests in QEMU. Ends with
+# one line "N passed, N failed, N skipped".
 # A skipped test must be listed in test/expected-skips.txt with its reason;
 # any other skip (a missing tool, a test.skip left behind) fails the run.
 set -uo pipefail
@@ -21,6 +22,9 @@ node_modules/.bin/tsc --noEmit -p . || fail=1
 
 step "lint (biome check)"
 node_modules/.bin/biome check . || fail=1
+
+step "dead code (knip)"
+node_modules/.bin/knip --no-progress || fail=1
 
 step "build"
 bash scripts/build.sh || { echo "build failed: cannot run the rest"; echo "0 passed, 1 failed, 0 skipped"; exit 1; }

@@ -255,9 +255,8 @@ const AF_VSOCK = 40;
 const SOCK_STREAM = 1;
 const SOCK_NONBLOCK = 0o4000;
 const SOCK_CLOEXEC = 0o2000000;
-/** Any CID (listen) and the local CID (loopback transport, for tests in the guest). */
+/** Any CID (listen). */
 export const VMADDR_CID_ANY = 0xffffffff;
-export const VMADDR_CID_LOCAL = 1;
 
 /** Pure: struct sockaddr_vm (16 bytes: family, reserved, port, cid, zero[4]). */
 export function sockaddrVm(cid: number, port: number): Uint8Array {

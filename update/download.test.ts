@@ -3,7 +3,8 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { conditionalGet, DownloadError, type DownloadOptions, download } from "./download.ts";
+import { conditionalGet, type DownloadOptions, download } from "./download.ts";
+import { DownloadError } from "./request.ts";
 import { type BootstrapServer, startServer } from "./serve.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "hero-dl-"));

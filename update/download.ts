@@ -7,68 +7,26 @@
  * and only then renamed to DEST (and the directory fsynced): DEST is the old
  * file or the complete new one, never a partial one. `conditionalGet()`
  * polls the manifest and its signature with If-None-Match/If-Modified-Since.
- * Both count requests and bytes for the benchmarks.
+ * Both send their request through update/request.ts and count requests and
+ * bytes for the benchmarks.
  */
 import { createHash } from "node:crypto";
-import { closeSync, fsyncSync, openSync, readFileSync, rmSync } from "node:fs";
-import { open, rename, stat, writeFile } from "node:fs/promises";
-import { dirname } from "node:path";
+import { readFileSync, rmSync } from "node:fs";
+import { open, stat, writeFile } from "node:fs/promises";
+import { renameDurable } from "../lib/atomic-file.ts";
+import { type BackoffPolicy, DEFAULT_BACKOFF, retryDelay } from "./backoff.ts";
 import {
-  type BackoffPolicy,
-  DEFAULT_BACKOFF,
-  isRetryableStatus,
-  parseRetryAfter,
-  retryDelay,
-} from "./backoff.ts";
-
-/** What went wrong, as a string code (the message says it for people). */
-export type DownloadErrorCode =
-  | "too-large" // more bytes than the manifest's size (endless data)
-  | "too-slow" // below the minimum rate over the window (slow retrieval)
-  | "timeout" // no response headers in time, or the whole download took too long
-  | "size-mismatch" // the server's length disagrees with the manifest
-  | "hash-mismatch" // complete, but not the bytes the manifest names
-  | "http-status" // an unexpected HTTP status
-  | "network" // connection refused, reset or cut
-  | "aborted" // the caller's AbortSignal
-  | "io"; // the local filesystem
-
-/** A failed download or poll; `retryable` says whether asking again could help. */
-export class DownloadError extends Error {
-  constructor(
-    readonly code: DownloadErrorCode,
-    message: string,
-    readonly url: string,
-    readonly retryable: boolean,
-    /** The HTTP status, when the error is one. */
-    readonly status?: number,
-    /** The server's Retry-After in ms (429/503), for callers that poll. */
-    readonly retryAfterMs?: number,
-  ) {
-    super(`${url}: ${message}`);
-  }
-  /** What the attempts cost before the error (set by download()). */
-  stats?: DownloadStats;
-}
-
-/** What a download or poll cost (for benchmarks and logs). */
-export interface DownloadStats {
-  /** HTTP requests sent. */
-  requests: number;
-  /** Body bytes received from the network. */
-  bytes: number;
-  /** Retries after a failed attempt. */
-  retries: number;
-  /** Times a partial file had to be thrown away (server ignored Range, validator changed). */
-  restarts: number;
-  /** Bytes reused from an existing `.part` (last attempt). */
-  resumedFrom: number;
-  /** Wall time, ms. */
-  ms: number;
-}
-
-/** The fetch function used (injectable for tests and benchmarks). */
-export type FetchFn = (url: string, init: RequestInit) => Promise<Response>;
+  conditionalHeaders,
+  DownloadError,
+  type DownloadErrorCode,
+  type DownloadStats,
+  type Exchange,
+  type FetchFn,
+  httpStatusError,
+  newStats,
+  rangeHeaders,
+  withRequest,
+} from "./request.ts";
 
 /** Options of {@link download}. */
 export interface DownloadOptions {
@@ -104,15 +62,6 @@ interface PartMeta {
 
 const DEFAULT_MIN_RATE = { bytesPerSec: 4096, windowMs: 30_000 };
 const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const newStats = (): DownloadStats => ({
-  requests: 0,
-  bytes: 0,
-  retries: 0,
-  restarts: 0,
-  resumedFrom: 0,
-  ms: 0,
-});
-
 function readMeta(path: string): PartMeta | undefined {
   try {
     const m = JSON.parse(readFileSync(path, "utf8")) as PartMeta;
@@ -127,16 +76,6 @@ async function sizeOf(path: string): Promise<number> {
     return (await stat(path)).size;
   } catch {
     return 0;
-  }
-}
-
-/** fsyncs a file or directory by path. */
-export function fsyncPath(path: string): void {
-  const fd = openSync(path, "r");
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
   }
 }
 
@@ -184,16 +123,36 @@ export async function download(
   }
 }
 
+/** What every attempt of one download shares. */
+interface Job {
+  url: string;
+  part: string;
+  metaPath: string;
+  /** The manifest's sha256, lower case. */
+  want: string;
+  o: DownloadOptions;
+  stats: DownloadStats;
+  /** Date.now() past which the whole download fails (Infinity: none). */
+  deadline: number;
+  fail(code: DownloadErrorCode, msg: string, retryable: boolean, status?: number): DownloadError;
+}
+
+/** The retry loop: resume or restart, one attempt, verify, back off. */
 async function run(url: string, dest: string, o: DownloadOptions, stats: DownloadStats) {
   const part = `${dest}.part`;
-  const metaPath = `${part}.meta`;
-  const want = o.sha256.toLowerCase();
-  const f = o.fetch ?? ((u, i) => fetch(u, i));
+  const j: Job = {
+    url,
+    part,
+    metaPath: `${part}.meta`,
+    want: o.sha256.toLowerCase(),
+    o,
+    stats,
+    deadline: o.totalTimeoutMs === undefined ? Infinity : Date.now() + o.totalTimeoutMs,
+    fail: (code, msg, retryable, status) => new DownloadError(code, msg, url, retryable, status),
+  };
+  const { want, metaPath, fail } = j;
   const sleep = o.sleep ?? defaultSleep;
   const maxRetries = o.maxRetries ?? 5;
-  const deadline = o.totalTimeoutMs === undefined ? Infinity : Date.now() + o.totalTimeoutMs;
-  const fail = (code: DownloadErrorCode, msg: string, retryable: boolean, status?: number) =>
-    new DownloadError(code, msg, url, retryable, status);
   if (!Number.isSafeInteger(o.expectSize) || o.expectSize < 0) {
     throw fail("size-mismatch", `bad expected size ${o.expectSize}`, false);
   }
@@ -226,7 +185,7 @@ async function run(url: string, dest: string, o: DownloadOptions, stats: Downloa
     resumedThisRound = offset > 0;
     let retryAfterMs: number | undefined;
     try {
-      meta = await attemptOnce(url, part, metaPath, offset, meta, o, f, stats, deadline);
+      meta = await attemptOnce(j, offset, meta);
       // Complete: verify.
       const got = await hashFile(part);
       if (got !== want) {
@@ -248,7 +207,7 @@ async function run(url: string, dest: string, o: DownloadOptions, stats: Downloa
       if (e.code === "hash-mismatch") stats.restarts++;
     }
     const delay = retryDelay(attempt, o.backoff ?? DEFAULT_BACKOFF, retryAfterMs, o.random);
-    if (Date.now() + delay > deadline)
+    if (Date.now() + delay > j.deadline)
       throw fail("timeout", "deadline reached while retrying", false);
     attempt++;
     stats.retries++;
@@ -257,11 +216,9 @@ async function run(url: string, dest: string, o: DownloadOptions, stats: Downloa
   }
 }
 
-/** fsync the file, rename .part → dest, fsync the directory. */
-async function finish(part: string, dest: string, metaPath: string): Promise<void> {
-  fsyncPath(part);
-  await rename(part, dest);
-  fsyncPath(dirname(dest));
+/** The complete, verified .part becomes dest (fsync, rename, fsync the directory). */
+function finish(part: string, dest: string, metaPath: string): void {
+  renameDurable(part, dest);
   rmSync(metaPath, { force: true });
 }
 
@@ -270,179 +227,155 @@ async function finish(part: string, dest: string, metaPath: string): Promise<voi
  * .part with the size cap and the rate watchdog. Returns the .part's meta once
  * the file has exactly expectSize bytes; throws DownloadError otherwise.
  */
-async function attemptOnce(
-  url: string,
-  part: string,
-  metaPath: string,
-  offset: number,
-  meta: PartMeta | undefined,
-  o: DownloadOptions,
-  f: FetchFn,
-  stats: DownloadStats,
-  deadline: number,
-): Promise<PartMeta> {
-  const want = o.sha256.toLowerCase();
-  const fail = (code: DownloadErrorCode, msg: string, retryable: boolean, status?: number) =>
-    new DownloadError(code, msg, url, retryable, status);
-  const headers: Record<string, string> = { "Accept-Encoding": "identity" };
-  if (offset > 0) {
-    headers.Range = `bytes=${offset}-`;
-    const validator = meta?.etag && !meta.etag.startsWith("W/") ? meta.etag : meta?.lastModified;
-    if (validator) headers["If-Range"] = validator;
-  }
-
-  const ac = new AbortController();
-  let why: DownloadError | undefined;
-  const abort = (e: DownloadError) => {
-    why ??= e;
-    ac.abort(e);
-  };
-  const onCallerAbort = () => abort(fail("aborted", "aborted", false));
-  o.signal?.addEventListener("abort", onCallerAbort);
-  const headersTimer = setTimeout(
-    () => abort(fail("timeout", `no response within ${o.headersTimeoutMs ?? 30_000} ms`, true)),
-    o.headersTimeoutMs ?? 30_000,
-  );
-  const totalTimer =
-    deadline === Infinity
-      ? undefined
-      : setTimeout(
-          () => abort(fail("timeout", "deadline reached", false)),
-          Math.max(0, deadline - Date.now()),
-        );
-  let watchdog: ReturnType<typeof setInterval> | undefined;
-  try {
-    let res: Response;
-    try {
-      stats.requests++;
-      res = await f(url, { headers, signal: ac.signal, redirect: "follow" });
-    } catch (e) {
-      throw why ?? fail("network", (e as Error).message, true);
-    }
-    clearTimeout(headersTimer);
-
-    let start: number;
-    if (res.status === 206 && offset > 0) {
-      const cr = contentRange(res.headers.get("content-range"));
-      if (cr?.total !== undefined && cr.total !== o.expectSize) {
+async function attemptOnce(j: Job, offset: number, meta: PartMeta | undefined): Promise<PartMeta> {
+  const { o, fail } = j;
+  const headersMs = o.headersTimeoutMs ?? 30_000;
+  return withRequest(
+    {
+      url: j.url,
+      headers: rangeHeaders(offset, meta),
+      fetch: o.fetch,
+      signal: o.signal,
+      stats: j.stats,
+      headersTimeout: {
+        ms: headersMs,
+        error: () => fail("timeout", `no response within ${headersMs} ms`, true),
+      },
+      deadline:
+        j.deadline === Infinity
+          ? undefined
+          : {
+              ms: Math.max(0, j.deadline - Date.now()),
+              error: () => fail("timeout", "deadline reached", false),
+            },
+    },
+    async (x) => {
+      const start = await bodyStart(j, x, offset);
+      const remaining = o.expectSize - start;
+      const cl = x.res.headers.get("content-length");
+      if (cl !== null && /^\d+$/.test(cl) && Number(cl) !== remaining) {
+        await x.drop();
+        const code = Number(cl) > remaining ? "too-large" : "size-mismatch";
         throw fail(
-          "size-mismatch",
-          `server size ${cr.total}, manifest size ${o.expectSize}`,
+          code,
+          `Content-Length ${cl}, expected ${remaining} (manifest size ${o.expectSize})`,
           false,
         );
       }
-      if (!cr || cr.start !== offset || cr.end >= o.expectSize) {
-        // Not the range we asked for: start over.
-        await res.body?.cancel().catch(() => {});
-        stats.restarts++;
-        rmSync(part, { force: true });
-        throw fail(
-          "http-status",
-          `unexpected Content-Range ${res.headers.get("content-range")}`,
-          true,
-          206,
-        );
+      const m: PartMeta = {
+        sha256: j.want,
+        etag: x.res.headers.get("etag") ?? undefined,
+        lastModified: x.res.headers.get("last-modified") ?? undefined,
+      };
+      if (start === 0 || m.etag !== meta?.etag) await writeFile(j.metaPath, JSON.stringify(m));
+      const written = start + (await receive(j, x, start));
+      if (written !== o.expectSize) {
+        throw fail("network", `body ended at ${written} of ${o.expectSize} bytes`, true);
       }
-      start = offset;
-    } else if (res.status === 200) {
-      if (offset > 0) stats.restarts++; // Range ignored or validator changed
-      start = 0;
-    } else {
-      await res.body?.cancel().catch(() => {});
-      if (res.status === 416 && offset > 0) {
-        // Our .part no longer fits the resource: start over.
-        rmSync(part, { force: true });
-        stats.restarts++;
-        throw fail("http-status", "416 on resume; restarting from 0", true, 416);
-      }
-      const e = new DownloadError(
-        "http-status",
-        `HTTP ${res.status}`,
-        url,
-        isRetryableStatus(res.status),
-        res.status,
-        parseRetryAfter(res.headers.get("retry-after"), Date.now()),
-      );
-      throw e;
-    }
+      return m;
+    },
+  );
+}
 
-    const remaining = o.expectSize - start;
-    const cl = res.headers.get("content-length");
-    if (cl !== null && /^\d+$/.test(cl) && Number(cl) !== remaining) {
-      await res.body?.cancel().catch(() => {});
-      const code = Number(cl) > remaining ? "too-large" : "size-mismatch";
+/**
+ * Where the body starts in the file, from the status: 206 with the range
+ * asked for → `offset`; 200 → 0 (Range ignored or the validator changed);
+ * a 206 for another range or a 416 → the .part is dropped and the error is
+ * retryable (the next attempt starts over); any other status is an error.
+ */
+async function bodyStart(j: Job, x: Exchange, offset: number): Promise<number> {
+  const { res } = x;
+  const { fail, o, stats } = j;
+  if (res.status === 206 && offset > 0) {
+    const cr = contentRange(res.headers.get("content-range"));
+    if (cr?.total !== undefined && cr.total !== o.expectSize) {
+      throw fail("size-mismatch", `server size ${cr.total}, manifest size ${o.expectSize}`, false);
+    }
+    if (!cr || cr.start !== offset || cr.end >= o.expectSize) {
+      // Not the range we asked for: start over.
+      await x.drop();
+      stats.restarts++;
+      rmSync(j.part, { force: true });
       throw fail(
-        code,
-        `Content-Length ${cl}, expected ${remaining} (manifest size ${o.expectSize})`,
-        false,
+        "http-status",
+        `unexpected Content-Range ${res.headers.get("content-range")}`,
+        true,
+        206,
       );
     }
+    return offset;
+  }
+  if (res.status === 200) {
+    if (offset > 0) stats.restarts++; // Range ignored or validator changed
+    return 0;
+  }
+  await x.drop();
+  if (res.status === 416 && offset > 0) {
+    // Our .part no longer fits the resource: start over.
+    rmSync(j.part, { force: true });
+    stats.restarts++;
+    throw fail("http-status", "416 on resume; restarting from 0", true, 416);
+  }
+  throw httpStatusError(j.url, res);
+}
 
-    const m: PartMeta = {
-      sha256: want,
-      etag: res.headers.get("etag") ?? undefined,
-      lastModified: res.headers.get("last-modified") ?? undefined,
-    };
-    if (start === 0 || m.etag !== meta?.etag) await writeFile(metaPath, JSON.stringify(m));
-
-    const fh = await open(part, start === 0 ? "w" : "r+");
-    let written = start;
+/**
+ * Streams the body into the .part from `start`, under the size cap and the
+ * rate watchdog; returns the bytes written. Too many bytes cannot be trusted
+ * to be a prefix: the .part and its meta are removed.
+ */
+async function receive(j: Job, x: Exchange, start: number): Promise<number> {
+  const { o, fail } = j;
+  const fh = await open(j.part, start === 0 ? "w" : "r+");
+  let received = 0;
+  const watchdog = rateWatchdog(o.minRate ?? DEFAULT_MIN_RATE, () => received, x.abort, fail);
+  try {
     try {
       await fh.truncate(start);
-      const rate = o.minRate ?? DEFAULT_MIN_RATE;
-      const tick = Math.max(10, Math.floor(rate.windowMs / 4));
-      const marks: number[] = [];
-      let received = 0;
-      watchdog = setInterval(() => {
-        marks.push(received);
-        if (marks.length > 4) marks.shift();
-        const first = marks[0] ?? 0;
-        if (marks.length === 4 && received - first < (rate.bytesPerSec * tick * 3) / 1000) {
-          const r = Math.round(((received - first) * 1000) / (tick * 3));
-          abort(fail("too-slow", `${r} B/s, below the minimum ${rate.bytesPerSec} B/s`, true));
-        }
-      }, tick);
-      if (!res.body) throw fail("network", "response without a body", true);
-      const reader = res.body.getReader();
-      try {
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) break;
-          if (written + value.byteLength > o.expectSize) {
-            abort(fail("too-large", `more than the manifest's ${o.expectSize} bytes`, false));
-            break;
-          }
-          await fh.write(value, 0, value.byteLength, written);
-          written += value.byteLength;
-          received += value.byteLength;
-          stats.bytes += value.byteLength;
-        }
-      } catch (e) {
-        throw why ?? fail("network", `connection lost: ${(e as Error).message}`, true);
-      } finally {
-        reader.cancel().catch(() => {});
-      }
+      if (!x.res.body) throw fail("network", "response without a body", true);
+      return await x.read(
+        o.expectSize - start,
+        async (chunk) => {
+          await fh.write(chunk, 0, chunk.byteLength, start + received);
+          received += chunk.byteLength;
+        },
+        () => fail("too-large", `more than the manifest's ${o.expectSize} bytes`, false),
+      );
     } finally {
+      clearInterval(watchdog);
       await fh.close();
     }
-    if (why) {
-      // too-large: what we have cannot be trusted to be a prefix.
-      if (why.code === "too-large") {
-        rmSync(part, { force: true });
-        rmSync(metaPath, { force: true });
-      }
-      throw why;
+  } catch (e) {
+    if (e instanceof DownloadError && e.code === "too-large") {
+      rmSync(j.part, { force: true });
+      rmSync(j.metaPath, { force: true });
     }
-    if (written !== o.expectSize) {
-      throw fail("network", `body ended at ${written} of ${o.expectSize} bytes`, true);
-    }
-    return m;
-  } finally {
-    clearTimeout(headersTimer);
-    if (totalTimer) clearTimeout(totalTimer);
-    if (watchdog) clearInterval(watchdog);
-    o.signal?.removeEventListener("abort", onCallerAbort);
+    throw e;
   }
+}
+
+/**
+ * Aborts with "too-slow" when fewer than `bytesPerSec` arrive over the last
+ * three of four ticks of `windowMs / 4` (at least 10 ms each).
+ */
+function rateWatchdog(
+  rate: { bytesPerSec: number; windowMs: number },
+  received: () => number,
+  abort: (e: DownloadError) => void,
+  fail: Job["fail"],
+): ReturnType<typeof setInterval> {
+  const tick = Math.max(10, Math.floor(rate.windowMs / 4));
+  const marks: number[] = [];
+  return setInterval(() => {
+    const now = received();
+    marks.push(now);
+    if (marks.length > 4) marks.shift();
+    const first = marks[0] ?? 0;
+    if (marks.length === 4 && now - first < (rate.bytesPerSec * tick * 3) / 1000) {
+      const r = Math.round(((now - first) * 1000) / (tick * 3));
+      abort(fail("too-slow", `${r} B/s, below the minimum ${rate.bytesPerSec} B/s`, true));
+    }
+  }, tick);
 }
 
 /** Options of {@link conditionalGet}. */
@@ -484,96 +417,66 @@ export async function conditionalGet(
   const stats = newStats();
   const t0 = performance.now();
   const max = o.maxBytes ?? 1 << 20;
-  const f = o.fetch ?? ((u, i) => fetch(u, i));
-  const headers: Record<string, string> = { "Accept-Encoding": "identity" };
-  if (o.etag) headers["If-None-Match"] = o.etag;
-  if (o.lastModified) headers["If-Modified-Since"] = o.lastModified;
-  const ac = new AbortController();
-  let why: DownloadError | undefined;
-  const abort = (e: DownloadError) => {
-    why ??= e;
-    ac.abort(e);
+  const ms = o.timeoutMs ?? 30_000;
+  const setup = {
+    url,
+    headers: conditionalHeaders(o),
+    fetch: o.fetch,
+    signal: o.signal,
+    stats,
+    deadline: {
+      ms,
+      error: () => new DownloadError("timeout", `no answer within ${ms} ms`, url, true),
+    },
   };
-  const onCallerAbort = () => abort(new DownloadError("aborted", "aborted", url, false));
-  o.signal?.addEventListener("abort", onCallerAbort);
-  const timer = setTimeout(
-    () =>
-      abort(
-        new DownloadError("timeout", `no answer within ${o.timeoutMs ?? 30_000} ms`, url, true),
-      ),
-    o.timeoutMs ?? 30_000,
-  );
   try {
-    let res: Response;
-    try {
-      stats.requests++;
-      res = await f(url, { headers, signal: ac.signal, redirect: "follow" });
-    } catch (e) {
-      throw why ?? new DownloadError("network", (e as Error).message, url, true);
-    }
-    if (res.status === 304) {
-      await res.body?.cancel().catch(() => {});
-      return { status: 304, stats };
-    }
-    if (res.status !== 200) {
-      await res.body?.cancel().catch(() => {});
-      throw new DownloadError(
-        "http-status",
-        `HTTP ${res.status}`,
-        url,
-        isRetryableStatus(res.status),
-        res.status,
-        parseRetryAfter(res.headers.get("retry-after"), Date.now()),
-      );
-    }
-    const cl = res.headers.get("content-length");
-    if (cl !== null && Number(cl) > max) {
-      await res.body?.cancel().catch(() => {});
-      throw new DownloadError(
-        "too-large",
-        `Content-Length ${cl} over the cap of ${max} bytes`,
-        url,
-        false,
-      );
-    }
-    const chunks: Uint8Array[] = [];
-    let n = 0;
-    if (res.body) {
-      const reader = res.body.getReader();
-      try {
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) break;
-          n += value.byteLength;
-          stats.bytes += value.byteLength;
-          if (n > max) throw new DownloadError("too-large", `more than ${max} bytes`, url, false);
-          chunks.push(value);
-        }
-      } catch (e) {
-        if (e instanceof DownloadError) throw e;
-        throw (
-          why ?? new DownloadError("network", `connection lost: ${(e as Error).message}`, url, true)
-        );
-      } finally {
-        reader.cancel().catch(() => {});
+    return await withRequest(setup, async (x): Promise<ConditionalGetResult> => {
+      if (x.res.status === 304) {
+        await x.drop();
+        return { status: 304, stats };
       }
-    }
-    const body = new Uint8Array(n);
-    let at = 0;
-    for (const c of chunks) {
-      body.set(c, at);
-      at += c.byteLength;
-    }
-    return {
-      status: 200,
-      body,
-      etag: res.headers.get("etag") ?? undefined,
-      lastModified: res.headers.get("last-modified") ?? undefined,
-      stats,
-    };
+      if (x.res.status !== 200) {
+        await x.drop();
+        throw httpStatusError(url, x.res);
+      }
+      const cl = x.res.headers.get("content-length");
+      if (cl !== null && Number(cl) > max) {
+        await x.drop();
+        throw new DownloadError(
+          "too-large",
+          `Content-Length ${cl} over the cap of ${max} bytes`,
+          url,
+          false,
+        );
+      }
+      const chunks: Uint8Array[] = [];
+      const n = await x.read(
+        max,
+        (c) => {
+          chunks.push(c);
+        },
+        () => new DownloadError("too-large", `more than ${max} bytes`, url, false),
+      );
+      return {
+        status: 200,
+        body: concat(chunks, n),
+        etag: x.res.headers.get("etag") ?? undefined,
+        lastModified: x.res.headers.get("last-modified") ?? undefined,
+        stats,
+      };
+    });
   } finally {
-    clearTimeout(timer);
-    o.signal?.removeEventListener("abort", onCallerAbort);
     stats.ms = performance.now() - t0;
   }
+}
+
+/** Joins chunks of `n` bytes in all into one array. */
+function concat(chunks: Uint8Array[], n: number): Uint8Array {
+  const body = new Uint8Array(n);
+  let at = 0;
+  for (const c of chunks) {
+    body.set(c, at);
+    at += c.byteLength;
+  }
+  return body;
 }

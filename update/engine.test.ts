@@ -13,9 +13,9 @@ import {
   makeFixture,
   snapshot,
 } from "../test/helpers/update-fixture.ts";
-import type { FetchFn } from "./download.ts";
 import { runUpdate, type UpdateHooks } from "./engine.ts";
 import { keySetText } from "./publish.ts";
+import type { FetchFn } from "./request.ts";
 
 let f: Fixture;
 let restarts: string[][];

@@ -11,12 +11,13 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import * as v from "valibot";
+import { atomicWrite } from "../lib/atomic-file.ts";
 import { InputError } from "../lib/errors.ts";
 import { NODE_LAYOUT } from "../lib/layout.ts";
 import { ENVIRONMENTS, type Environment, INSTALL_PATH_RE } from "../lib/manifest.ts";
 import { SERVICE_NAME_RE } from "../lib/service-spec.ts";
 import { locateKey, parseToml, stringifyToml } from "../lib/toml.ts";
-import { atomicWrite } from "./engine.ts";
+import { keepMachineId, readMachineId } from "./state.ts";
 
 /** What role detection looks at (read by {@link readFacts}). */
 export interface MachineFacts {
@@ -176,19 +177,10 @@ export function writeMissing(root: string, files: Record<string, string>): strin
  * trace.
  */
 export function installMachineId(stateDir: string): { id: string; keep(): void } {
-  const kept = join(stateDir, "machine-id");
-  for (const p of ["/etc/machine-id", kept]) {
-    const id = read(p).trim();
-    if (id) return { id, keep() {} };
-  }
+  const have = readMachineId(stateDir);
+  if (have) return { id: have, keep() {} };
   const id = randomBytes(16).toString("hex");
-  return {
-    id,
-    keep() {
-      mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-      if (!existsSync(kept)) atomicWrite(kept, `${id}\n`, 0o600);
-    },
-  };
+  return { id, keep: () => keepMachineId(stateDir, id) };
 }
 
 /** update.toml text for `install`. */

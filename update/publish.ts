@@ -20,12 +20,12 @@ import {
   existsSync,
   readdirSync,
   readFileSync,
-  renameSync,
   statSync,
   utimesSync,
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
+import { replaceFile } from "../lib/atomic-file.ts";
 import { InputError } from "../lib/errors.ts";
 import { BINARY_NAME_RE, ENVIRONMENTS, parseManifest } from "../lib/manifest.ts";
 import { type SecretKey, signMessage } from "../lib/minisign.ts";
@@ -137,13 +137,13 @@ export function keySetText(version: number, publicKeys: string[]): string {
   return `# trusted update keys, version ${version}: signed by a key of the previous set\n${stringifyToml({ version, keys: publicKeys })}`;
 }
 
-/** Replaces `path` with `data` (temp + rename), its mtime at least `minMtimeMs`. */
+/** Replaces `path` with `data` (atomically), its mtime at least `minMtimeMs`. */
 function replaceWith(path: string, data: string | Uint8Array, minMtimeMs: number): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, data, { mode: 0o644 });
-  const t = new Date(Math.max(Date.now(), minMtimeMs));
-  utimesSync(tmp, t, t);
-  renameSync(tmp, path);
+  replaceFile(path, (tmp) => {
+    writeFileSync(tmp, data, { mode: 0o644, flag: "wx" });
+    const t = new Date(Math.max(Date.now(), minMtimeMs));
+    utimesSync(tmp, t, t);
+  });
 }
 
 /**

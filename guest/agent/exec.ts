@@ -273,37 +273,40 @@ export function startExec(
   tuning: ExecTuning = DEFAULT_TUNING,
   groups: ExecGroups | null = null,
 ): ExecHandle {
-  let resolveDone!: (x: ExecExit) => void;
-  const done = new Promise<ExecExit>((r) => {
-    resolveDone = r;
-  });
+  const tree = new ExecTree(groups);
+  const started = spawnExec(spawn, req, tree);
+  if ("exit" in started) {
+    tree.release();
+    return exitOnly(started.exit);
+  }
+  tree.attach(started.proc.pid);
+  if (req.stdin !== undefined) feedStdin(started.proc, req.stdin);
+  const run = new ExecOutput(started.proc, tree, tuning, req.timeout_ms);
+  return { stream: run.stream, done: run.done };
+}
+
+/** A pipe-connected exec child. */
+type ExecProcess = Subprocess<"pipe" | "ignore", "pipe", "pipe">;
+
+/**
+ * Spawns the command in `tree` (through the exec helper when there is one),
+ * or says why it cannot run (127, 126) as the exit to report.
+ */
+function spawnExec(
+  spawn: SpawnFn,
+  req: ExecRequest,
+  tree: ExecTree,
+): { proc: ExecProcess } | { exit: ExecExit } {
   const argv0 = req.argv[0] as string;
   const cwd = req.cwd ?? "/";
   const env = execEnv(req.env);
-  const early = (exit: ExecExit): ExecHandle => {
-    resolveDone(exit);
-    return {
-      stream: new ReadableStream({
-        start(c) {
-          c.enqueue(encodeExit(exit));
-          c.close();
-        },
-      }),
-      done,
-    };
-  };
-  const tree = new ExecTree(groups);
   const argv = tree.wrap(req.argv);
   if (argv !== req.argv) {
     const bad = commandError(argv0, cwd, env.PATH ?? "");
-    if (bad) {
-      tree.release();
-      return early(bad);
-    }
+    if (bad) return { exit: bad };
   }
-  let proc: Subprocess<"pipe" | "ignore", "pipe", "pipe">;
   try {
-    proc = spawn(argv, {
+    const proc = spawn(argv, {
       cwd,
       env,
       stdin: req.stdin !== undefined ? "pipe" : "ignore",
@@ -311,134 +314,191 @@ export function startExec(
       stderr: "pipe",
       // Its own session and process group, so a timeout can stop everything it started.
       detached: true,
-    }) as Subprocess<"pipe" | "ignore", "pipe", "pipe">;
+    }) as ExecProcess;
+    return { proc };
   } catch (e) {
-    tree.release();
-    return early(spawnErrorExit(argv0, e));
+    return { exit: spawnErrorExit(argv0, e) };
   }
-  tree.attach(proc.pid);
+}
 
-  // stdin: write the whole buffer, then close; a child that does not read gets EPIPE, which is fine.
-  if (req.stdin !== undefined && proc.stdin && typeof proc.stdin !== "number") {
-    const sink = proc.stdin;
-    const data = Buffer.from(req.stdin, "base64");
-    (async () => {
-      try {
-        if (data.byteLength > 0) sink.write(data);
-        await sink.flush();
-        await sink.end();
-      } catch {
-        // the child closed its stdin
-      }
-    })();
-  }
-
-  let timedOut = false;
-  let cancelled = false;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  if (req.timeout_ms !== undefined) {
-    timer = setTimeout(() => {
-      timedOut = true;
-      void tree.stop("SIGTERM", tuning.killGraceMs);
-    }, req.timeout_ms);
-  }
-  let exitedAt: number | null = null;
-  const exitedSignal = proc.exited.then(
-    () => null,
-    () => null,
-  );
-
-  // Backpressure: pumps wait until the consumer has pulled (desiredSize > 0).
-  let controller!: ReadableStreamDefaultController<Uint8Array>;
-  const waiters = new Set<() => void>();
-  const wakeAll = () => {
-    for (const w of waiters) w();
-    waiters.clear();
+/** The answer of an exec that never ran: one exit frame. */
+function exitOnly(exit: ExecExit): ExecHandle {
+  return {
+    stream: new ReadableStream({
+      start(c) {
+        c.enqueue(encodeExit(exit));
+        c.close();
+      },
+    }),
+    done: Promise.resolve(exit),
   };
-  const room = async () => {
-    while (!cancelled && (controller.desiredSize ?? 0) <= 0) {
-      await new Promise<void>((r) => waiters.add(r));
+}
+
+/** Writes the whole base64 `stdin`, then closes; a child that does not read gets EPIPE, which is fine. */
+function feedStdin(proc: ExecProcess, stdin: string): void {
+  const sink = proc.stdin;
+  if (!sink || typeof sink === "number") return;
+  const data = Buffer.from(stdin, "base64");
+  (async () => {
+    try {
+      if (data.byteLength > 0) sink.write(data);
+      await sink.flush();
+      await sink.end();
+    } catch {
+      // the child closed its stdin
     }
-  };
+  })();
+}
 
-  const pump = async (src: ReadableStream<Uint8Array>, channel: number) => {
+/**
+ * One running exec's output: stdout and stderr pumped into one framed
+ * stream, then the exit frame. Backpressure: a pipe is read only when the
+ * consumer has pulled what came before (desiredSize > 0). A timeout stops
+ * the exec (`timed_out`, code 124); a consumer that goes away (cancel) stops
+ * it too. After the process exits, a pipe that stays silent for
+ * `drainIdleMs` is held by a background child and is no longer read.
+ */
+class ExecOutput {
+  readonly stream: ReadableStream<Uint8Array>;
+  readonly done: Promise<ExecExit>;
+  #resolveDone!: (x: ExecExit) => void;
+  #controller!: ReadableStreamDefaultController<Uint8Array>;
+  #waiters = new Set<() => void>();
+  #cancelled = false;
+  #timedOut = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #exited = false;
+  /** Resolves null once the process has exited. */
+  #exitSignal: Promise<null>;
+
+  constructor(
+    private readonly proc: ExecProcess,
+    private readonly tree: ExecTree,
+    private readonly tuning: ExecTuning,
+    timeoutMs: number | undefined,
+  ) {
+    this.done = new Promise<ExecExit>((r) => {
+      this.#resolveDone = r;
+    });
+    if (timeoutMs !== undefined) {
+      this.#timer = setTimeout(() => {
+        this.#timedOut = true;
+        void tree.stop("SIGTERM", tuning.killGraceMs);
+      }, timeoutMs);
+    }
+    this.#exitSignal = proc.exited.then(
+      () => null,
+      () => null,
+    );
+    this.stream = new ReadableStream<Uint8Array>(
+      {
+        start: (c) => {
+          this.#controller = c;
+          void this.#run();
+        },
+        pull: () => this.#wakeAll(),
+        cancel: () => this.#cancel(),
+      },
+      // Up to ~1 MiB of frames queued before the pipes are left unread.
+      { highWaterMark: 1024 * 1024, size: (chunk) => chunk?.byteLength ?? 0 },
+    );
+  }
+
+  /** Pumps both pipes, waits for the process (and, after a stop, all of it), sends the exit. */
+  async #run(): Promise<void> {
+    const pumps = Promise.all([
+      this.#pump(this.proc.stdout, CH_STDOUT),
+      this.#pump(this.proc.stderr, CH_STDERR),
+    ]);
+    await Promise.all([pumps, this.proc.exited.catch(() => null)]);
+    if (this.#timer) clearTimeout(this.#timer);
+    // A stopped exec is over when all of it is gone, escaped children included.
+    await this.tree.stopping;
+    this.tree.release();
+    const p = this.proc;
+    const base = exitCodeOf(p.exitCode, p.signalCode ? String(p.signalCode) : null);
+    const exit: ExecExit = this.#timedOut ? { ...base, code: TIMEOUT_CODE, timed_out: true } : base;
+    this.#resolveDone(exit);
+    if (this.#cancelled) return;
+    try {
+      this.#controller.enqueue(encodeExit(exit));
+      this.#controller.close();
+    } catch {
+      // the consumer went away meanwhile
+    }
+  }
+
+  /** Copies one pipe into frames of `channel` until EOF, a cancel, or a silent pipe after the exit. */
+  async #pump(src: ReadableStream<Uint8Array>, channel: number): Promise<void> {
     const reader = src.getReader();
     // One read may outlive a race (with the exit or the idle timer): keep it, never lose its data.
     let pending: ReturnType<typeof reader.read> | null = null;
     try {
       for (;;) {
-        await room();
-        if (cancelled) break;
+        await this.#room();
+        if (this.#cancelled) break;
         pending ??= reader.read();
-        let res: Awaited<ReturnType<typeof reader.read>>;
-        if (exitedAt === null) {
-          const r = await Promise.race([pending, exitedSignal]);
-          if (r === null) {
-            exitedAt ??= Date.now();
-            continue;
-          }
-          res = r;
-        } else {
-          // Once the process has exited, a pipe that stays silent is held by a background child: stop.
-          const r = await Promise.race([pending, Bun.sleep(tuning.drainIdleMs).then(() => null)]);
-          if (r === null) break;
-          res = r;
-        }
+        const res = await this.#settle(pending);
+        if (res === "exited") continue;
+        if (res === "idle") break;
         pending = null;
         if (res.done) break;
-        let chunk = res.value;
-        while (chunk.byteLength > 0) {
-          const part = chunk.subarray(0, tuning.maxChunk);
-          chunk = chunk.subarray(part.byteLength);
-          if (cancelled) break;
-          controller.enqueue(encodeFrame(channel, part));
-        }
+        this.#enqueue(channel, res.value);
       }
     } catch {
       // pipe error: the exit is still reported
     } finally {
       reader.cancel().catch(() => {});
     }
-  };
+  }
 
-  const stream = new ReadableStream<Uint8Array>(
-    {
-      start(c) {
-        controller = c;
-        const pumps = Promise.all([pump(proc.stdout, CH_STDOUT), pump(proc.stderr, CH_STDERR)]);
-        Promise.all([pumps, proc.exited.catch(() => null)]).then(async () => {
-          if (timer) clearTimeout(timer);
-          // A stopped exec is over when all of it is gone, escaped children included.
-          await tree.stopping;
-          tree.release();
-          const base = exitCodeOf(proc.exitCode, proc.signalCode ? String(proc.signalCode) : null);
-          const exit: ExecExit = timedOut ? { ...base, code: TIMEOUT_CODE, timed_out: true } : base;
-          resolveDone(exit);
-          if (cancelled) return;
-          try {
-            controller.enqueue(encodeExit(exit));
-            controller.close();
-          } catch {
-            // the consumer went away meanwhile
-          }
-        });
-      },
-      pull() {
-        wakeAll();
-      },
-      cancel() {
-        // The client disconnected: stop the command (and everything it started).
-        cancelled = true;
-        wakeAll();
-        if (timer) clearTimeout(timer);
-        if (proc.exitCode === null && proc.signalCode === null)
-          void tree.stop("SIGTERM", tuning.killGraceMs).then(() => tree.release());
-      },
-    },
-    // Up to ~1 MiB of frames queued before the pipes are left unread.
-    { highWaterMark: 1024 * 1024, size: (chunk) => chunk?.byteLength ?? 0 },
-  );
-  return { stream, done };
+  /**
+   * Waits for `pending` while the process runs, or learns it has exited
+   * ("exited": the caller waits again, with the drain limit); after the
+   * exit, waits at most `drainIdleMs` ("idle": stop reading).
+   */
+  async #settle<T>(pending: Promise<T>): Promise<T | "exited" | "idle"> {
+    if (!this.#exited) {
+      const r = await Promise.race([pending, this.#exitSignal]);
+      if (r !== null) return r;
+      this.#exited = true;
+      return "exited";
+    }
+    const idle = Bun.sleep(this.tuning.drainIdleMs).then(() => null);
+    return (await Promise.race([pending, idle])) ?? "idle";
+  }
+
+  /** Queues `chunk` as frames of at most `maxChunk` bytes. */
+  #enqueue(channel: number, chunk: Uint8Array): void {
+    let rest = chunk;
+    while (rest.byteLength > 0) {
+      const part = rest.subarray(0, this.tuning.maxChunk);
+      rest = rest.subarray(part.byteLength);
+      if (this.#cancelled) break;
+      this.#controller.enqueue(encodeFrame(channel, part));
+    }
+  }
+
+  /** Resolves once the consumer has room (or has gone away). */
+  async #room(): Promise<void> {
+    while (!this.#cancelled && (this.#controller.desiredSize ?? 0) <= 0) {
+      await new Promise<void>((r) => this.#waiters.add(r));
+    }
+  }
+
+  #wakeAll(): void {
+    for (const w of this.#waiters) w();
+    this.#waiters.clear();
+  }
+
+  /** The client disconnected: stop the command (and everything it started). */
+  #cancel(): void {
+    this.#cancelled = true;
+    this.#wakeAll();
+    if (this.#timer) clearTimeout(this.#timer);
+    if (this.proc.exitCode === null && this.proc.signalCode === null)
+      void this.tree.stop("SIGTERM", this.tuning.killGraceMs).then(() => this.tree.release());
+  }
 }
 
 // ---- interactive exec over a WebSocket (PTY) -------------------------------------

@@ -2,8 +2,8 @@
  * File operations of the guest agent: atomic writes (temp file in the same
  * directory, fsync, rename, fsync of the directory) with a size limit
  * enforced while the body streams in, reads with mode/mtime/owner headers,
- * symlinks, and stat. Errors are AgentError with an HTTP status and a clear
- * message; nothing here logs file contents.
+ * symlinks, and stat. Errors are AgentError (http.ts) with an HTTP status
+ * and a clear message; nothing here logs file contents.
  */
 import { randomBytes } from "node:crypto";
 import type { Stats } from "node:fs";
@@ -20,16 +20,7 @@ import {
   type PutResult,
   type StatResult,
 } from "../../lib/agent-protocol.ts";
-
-/** An error with the HTTP status the agent answers with. */
-export class AgentError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+import { AgentError } from "./http.ts";
 
 /** Maps a filesystem error to an AgentError (status by errno). */
 export function fsError(what: string, e: unknown): AgentError {
@@ -248,8 +239,13 @@ export async function statPath(path: string, follow: boolean): Promise<StatResul
   return out;
 }
 
-/** GET files: a Response with the bytes (or, for a symlink with nofollow, its target). */
-export async function getFile(path: string, nofollow: boolean): Promise<Response> {
+/**
+ * GET files: a Response with the bytes (or, for a symlink with nofollow, its
+ * target). `head`: the same headers and the file's Content-Length, no body
+ * (said explicitly: Hono answers HEAD by dropping a GET response's body, and
+ * with it the length Bun would have taken from the file).
+ */
+export async function getFile(path: string, nofollow: boolean, head = false): Promise<Response> {
   const st = await statPath(path, !nofollow);
   const headers: Record<string, string> = {
     [H_MODE]: st.mode,
@@ -272,5 +268,10 @@ export async function getFile(path: string, nofollow: boolean): Promise<Response
     throw fsError(`cannot read ${path}`, e);
   }
   headers["content-type"] = "application/octet-stream";
+  if (head)
+    return new Response(null, {
+      status: 200,
+      headers: { ...headers, "content-length": String(st.size) },
+    });
   return new Response(Bun.file(path), { status: 200, headers });
 }

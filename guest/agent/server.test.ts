@@ -657,6 +657,29 @@ describe("fuzz", () => {
   });
 });
 
+describe("the Bun adapter", () => {
+  test("without Bun's server the address is unknown: 403, never a throw", async () => {
+    const a = createAgent({ token: TOKEN });
+    const r = (await a.fetch(
+      new Request("http://x/agent/v1/status", { headers: { authorization: `Bearer ${TOKEN}` } }),
+    )) as Response;
+    expect(r.status).toBe(403);
+    expect(((await r.json()) as { error: string }).error).toContain("(unknown)");
+  });
+
+  test("a log sink that throws does not break a request", async () => {
+    const a = createAgent({
+      token: TOKEN,
+      allow: () => true,
+      log: () => {
+        throw new Error("sink broke");
+      },
+    });
+    const r = (await a.fetch(new Request("http://x/agent/v1/status"))) as Response;
+    expect(r.status).toBe(401);
+  });
+});
+
 test("stderr frames use channel 2", () => {
   expect(CH_STDERR).toBe(2);
 });

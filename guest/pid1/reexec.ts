@@ -33,13 +33,13 @@ import {
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import * as v from "valibot";
+import { atomicWrite, fsyncPath, switchLink } from "../../lib/atomic-file.ts";
 import { InputError } from "../../lib/errors.ts";
 import { LAYOUT } from "../../lib/layout.ts";
 import { describeError, log } from "../../lib/log.ts";
 import type { Change } from "../../lib/manifest.ts";
 import { execve, setCloexec } from "../../sys/ffi.ts";
-import { fsyncPath } from "../../update/download.ts";
-import { atomicWrite, markBad, removeOtherVersions, switchLink } from "../../update/engine.ts";
+import { markBad, removeOtherVersions } from "../../update/engine.ts";
 import { type AdoptedProcess, outputFds, spawnOwned } from "../supervisor/process.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
 

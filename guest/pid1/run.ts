@@ -22,8 +22,8 @@ import { watchPowerButton } from "./acpi.ts";
 import { startAgent } from "./agent.ts";
 import type { JobOutcome } from "./job-runner.ts";
 import { adoptionMap, finishResume, loadHandoff, resumeFailed, selfUpdateHook } from "./reexec.ts";
-import { startSupervision } from "./services.ts";
 import { type ShutdownKind, shutdown } from "./shutdown.ts";
+import { startSupervision } from "./supervision.ts";
 import { startUpdater, summary, type Updater, updateControl } from "./updater.ts";
 
 /** Uptime when this program's first line ran (the end of the pre-init + Bun start). */

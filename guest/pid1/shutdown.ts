@@ -28,11 +28,6 @@ export function onShutdown(stage: ShutdownStage): void {
   stages.push(stage);
 }
 
-/** The kind of shutdown in progress, or null. */
-export function shutdownInProgress(): ShutdownKind | null {
-  return inProgress;
-}
-
 /** Pure: processes that still count (not us, not kernel threads, not zombies). */
 export function remaining(procs: ReturnType<typeof listProcesses>, self: number): number[] {
   return procs

@@ -1,8 +1,9 @@
 /**
  * The dependency graph of services (`after:`), pure: cycles, readiness of a
- * service's dependencies, and the shutdown order.
+ * service's dependencies, the verdict (an event for the state table) for a
+ * service waiting to start, and the shutdown order.
  */
-import { type State, satisfiesDependents } from "./state.ts";
+import { type Event, type State, satisfiesDependents, type Target } from "./state.ts";
 
 /** name → names it must start after. */
 export type Deps = ReadonlyMap<string, readonly string[]>;
@@ -55,6 +56,55 @@ export function unmetDeps(
     else if (!satisfiesDependents(s.state, s.oneshot)) waiting.push(d);
   }
   return { missing, waiting };
+}
+
+/** Every member of a dependency cycle → the cycle's text, e.g. "dependency cycle: a → b → a". */
+export function cycleReasons(deps: Deps): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const cyc of findCycles(deps)) {
+    const text = `dependency cycle: ${[...cyc, cyc[0]].join(" → ")}`;
+    for (const n of cyc) out.set(n, text);
+  }
+  return out;
+}
+
+/** What the dependency check needs to know of the service it evaluates. */
+export interface Candidate {
+  target: Target;
+  state: State;
+  /** Whether its process is alive. */
+  alive: boolean;
+  /** Whether its service file is invalid (it never starts). */
+  broken: boolean;
+  after: readonly string[];
+}
+
+/** The events dependency evaluation feeds to the state table. */
+export type DepsEvent = Extract<Event, { type: "cycle" | "depsBlocked" | "depsReady" }>;
+
+/**
+ * The verdict for one service: null when it is not waiting to start (target
+ * Down, running, broken, or not Blocked/Unknown); else `cycle` when it is in
+ * a dependency cycle (`cycle` is that cycle's text), `depsBlocked` with what
+ * it waits for, or `depsReady`.
+ */
+export function depsEvent(
+  c: Candidate,
+  cycle: string | undefined,
+  lookup: (name: string) => { state: State; oneshot: boolean } | undefined,
+): DepsEvent | null {
+  if (c.target !== "Up" || c.alive || c.broken) return null;
+  if (c.state !== "Blocked" && c.state !== "Unknown") return null;
+  if (cycle) return { type: "cycle", reason: cycle };
+  const { missing, waiting } = unmetDeps(c.after, lookup);
+  if (missing.length === 0 && waiting.length === 0) return { type: "depsReady" };
+  const reason = [
+    missing.length ? `waiting for undefined ${missing.join(", ")}` : "",
+    waiting.length ? `waiting for ${waiting.join(", ")}` : "",
+  ]
+    .filter(Boolean)
+    .join("; ");
+  return { type: "depsBlocked", reason };
 }
 
 /**

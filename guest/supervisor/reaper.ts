@@ -96,7 +96,6 @@ export function reapOrphans(all = false): number {
 }
 
 let scheduled = false;
-let total = 0;
 
 /** Reaps soon (coalescing bursts of SIGCHLD into one /proc scan). */
 export function scheduleReap(): void {
@@ -106,16 +105,10 @@ export function scheduleReap(): void {
     scheduled = false;
     try {
       const n = reapOrphans();
-      total += n;
       // A burst may continue while we scan: look again until quiet.
       if (n > 0) scheduleReap();
     } catch {
       // /proc unreadable: try on the next signal or tick
     }
   }, 5);
-}
-
-/** How many orphans have been reaped since start. */
-export function reapedCount(): number {
-  return total;
 }

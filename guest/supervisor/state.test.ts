@@ -120,4 +120,36 @@ describe("transition table", () => {
     expect(satisfiesDependents("Running", true)).toBe(false);
     expect(satisfiesDependents("Error", true)).toBe(false);
   });
+
+  test("dependency verdicts: waiting and cycles are Blocked with the reason; from Blocked too", () => {
+    for (const from of ["Unknown", "Blocked", "Error"] as const) {
+      expect(run(from, { type: "depsBlocked", reason: "waiting for db" })).toMatchObject({
+        state: "Blocked",
+        actions: [],
+        reason: "waiting for db",
+        ignored: false,
+      });
+      expect(run(from, { type: "cycle", reason: "dependency cycle: a → b → a" })).toMatchObject({
+        state: "Blocked",
+        actions: [],
+        reason: "dependency cycle: a → b → a",
+        ignored: false,
+      });
+    }
+    // Only a service that should run and does not is blocked.
+    expect(run("Blocked", { type: "cycle", reason: "c" }, { target: "Down" }).ignored).toBe(true);
+    expect(run("Running", { type: "depsBlocked", reason: "w" }, { alive: true }).ignored).toBe(
+      true,
+    );
+  });
+
+  test("a config error takes a new service to Error with the reason, never anything to run", () => {
+    const t = run("Unknown", { type: "configError", reason: "config: bad" }, { target: "Down" });
+    expect(t).toMatchObject({ state: "Error", actions: [], reason: "config: bad", ignored: false });
+    // Only a service just seen: a known one is not turned into a config error.
+    expect(run("Running", { type: "configError", reason: "x" }, { alive: true }).ignored).toBe(
+      true,
+    );
+    expect(run("Blocked", { type: "configError", reason: "x" }).ignored).toBe(true);
+  });
 });

@@ -32,7 +32,9 @@ export type Event =
   | { type: "start" } // target set Up
   | { type: "stop" } // target set Down
   | { type: "depsReady" }
-  | { type: "depsBlocked" }
+  | { type: "depsBlocked"; reason: string } // reason: what it waits for
+  | { type: "cycle"; reason: string } // it is a member of a dependency cycle: it can never start
+  | { type: "configError"; reason: string } // its service file is invalid: shown, never started
   | { type: "spawned" }
   | { type: "spawnFailed"; reason: string }
   | { type: "testPassed" }
@@ -62,7 +64,7 @@ export interface Facts {
 export interface Transition {
   state: State;
   actions: Action[];
-  /** Human-readable reason when the state is Error/Failure/TestFailure. */
+  /** Human-readable reason: why Error/Failure/TestFailure, or what a Blocked service waits for. */
   reason?: string;
 }
 
@@ -99,16 +101,20 @@ function onExited(f: Facts, e: Event): Transition | null {
 function tryRun(f: Facts, e: Event): Transition | null {
   if (f.target !== "Up" || f.alive) return null;
   // Every "try now" goes through Blocked: the supervisor then checks the dependencies.
-  if (
-    e.type === "monitor" ||
-    e.type === "start" ||
-    e.type === "depsBlocked" ||
-    e.type === "restartDue"
-  ) {
+  if (e.type === "monitor" || e.type === "start" || e.type === "restartDue") {
     return { state: "Blocked", actions: [] };
   }
+  // The dependency check's verdicts: wait (saying for what), never (a cycle), or go.
+  if (e.type === "depsBlocked" || e.type === "cycle")
+    return { state: "Blocked", actions: [], reason: e.reason };
   if (e.type === "depsReady") return spawn;
   return null;
+}
+
+/** An invalid service file, found when the service is first seen: Error, never started. */
+function onConfigError(_f: Facts, e: Event): Transition | null {
+  if (e.type !== "configError") return null;
+  return { state: "Error", actions: [], reason: e.reason };
 }
 
 /** Stop keeps the state until the process is gone; the exit decides the rest. */
@@ -146,7 +152,7 @@ function onTest(_f: Facts, e: Event): Transition | null {
  * it is (and is reported by `transition` as ignored).
  */
 const TABLE: Record<State, Handler[]> = {
-  Unknown: [tryRun],
+  Unknown: [onConfigError, tryRun],
   Blocked: [tryRun, (f, e) => (e.type === "stop" && !f.alive ? stay("Blocked") : null)],
   Spawned: [onSpawned, onTest, onSpawnFailed, onExited, onStop],
   Running: [onExited, onStop],

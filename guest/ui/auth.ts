@@ -178,6 +178,9 @@ export function createLoginLimiter(o: LimitOptions = {}) {
   };
 }
 
+/** A login rate limiter. */
+export type LoginLimiter = ReturnType<typeof createLoginLimiter>;
+
 /** What an unauthenticated or authenticated client may do, given the config. */
 export interface AccessPolicy {
   /** Admin password configured: logins possible, sessions required. */

@@ -29,33 +29,23 @@ import {
   mkdtempSync,
   readdirSync,
   readlinkSync,
-  renameSync,
   rmSync,
   statSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { renameDurable } from "../../lib/atomic-file.ts";
 import { InputError } from "../../lib/errors.ts";
 import { LAYOUT } from "../../lib/layout.ts";
+import { runCommand } from "../../sys/command.ts";
 import { type PlanEntry, sha256 } from "../plan.ts";
 import { resolveParent, show } from "../root-path.ts";
 import type { ApplyResult, Existing, RootfsFormat } from "./types.ts";
 import { type Entry, planWrites, type WriteOp } from "./write-ops.ts";
 
-function run(
-  cmd: string[],
-  o: { env?: Record<string, string>; cwd?: string } = {},
-): { code: number; out: Uint8Array; err: string } {
-  const p = Bun.spawnSync(cmd, {
-    env: o.env ? { ...process.env, ...o.env } : undefined,
-    cwd: o.cwd,
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  return { code: p.exitCode ?? -1, out: new Uint8Array(p.stdout), err: p.stderr.toString() };
-}
+/** Most bytes `debugfs cat` may print: a file read back (hero-init is ~110 MB) fits, more is refused. */
+const MAX_CAT = 1024 * 1024 * 1024;
 
 /** Pids of other processes that have `file` open (read from /proc/<pid>/fd). */
 export function holders(file: string): number[] {
@@ -214,9 +204,13 @@ export function ext4Format(image: string): RootfsFormat {
   // A canonical path of `img` (its parents real directories), refused unless in the
   // strict set; the image absolute, so one named like an option stays an image.
   const stat = (img: string, path: string): StatFacts | null =>
-    parseStat(run(["debugfs", "-R", `stat ${debugfsArg(path, "path")}`, resolve(img)]).out);
+    parseStat(
+      runCommand(["debugfs", "-R", `stat ${debugfsArg(path, "path")}`, resolve(img)]).stdout,
+    );
   const cat = (img: string, path: string) =>
-    run(["debugfs", "-R", `cat ${debugfsArg(path, "path")}`, resolve(img)]).out;
+    runCommand(["debugfs", "-R", `cat ${debugfsArg(path, "path")}`, resolve(img)], {
+      maxOutput: MAX_CAT,
+    }).stdout;
   const entryIn = (img: string, path: string): Entry | null => {
     const s = stat(img, path);
     if (!s) return null;
@@ -289,15 +283,15 @@ export function ext4Format(image: string): RootfsFormat {
         writeFileSync(join(stage, "script"), `${lines.join("\n")}\n`);
         progress?.(`debugfs: ${lines.length} commands`);
         // E2FSPROGS_FAKE_TIME pins the superblock's write time: same inputs, same bytes.
-        const r = run(["debugfs", "-w", "-f", "script", work], {
+        const r = runCommand(["debugfs", "-w", "-f", "script", work], {
           cwd: stage,
           env: { E2FSPROGS_FAKE_TIME: String(mtime) },
         });
-        const errs = debugfsErrors(r.err);
+        const errs = debugfsErrors(r.stderr);
         if (r.code !== 0 || errs.length)
           throw new InputError(
             "ext4",
-            `debugfs failed on ${image}: ${errs.slice(0, 5).join("; ") || `exit ${r.code}`}`,
+            `debugfs failed on ${image}: ${errs.slice(0, 5).join("; ") || `exit ${r.code ?? r.signal}`}`,
             { file: image },
           );
         // Read everything back from the copy.
@@ -322,14 +316,14 @@ export function ext4Format(image: string): RootfsFormat {
               { file: image },
             );
         }
-        const fsck = run(["e2fsck", "-fn", work]);
+        const fsck = runCommand(["e2fsck", "-fn", work]);
         if (fsck.code !== 0)
           throw new InputError(
             "ext4",
-            `e2fsck -fn reports problems after writing: ${dec.decode(fsck.out).split("\n").slice(0, 5).join("; ")}`,
+            `e2fsck -fn reports problems after writing: ${dec.decode(fsck.stdout).split("\n").slice(0, 5).join("; ")}`,
             { file: image },
           );
-        renameSync(work, image);
+        renameDurable(work, image);
         cache.clear();
         return { changed: ops.filter((o) => o.op !== "aside").length, notes };
       } finally {

@@ -6,15 +6,8 @@
  * replaces our segment instead of stacking another, and a run whose plan is
  * already in effect changes nothing. Written to a temp file and renamed.
  */
-import {
-  appendFileSync,
-  copyFileSync,
-  existsSync,
-  readFileSync,
-  renameSync,
-  truncateSync,
-  writeFileSync,
-} from "node:fs";
+import { appendFileSync, copyFileSync, existsSync, readFileSync, truncateSync } from "node:fs";
+import { atomicWrite, replaceFile } from "../../lib/atomic-file.ts";
 import { InputError } from "../../lib/errors.ts";
 import { compressionOf, DEFAULT_MAX_UNPACKED, inflate, maxUnpacked } from "../../lib/inflate.ts";
 import {
@@ -112,18 +105,16 @@ export function initramfsFormat(path: string, create?: { base: CpioEntry[] }): R
       return { type: "other" };
     },
     async apply(plan, { mtime }) {
-      const tmp = `${path}.hero-tmp`;
       if (!existsSync(path) && create) {
         // A new image: one archive, the directory's entries then the plan's (plan wins).
         const planned = new Set(plan.map((e) => e.path.slice(1)));
-        writeFileSync(
-          tmp,
+        atomicWrite(
+          path,
           writeNewc([
             ...create.base.filter((e) => !planned.has(e.path.replace(/^\/+/, ""))),
             ...planToCpio(plan, mtime),
           ]),
         );
-        renameSync(tmp, path);
         view = null;
         return { changed: plan.length, notes: [] };
       }
@@ -140,10 +131,11 @@ export function initramfsFormat(path: string, create?: { base: CpioEntry[] }): R
         data: enc.encode(`base=${baseLength}\n`),
       };
       const segment = writeNewc([marker, ...planToCpio(plan, mtime)]);
-      copyFileSync(path, tmp);
-      truncateSync(tmp, baseLength);
-      appendFileSync(tmp, segment);
-      renameSync(tmp, path);
+      replaceFile(path, (tmp) => {
+        copyFileSync(path, tmp);
+        truncateSync(tmp, baseLength);
+        appendFileSync(tmp, segment);
+      });
       view = null;
       return {
         changed: plan.length,

@@ -7,12 +7,9 @@ import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { applyCmdlineOverrides, cmdlineParams, parseIpParam } from "../../guest/boot/cmdline.ts";
-import {
-  type ControlApi,
-  ControlError,
-  handleJsonRpc,
-  handleLegacy,
-} from "../../guest/control/protocol.ts";
+import { handleJsonRpc } from "../../guest/control/jsonrpc.ts";
+import { handleLegacy } from "../../guest/control/legacy.ts";
+import { type ControlApi, ControlError } from "../../guest/control/protocol.ts";
 import { parseHandoff } from "../../guest/pid1/reexec.ts";
 import { createRing } from "../../guest/supervisor/logs.ts";
 import { shellSplit } from "../../guest/supervisor/shlex.ts";

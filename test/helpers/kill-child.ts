@@ -3,8 +3,9 @@
  * SIGKILLs itself at the named step, or is killed by the test mid-download.
  * argv[2] is JSON: { source, paths, killAt?, throttleMs? }.
  */
-import type { FetchFn } from "../../update/download.ts";
+
 import { runUpdate, type UpdatePaths, type UpdateSource } from "../../update/engine.ts";
+import type { FetchFn } from "../../update/request.ts";
 
 const cfg = JSON.parse(process.argv[2] ?? "{}") as {
   source: UpdateSource;
