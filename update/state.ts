@@ -13,6 +13,7 @@
  *
  * Every write is atomic and fsynced (lib/atomic-file.ts).
  */
+import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { atomicWrite } from "../lib/atomic-file.ts";
@@ -141,4 +142,21 @@ export function keepMachineId(stateDir: string, id: string): void {
   const p = join(stateDir, MACHINE_ID);
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   if (!existsSync(p)) atomicWrite(p, `${id}\n`, 0o600);
+}
+
+/**
+ * /etc/machine-id, else an id kept in `stateDir`, else a new random one,
+ * kept (rollout buckets need a stable id). A failure to keep it is reported
+ * through `warn` and the id is still returned.
+ */
+export function machineId(stateDir: string, warn: (message: string) => void = () => {}): string {
+  const have = readMachineId(stateDir);
+  if (have) return have;
+  const id = randomBytes(16).toString("hex");
+  try {
+    keepMachineId(stateDir, id);
+  } catch (e) {
+    warn(`cannot keep a machine id: ${(e as Error).message}`);
+  }
+  return id;
 }

@@ -17,13 +17,13 @@ import {
   existsSync,
   mkdirSync,
   readFileSync,
-  renameSync,
   rmSync,
   statSync,
   utimesSync,
   writeFileSync,
 } from "node:fs";
 import { dirname } from "node:path";
+import { replaceFile } from "../../lib/atomic-file.ts";
 import { LAYOUT } from "../../lib/layout.ts";
 import { log } from "../../lib/log.ts";
 import { extractMember } from "../../lib/tar.ts";
@@ -98,8 +98,7 @@ export async function prepareJob(
       await download(r.url, target, { expectSize: r.size, sha256: r.sha256 });
       if (r.archive_member) {
         const data = extractMember(readFileSync(target), r.archive_member, "runner archive");
-        writeFileSync(`${r.path}.tmp`, data, { mode: 0o755 });
-        renameSync(`${r.path}.tmp`, r.path);
+        replaceFile(r.path, (tmp) => writeFileSync(tmp, data), { mode: 0o755 });
         rmSync(target, { force: true });
       }
       chmodSync(r.path, 0o755);
@@ -117,11 +116,12 @@ export async function prepareJob(
     try {
       const secret = readFileSync(job.secret_file);
       mkdirSync(dirname(LAYOUT.jobSecret), { recursive: true, mode: 0o711 });
-      writeFileSync(`${LAYOUT.jobSecret}.tmp`, secret, { mode: 0o600 });
-      chownSync(`${LAYOUT.jobSecret}.tmp`, job.uid, job.gid);
-      // relatime updates atime on the first read after a write: an old atime tells us when it was read.
-      utimesSync(`${LAYOUT.jobSecret}.tmp`, new Date(0), new Date());
-      renameSync(`${LAYOUT.jobSecret}.tmp`, LAYOUT.jobSecret);
+      replaceFile(LAYOUT.jobSecret, (tmp) => {
+        writeFileSync(tmp, secret, { mode: 0o600 });
+        chownSync(tmp, job.uid, job.gid);
+        // relatime updates atime on the first read after a write: an old atime tells us when it was read.
+        utimesSync(tmp, new Date(0), new Date());
+      });
       // The copy on the rootfs is gone before the job starts: only /run holds it.
       rmSync(job.secret_file, { force: true });
       env.HERO_JOB_SECRET_FILE = LAYOUT.jobSecret;

@@ -1,19 +1,10 @@
-/**
- * The update engine inside the VM: runs update/engine.ts on a timer
- * (`[update] interval` ± `jitter`) and on demand (control socket
- * `update_check` / `update_apply`, `hero-init update`, the UI), one run at a
- * time. Services are restarted through the supervisor and count as healthy
- * when they are still Running `health_seconds` later; a new hero-init is
- * handed to the re-exec (guest/pid1/reexec.ts).
- */
-
-import { randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { LAYOUT } from "../../lib/layout.ts";
 import { describeError, log } from "../../lib/log.ts";
 import type { VmConfig } from "../../lib/vm-config.ts";
 import { runUpdate, type UpdateHooks, type UpdateResult } from "../../update/engine.ts";
+import { machineId as stateMachineId } from "../../update/state.ts";
 import { ControlError, RPC } from "../control/protocol.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
 
@@ -30,24 +21,9 @@ export interface Updater {
   stop(): void;
 }
 
-/** /etc/machine-id, else a random id kept in the state dir (rollout buckets need a stable one). */
+/** The machine id for rollout buckets (update/state.ts), warnings to the log. */
 export function machineId(stateDir: string = LAYOUT.updateState): string {
-  for (const p of ["/etc/machine-id", join(stateDir, "machine-id")]) {
-    try {
-      const id = readFileSync(p, "utf8").trim();
-      if (id) return id;
-    } catch {
-      // try the next
-    }
-  }
-  const id = randomBytes(16).toString("hex");
-  try {
-    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-    writeFileSync(join(stateDir, "machine-id"), `${id}\n`, { mode: 0o600 });
-  } catch (e) {
-    log.warn("update", `cannot keep a machine id: ${(e as Error).message}`);
-  }
-  return id;
+  return stateMachineId(stateDir, (m) => log.warn("update", m));
 }
 
 /** Pure: the next wait, `interval` seconds ± `jitter` of it (ms). */
