@@ -50,4 +50,8 @@ if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.packa
   echo "setup: npm install"
   npm install --no-audit --no-fund --loglevel=error
 fi
+# The real mycelium and zinit, built once per machine from ../shared/vendor
+# (cached outside the clone; instant when the cache is warm).
+echo "setup: real mycelium and zinit (scripts/build-vendor.sh)"
+bash scripts/build-vendor.sh all | sed 's/^/setup: /'
 echo "setup: ok (bun $(node_modules/.bin/bun --version))"

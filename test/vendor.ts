@@ -1,0 +1,34 @@
+/**
+ * The real mycelium and zinit, built from ../shared/vendor by
+ * scripts/build-vendor.sh (once per machine, cached outside the clone; the
+ * script answers at once when the cache is warm). A test that needs one
+ * fails loudly when it cannot be built: nothing is skipped for its lack.
+ * MYCELIUM_BIN / ZINIT_BIN override the lookup.
+ */
+import { join } from "node:path";
+
+const ROOT = join(import.meta.dir, "..");
+const found = new Map<string, string>();
+
+/** Absolute path of the real `mycelium` or `zinit` binary (0.7.10 / 0.2.14). */
+export function vendorBinary(name: "mycelium" | "zinit"): string {
+  const env = name === "mycelium" ? process.env.MYCELIUM_BIN : process.env.ZINIT_BIN;
+  if (env) return env;
+  const have = found.get(name);
+  if (have) return have;
+  const p = Bun.spawnSync(["bash", join(ROOT, "scripts/build-vendor.sh"), name], {
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const line = p.stdout
+    .toString()
+    .split("\n")
+    .find((l) => l.startsWith(`${name.toUpperCase()}=`));
+  if (p.exitCode !== 0 || !line)
+    throw new Error(
+      `the real ${name} is not available (scripts/build-vendor.sh ${name} exited ${p.exitCode}): ${p.stderr.toString().trim().slice(-1500)}`,
+    );
+  const path = line.slice(name.length + 1);
+  found.set(name, path);
+  return path;
+}
