@@ -9,9 +9,9 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { defineCommand } from "citty";
-import { AgentClient, AgentClientError } from "../host/agent-client.ts";
+import { AgentClient } from "../host/agent-client.ts";
 import { DEFAULT_AGENT_PORT, type ExecRequest } from "../lib/agent-protocol.ts";
-import { InputError } from "../lib/errors.ts";
+import { isHeroError } from "../lib/errors.ts";
 import { type Command, optionValues, runData, runTree, usageError } from "./run.ts";
 
 /** Pure: normalises an --addr value to a base URL (scheme and default port added). */
@@ -153,8 +153,8 @@ async function withAgent(
     client = new AgentClient({ url: t.url, vsock: t.vsock, token: t.token as string });
     return await fn(client, print, json);
   } catch (e) {
-    if (e instanceof InputError && e.code === "usage") throw e;
-    const msg = e instanceof AgentClientError ? e.message : ((e as Error)?.message ?? String(e));
+    if (isHeroError(e, "input.usage")) throw e;
+    const msg = isHeroError(e, "agent") ? e.message : ((e as Error)?.message ?? String(e));
     process.stderr.write(`hero-init agent: ${msg}\n`);
     return 255;
   } finally {

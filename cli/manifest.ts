@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { defineCommand } from "citty";
 import { atomicWrite } from "../lib/atomic-file.ts";
+import { isHeroError } from "../lib/errors.ts";
 import {
   formatPublicKey,
   formatSecretKey,
@@ -18,7 +19,6 @@ import {
   keyIdHex,
   parsePublicKey,
   parseSecretKey,
-  SignatureError,
   signMessage,
   verifyMessage,
 } from "../lib/minisign.ts";
@@ -189,7 +189,7 @@ const verify = defineCommand({
           );
         return 0;
       } catch (e) {
-        if (!(e instanceof SignatureError)) throw e;
+        if (!isHeroError(e, "signature")) throw e;
         if (a.json) console.log(JSON.stringify({ ok: false, error: e.message }));
         else console.error(`${a.file}: ${sigPath}: ${e.message}`);
         return 1;

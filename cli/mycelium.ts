@@ -23,24 +23,41 @@ interface Status {
   state: string;
   address: string | null;
   subnet: string | null;
+  pubkey?: string | null;
   reason: string;
 }
+/**
+ * A peer as mycelium 0.7.10's admin API lists it: endpoint
+ * `{proto, addr: {socket: "IP:PORT"} | {vsock: {cid, port}}}`; type
+ * static | inbound | linkLocalDiscovery; connectionState alive |
+ * connecting | dead (plus byte counts and ages). `socketAddr` is the shape
+ * hero-init assumed before it met the real daemon; still read.
+ */
 interface Peer {
-  endpoint: { proto: string; socketAddr: string };
+  endpoint: {
+    proto: string;
+    addr?: { socket?: string; vsock?: { cid: number; port: number } };
+    socketAddr?: string;
+  };
   type: string;
   connectionState: string;
 }
 
 /** Pure: the text of `mycelium status`. */
 export function statusText(s: Status): string {
-  return `state: ${s.state}\naddress: ${s.address ?? "-"}\nsubnet: ${s.subnet ?? "-"}\n${s.reason ? `reason: ${s.reason}\n` : ""}`;
+  return `state: ${s.state}\naddress: ${s.address ?? "-"}\nsubnet: ${s.subnet ?? "-"}\npubkey: ${s.pubkey ?? "-"}\n${s.reason ? `reason: ${s.reason}\n` : ""}`;
+}
+
+/** Pure: a peer's endpoint as a URI, the form add-peer and remove-peer take. */
+export function endpointUri(e: Peer["endpoint"]): string {
+  const v = e.addr?.vsock;
+  const addr = e.addr?.socket ?? (v ? `${v.cid}:${v.port}` : (e.socketAddr ?? "?"));
+  return `${e.proto}://${addr}`;
 }
 
 /** Pure: the text of `mycelium peers`, one line per peer. */
 export function peersText(peers: Peer[]): string {
-  return peers
-    .map((p) => `${p.endpoint.proto}://${p.endpoint.socketAddr} ${p.type} ${p.connectionState}\n`)
-    .join("");
+  return peers.map((p) => `${endpointUri(p.endpoint)} ${p.type} ${p.connectionState}\n`).join("");
 }
 
 /**
@@ -85,7 +102,7 @@ export const mycelium: Command = {
   },
   args: OPTIONS,
   subCommands: {
-    status: call("status", "state, address and subnet", "mycelium_status", (r) =>
+    status: call("status", "state, address, subnet and public key", "mycelium_status", (r) =>
       statusText(r as Status),
     ),
     peers: call("peers", "peers and their connection state", "mycelium_peers", (r) =>

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, spyOn, test } from "bun:test";
 import type { ArgsDef } from "citty";
-import { InputError } from "../lib/errors.ts";
+import { HeroError } from "../lib/errors.ts";
 import {
   argsProblem,
   type Command,
@@ -121,7 +121,7 @@ function tree() {
       bad: lazy(
         "bad",
         leaf("bad", () => {
-          throw new InputError("schema", "no good", { file: "x.toml", line: 2 });
+          throw new HeroError("schema", "no good", { file: "x.toml", line: 2 });
         }),
       ),
       boom: lazy(

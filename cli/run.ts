@@ -6,12 +6,12 @@
  * would pass silently); runs the command and turns its result into the
  * exit code.
  *
- * A command's run returns its exit code (nothing: 0). A usage error (an
- * InputError with code "usage", or citty's CLIError) prints
+ * A command's run returns its exit code (nothing: 0). A usage error (a
+ * HeroError with code "usage", or citty's CLIError) prints
  * "COMMAND: message" and a one-line synopsis, exit meta.usageExit of the
  * nearest command that sets it (default 2; zinit's commands keep zinit's 1).
  * Any other error escaping a command: "COMMAND: message", exit 2 for an
- * InputError (bad input), else 1.
+ * input error (bad input: isHeroError(e, "input")), else 1.
  */
 import { parseArgs as nodeParseArgs } from "node:util";
 import {
@@ -22,7 +22,7 @@ import {
   renderUsage,
   runCommand,
 } from "citty";
-import { InputError } from "../lib/errors.ts";
+import { HeroError, isHeroError } from "../lib/errors.ts";
 import { VERSION } from "../lib/version.ts";
 
 declare module "citty" {
@@ -47,8 +47,8 @@ export interface RunData {
 }
 
 /** A usage error: a wrong, missing or unknown argument, named in the message. */
-export function usageError(message: string, field?: string): InputError {
-  return new InputError("usage", message, field ? { field } : {});
+export function usageError(message: string, field?: string): HeroError {
+  return new HeroError("usage", message, field ? { field } : {});
 }
 
 /** The data a command's run was given (defaults when run outside the runner). */
@@ -246,11 +246,11 @@ async function usageFailure(f: Found, message: string): Promise<number> {
 
 /** The exit code for an error that escaped a command's run. */
 async function failure(f: Found, e: unknown): Promise<number> {
-  if (e instanceof InputError && e.code === "usage") return usageFailure(f, e.toString());
+  if (isHeroError(e, "input.usage")) return usageFailure(f, e.toString());
   if ((e as Error)?.name === "CLIError") return usageFailure(f, plain((e as Error).message));
-  const message = e instanceof InputError ? e.toString() : ((e as Error)?.message ?? String(e));
+  const message = isHeroError(e, "input") ? e.toString() : ((e as Error)?.message ?? String(e));
   process.stderr.write(`${f.path.join(" ")}: ${message}\n`);
-  return e instanceof InputError ? 2 : 1;
+  return isHeroError(e, "input") ? 2 : 1;
 }
 
 /**

@@ -4,7 +4,7 @@
  * per request on stdout. See docs/bootstrap-server.md.
  */
 import { defineCommand } from "citty";
-import { InputError } from "../lib/errors.ts";
+import { isHeroError } from "../lib/errors.ts";
 import { parseListen } from "../update/http.ts";
 import { startServer } from "../update/serve.ts";
 import type { Command } from "./run.ts";
@@ -38,7 +38,7 @@ const serveCommand = defineCommand({
         process.once("SIGTERM", () => stop("SIGTERM"));
       });
     } catch (e) {
-      const msg = e instanceof InputError ? e.toString() : (e as Error).message;
+      const msg = isHeroError(e, "input") ? e.toString() : (e as Error).message;
       process.stderr.write(`hero-init serve: ${msg}\n`);
       return 1;
     }

@@ -3,12 +3,14 @@
  * output, file copy both ways keeping mode and mtime, stat, shutdown,
  * status and the job's exit code. It talks HTTP to `http://[addr]:port`
  * (mycelium or loopback) or over Cloud Hypervisor's hybrid vsock (through
- * the local bridge of vsock.ts). Errors are AgentClientError with the HTTP
- * status and the agent's message.
+ * the local bridge of vsock.ts). Errors are "agent.*" HeroErrors
+ * (agentError, lib/agent-protocol.ts) with the HTTP status in
+ * detail.status (0 when no answer came) and the agent's message.
  */
 import { stat, utimes } from "node:fs/promises";
 import {
   API_PREFIX,
+  agentError,
   CH_EXIT,
   CH_STDERR,
   CH_STDOUT,
@@ -29,17 +31,8 @@ import {
   type StatResult,
 } from "../lib/agent-protocol.ts";
 import { replaceFileAsync } from "../lib/atomic-file.ts";
+import type { HeroError } from "../lib/errors.ts";
 import { startCidBridge, startVsockBridge, type VsockBridge } from "./vsock.ts";
-
-/** An error answer from the agent (or a transport failure, status 0). */
-export class AgentClientError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 /** Where the agent is and how to prove who we are. */
 export interface AgentClientOptions {
@@ -74,7 +67,7 @@ export interface PutFileOptions {
   mkdir?: boolean;
 }
 
-async function errorOf(res: Response): Promise<AgentClientError> {
+async function errorOf(res: Response): Promise<HeroError> {
   let msg = `HTTP ${res.status}`;
   try {
     const text = await res.text();
@@ -88,7 +81,7 @@ async function errorOf(res: Response): Promise<AgentClientError> {
   } catch {
     // no body
   }
-  return new AgentClientError(res.status, msg);
+  return agentError(res.status, msg);
 }
 
 /** A client of one VM's agent. Call close() when done (stops a vsock bridge). */
@@ -102,7 +95,7 @@ export class AgentClient {
     this.base = o.url ? o.url.replace(/\/+$/, "") : "http://vsock";
   }
 
-  /** Sends a request to API_PREFIX + `path`; throws AgentClientError on a transport failure. */
+  /** Sends a request to API_PREFIX + `path`; throws "agent.no-answer" on a transport failure. */
   async request(path: string, init: RequestInit = {}): Promise<Response> {
     const headers = new Headers(init.headers);
     headers.set("authorization", `Bearer ${this.o.token}`);
@@ -117,7 +110,7 @@ export class AgentClient {
       return await fetch(`${this.base}${API_PREFIX}${path}`, { ...init, ...extra, headers });
     } catch (e) {
       const where = v ? `vsock ${"cid" in v ? v.cid : v.socket}:${v.port}` : this.base;
-      throw new AgentClientError(0, `cannot reach the agent at ${where}: ${(e as Error).message}`);
+      throw agentError(0, `cannot reach the agent at ${where}: ${(e as Error).message}`);
     }
   }
 
@@ -135,7 +128,7 @@ export class AgentClient {
       body: JSON.stringify(req),
       signal,
     });
-    if (!res.body) throw new AgentClientError(res.status, "exec: empty answer");
+    if (!res.body) throw agentError(res.status, "exec: empty answer", "protocol");
     const dec = new FrameDecoder();
     let sawExit = false;
     for await (const chunk of res.body) {
@@ -145,9 +138,10 @@ export class AgentClient {
       }
     }
     if (!sawExit || dec.pending > 0)
-      throw new AgentClientError(
+      throw agentError(
         0,
         "exec: the stream ended before the exit code (connection lost?)",
+        "protocol",
       );
   }
 
@@ -166,7 +160,7 @@ export class AgentClient {
       else if (f.channel === CH_STDERR) await on.stderr?.(f.payload);
       else if (f.channel === CH_EXIT) exit = decodeExit(f.payload);
     }
-    if (!exit) throw new AgentClientError(0, "exec: no exit code");
+    if (!exit) throw agentError(0, "exec: no exit code", "protocol");
     return exit;
   }
 
@@ -217,7 +211,7 @@ export class AgentClient {
   /** Copies a local file to the VM keeping its mode and mtime. */
   async copyTo(local: string, remote: string, o: { mkdir?: boolean } = {}): Promise<PutResult> {
     const st = await stat(local);
-    if (!st.isFile()) throw new AgentClientError(0, `${local} is not a regular file`);
+    if (!st.isFile()) throw agentError(0, `${local} is not a regular file`, "not-regular");
     return this.putFile(remote, Bun.file(local), {
       mode: st.mode & 0o7777,
       mtime: st.mtimeMs / 1000,

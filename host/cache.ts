@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { atomicWrite } from "../lib/atomic-file.ts";
-import { InputError } from "../lib/errors.ts";
+import { HeroError } from "../lib/errors.ts";
 import { type Binary, isArchive } from "../lib/manifest.ts";
 import { extractMember } from "../lib/tar.ts";
 
@@ -30,20 +30,20 @@ async function download(
   if (url.startsWith("file://")) {
     const data = new Uint8Array(readFileSync(new URL(url)));
     if (data.length > maxBytes)
-      throw new InputError(
+      throw new HeroError(
         "size",
         `${url} is ${data.length} bytes, more than the manifest's ${maxBytes}`,
       );
     return data;
   }
   const res = await fetch(url);
-  if (!res.ok || !res.body) throw new InputError("download", `GET ${url}: HTTP ${res.status}`);
+  if (!res.ok || !res.body) throw new HeroError("download", `GET ${url}: HTTP ${res.status}`);
   const chunks: Uint8Array[] = [];
   let total = 0;
   for await (const chunk of res.body) {
     total += chunk.length;
     if (total > maxBytes)
-      throw new InputError(
+      throw new HeroError(
         "size",
         `${url} sends more than the manifest's ${maxBytes} bytes: aborted`,
       );
@@ -75,7 +75,7 @@ export async function fetchBinary(
     data = await download(b.url, b.size, progress);
     const got = createHash("sha256").update(data).digest("hex");
     if (got !== b.sha256 || data.length !== b.size) {
-      throw new InputError(
+      throw new HeroError(
         "sha256",
         `${b.name} ${b.version}: ${b.url} has sha256 ${got} and ${data.length} bytes; the manifest says ${b.sha256} and ${b.size}`,
       );
@@ -85,7 +85,7 @@ export async function fetchBinary(
   const got = createHash("sha256").update(data).digest("hex");
   if (got !== b.sha256) {
     rmSync(file, { force: true });
-    throw new InputError(
+    throw new HeroError(
       "sha256",
       `cached ${b.name} was corrupted (sha256 ${got}); removed, run again`,
     );

@@ -9,7 +9,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { InputError } from "../lib/errors.ts";
+import { HeroError } from "../lib/errors.ts";
 import { BASE_MODULES, ROOT_MODULES } from "../lib/kernel-modules.ts";
 import { LAYOUT } from "../lib/layout.ts";
 import { addressOfKey, generateKey } from "../lib/mycelium.ts";
@@ -76,14 +76,14 @@ export function mergeVmConfig(templateToml: string, vm: VmConfigInput | undefine
   ]);
   if (mods.size) merged.modules = [...mods];
   const { errors } = validateVmConfig(merged, "vm config");
-  if (errors.length) throw errors[0] as InputError;
+  if (errors.length) throw errors[0] as HeroError;
   return stringifyToml(merged);
 }
 
-/** Builds a VM: see the module comment. Throws InputError on bad input, before writing the image. */
+/** Builds a VM: see the module comment. Throws HeroError on bad input, before writing the image. */
 export async function deployVm(o: DeployVmOptions): Promise<Deployment> {
   if (!!o.template === !!o.rootfs)
-    throw new InputError("deploy", "give exactly one of template or rootfs");
+    throw new HeroError("deploy", "give exactly one of template or rootfs");
   const out = resolve(o.out);
   const tpl = o.template ? loadTemplate(o.template) : null;
   let vmToml = mergeVmConfig(tpl?.vmToml ?? "", o.vm);
@@ -91,11 +91,11 @@ export async function deployVm(o: DeployVmOptions): Promise<Deployment> {
     // Checked before anything is written: a secret with nowhere to go is bad input.
     const job = validateVmConfig(parseToml(vmToml, "vm.toml"), "vm.toml").config.job;
     if (!job)
-      throw new InputError("job", "a job secret was given but vm.toml has no [job] section", {
+      throw new HeroError("job", "a job secret was given but vm.toml has no [job] section", {
         field: "job",
       });
     if (!job.secret_file)
-      throw new InputError(
+      throw new HeroError(
         "job",
         'a job secret was given but [job] has no secret_file (e.g. "/etc/hero-init/job.secret")',
         { field: "job.secret_file" },
@@ -155,7 +155,7 @@ export async function deployVm(o: DeployVmOptions): Promise<Deployment> {
     report = await buildTemplate(tpl.name, format as "initramfs" | "ext4", image, common);
   } else {
     const r = o.rootfs as { path: string; format: FormatName };
-    if (!existsSync(r.path)) throw new InputError("deploy", `${r.path} does not exist`);
+    if (!existsSync(r.path)) throw new HeroError("deploy", `${r.path} does not exist`);
     image = resolve(r.path);
     report = await inject({ ...common, format: r.format, target: image });
   }
@@ -176,7 +176,7 @@ export async function deployVm(o: DeployVmOptions): Promise<Deployment> {
     disk = image;
     cmdline = `root=/dev/vda rw${o.overlay ? " hero.overlay=tmpfs" : ""}`;
   } else if (format === "dir") {
-    throw new InputError(
+    throw new HeroError(
       "deploy",
       "a directory rootfs cannot be booted directly: build an initramfs or ext4 image from it",
     );

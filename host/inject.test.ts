@@ -20,7 +20,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { InputError } from "../lib/errors.ts";
+import { isHeroError } from "../lib/errors.ts";
 import { LAYOUT } from "../lib/layout.ts";
 import { writeTar } from "../lib/tar.ts";
 import { readConcatenated, writeNewc } from "./cpio/newc.ts";
@@ -49,7 +49,7 @@ async function refused(o: InjectOptions, re: RegExp): Promise<void> {
   } catch (e) {
     err = e;
   }
-  expect(err).toBeInstanceOf(InputError);
+  expect(isHeroError(err, "input")).toBe(true);
   expect(String(err)).toMatch(re);
 }
 

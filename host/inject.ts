@@ -7,7 +7,7 @@
  */
 import { existsSync, readdirSync, readFileSync, realpathSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { InputError } from "../lib/errors.ts";
+import { HeroError } from "../lib/errors.ts";
 import { moduleName, parseModulesDep, planModules } from "../lib/kernel-modules.ts";
 import { parseManifest } from "../lib/manifest.ts";
 import { readServiceText } from "../lib/service-file.ts";
@@ -73,7 +73,8 @@ export interface InjectReport {
 }
 
 const HOST_LIBDIR = "/lib/x86_64-linux-gnu";
-const PRIVATE_LIBS = ["libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2"];
+// libgcc_s: for glibc-linked Rust [vm] binaries (mycelium) run through the private loader.
+const PRIVATE_LIBS = ["libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "libgcc_s.so.1"];
 
 function defaultHeroInit(): string {
   // A compiled binary runs its bundle from Bun's embedded file system.
@@ -85,7 +86,7 @@ function readBinary(path: string, what: string): Uint8Array {
   try {
     return new Uint8Array(readFileSync(path));
   } catch (e) {
-    throw new InputError("read", `${what}: ${(e as Error).message}`, { file: path });
+    throw new HeroError("read", `${what}: ${(e as Error).message}`, { file: path });
   }
 }
 
@@ -106,7 +107,7 @@ export function openFormat(
       return ociFormat(layout, tag);
     }
     default:
-      throw new InputError(
+      throw new HeroError(
         "format",
         `unknown rootfs format "${o.format as string}" (use ${FORMATS.join(", ")})`,
       );
@@ -129,7 +130,7 @@ function readServices(s: InjectOptions["services"]): Record<string, string> {
   } else for (const [name, text] of Object.entries(s)) files.set(name, text);
   for (const [name, text] of files) {
     if (!SERVICE_NAME_RE.test(name))
-      throw new InputError("path", `bad service name "${name}"`, { field: "services" });
+      throw new HeroError("path", `bad service name "${name}"`, { field: "services" });
     parseServiceFile(text, `${name}.yaml`); // throws with file/line/field
   }
   return Object.fromEntries(files);
@@ -147,7 +148,7 @@ function readModules(m: InjectOptions["kernelModules"]): PlanInputs["modules"] {
   );
   const plan = planModules(m.names, parseModulesDep(depText), builtin, new Set());
   if (plan.missing.length)
-    throw new InputError("modules", `not in ${m.dir}: ${plan.missing.join(", ")}`);
+    throw new HeroError("modules", `not in ${m.dir}: ${plan.missing.join(", ")}`);
   const files: Record<string, Uint8Array> = {};
   for (const rel of plan.load) files[rel] = new Uint8Array(readFileSync(join(m.dir, rel)));
   for (const f of ["modules.dep", "modules.builtin", "modules.order"]) {
@@ -173,22 +174,22 @@ async function same(fmt: RootfsFormat, e: PlanEntry): Promise<boolean> {
   );
 }
 
-/** Injects; throws InputError (target untouched) on any bad input. */
+/** Injects; throws HeroError (target untouched) on any bad input. */
 export async function inject(o: InjectOptions): Promise<InjectReport> {
   const say = o.progress ?? (() => {});
   const mtime = o.mtime ?? Number(process.env.SOURCE_DATE_EPOCH ?? 0);
   if (!Number.isInteger(mtime) || mtime < 0)
-    throw new InputError("mtime", `SOURCE_DATE_EPOCH must be a non-negative integer, got ${mtime}`);
+    throw new HeroError("mtime", `SOURCE_DATE_EPOCH must be a non-negative integer, got ${mtime}`);
   const fmt = openFormat(o);
   if (!(await fmt.exists()))
-    throw new InputError("target", `${o.target} does not exist`, { file: o.target });
+    throw new HeroError("target", `${o.target} does not exist`, { file: o.target });
 
   // 1. Read and verify every input.
   const notes0: string[] = [];
   const services = readServices(o.services);
   if (o.vmConfig !== undefined) {
     const { errors } = parseVmConfig(o.vmConfig, "vm.toml");
-    if (errors.length) throw errors[0] as InputError;
+    if (errors.length) throw errors[0] as HeroError;
   }
   const binaries: NonNullable<PlanInputs["binaries"]> = [];
   if (o.manifest) {

@@ -5,7 +5,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { InputError } from "../lib/errors.ts";
+import { HeroError } from "../lib/errors.ts";
 import { LAYOUT } from "../lib/layout.ts";
 import type { Binary } from "../lib/manifest.ts";
 
@@ -62,7 +62,7 @@ export function checkGuestPath(p: string, field = "path"): string {
       .slice(1)
       .some((s) => s === "" || s === "." || s === "..")
   ) {
-    throw new InputError(
+    throw new HeroError(
       "path",
       `${JSON.stringify(p)} is not a clean absolute path inside the rootfs (no "." or ".." parts, no "//", no control characters)`,
       { field },
@@ -101,8 +101,7 @@ export function buildPlan(i: PlanInputs): PlanEntry[] {
   link(LAYOUT.binHeroInit, LAYOUT.heroInit);
   link(LAYOUT.binZinit, "hero-init");
   for (const [name, data] of Object.entries(i.privateLibs ?? {})) {
-    if (!/^[A-Za-z0-9._+-]+$/.test(name))
-      throw new InputError("path", `bad library name "${name}"`);
+    if (!/^[A-Za-z0-9._+-]+$/.test(name)) throw new HeroError("path", `bad library name "${name}"`);
     file(`${LAYOUT.dir}/${name}`, data, 0o755);
   }
   for (const { binary: b, data } of i.binaries ?? []) {
@@ -114,7 +113,7 @@ export function buildPlan(i: PlanInputs): PlanEntry[] {
   }
   for (const [name, yaml] of Object.entries(i.services ?? {})) {
     if (!/^[A-Za-z0-9_@][A-Za-z0-9_.@-]{0,127}$/.test(name))
-      throw new InputError("path", `bad service name "${name}"`, { field: "services" });
+      throw new HeroError("path", `bad service name "${name}"`, { field: "services" });
     file(`${LAYOUT.services}/${name}.yaml`, enc.encode(yaml), 0o644);
   }
   if (i.vmConfig !== undefined && i.vmConfig !== null)
@@ -129,7 +128,7 @@ export function buildPlan(i: PlanInputs): PlanEntry[] {
   const seen = new Set<string>();
   for (const f of files) {
     if (seen.has(f.path))
-      throw new InputError("duplicate", `two entries write ${f.path}`, { field: f.path });
+      throw new HeroError("duplicate", `two entries write ${f.path}`, { field: f.path });
     seen.add(f.path);
   }
   const dirs = new Map<string, PlanEntry>();
@@ -151,7 +150,7 @@ export function buildPlan(i: PlanInputs): PlanEntry[] {
     ...files.flatMap((f) => parents(f.path)),
   ]) {
     if (seen.has(d))
-      throw new InputError("path", `${d} is both a directory and a file`, { field: d });
+      throw new HeroError("path", `${d} is both a directory and a file`, { field: d });
     // The directory holding a secret is 0700 (/etc/hero-init, /root/.ssh, the mycelium key's).
     const secretDir = d === LAYOUT.configDir || secretParents.has(d);
     const mode = d === "/tmp" ? 0o1777 : secretDir ? 0o700 : 0o755;

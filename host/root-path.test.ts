@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { InputError } from "../lib/errors.ts";
+import { isHeroError } from "../lib/errors.ts";
 import {
   MAX_LINKS,
   MAX_STEPS,
@@ -35,10 +35,10 @@ function error(f: () => unknown): string {
   try {
     f();
   } catch (e) {
-    expect(e).toBeInstanceOf(InputError);
+    expect(isHeroError(e, "input")).toBe(true);
     return String(e);
   }
-  throw new Error("expected an InputError");
+  throw new Error("expected an input error");
 }
 
 describe("resolveInRoot", () => {

@@ -20,7 +20,7 @@
  * rootfs (or one the caller is about to create), so the caller can act on it
  * without following any link.
  */
-import { InputError } from "../lib/errors.ts";
+import { HeroError } from "../lib/errors.ts";
 
 /** What `lookup` reports about one entry, its last component not followed. */
 export type PathNode =
@@ -81,12 +81,12 @@ const join = (parts: readonly string[]) => `/${parts.join("/")}`;
 /**
  * Resolves an absolute guest path inside the rootfs. Returns the canonical
  * path of the entry (its last component followed only with `followLast`).
- * Throws InputError for a loop, a dangling link, a file used as a directory
+ * Throws HeroError for a loop, a dangling link, a file used as a directory
  * or a name `checkName` refuses, naming the path, the link and its target.
  */
 export function resolveInRoot(path: string, lookup: NodeLookup, o: ResolveOptions = {}): string {
   if (!path.startsWith("/"))
-    throw new InputError("path", `${show(path)} is not an absolute path inside the rootfs`);
+    throw new HeroError("path", `${show(path)} is not an absolute path inside the rootfs`);
   const todo = split(path, null);
   const cur: string[] = [];
   let links = 0;
@@ -94,7 +94,7 @@ export function resolveInRoot(path: string, lookup: NodeLookup, o: ResolveOption
   // it is to be created: there is nothing more to look up.
   let missing = false;
   const fail = (msg: string): never => {
-    throw new InputError("path", `${show(path)}: ${msg}`);
+    throw new HeroError("path", `${show(path)}: ${msg}`);
   };
   const from = (via: Part["via"]) =>
     via ? `${show(via.link)} in the rootfs is a symlink to ${show(via.target)}, and ` : "";
@@ -150,7 +150,7 @@ export function resolveParent(
   const i = path.lastIndexOf("/");
   const name = path.slice(i + 1);
   if (!path.startsWith("/") || !name || name === "." || name === "..")
-    throw new InputError("path", `${show(path)} is not a clean absolute path inside the rootfs`);
+    throw new HeroError("path", `${show(path)} is not a clean absolute path inside the rootfs`);
   const dir = resolveInRoot(path.slice(0, i) || "/", lookup, { ...o, dir: true });
   return { dir, name, path: dir === "/" ? `/${name}` : `${dir}/${name}` };
 }

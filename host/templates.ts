@@ -17,7 +17,7 @@ import {
 } from "node:fs";
 import { dirname, join } from "node:path";
 import * as v from "valibot";
-import { InputError } from "../lib/errors.ts";
+import { HeroError } from "../lib/errors.ts";
 import { parseToml } from "../lib/toml.ts";
 import { runChecked } from "../sys/command.ts";
 import { defaultCacheDir } from "./cache.ts";
@@ -62,18 +62,18 @@ export function listTemplates(dir = TEMPLATES_DIR): string[] {
 
 /** Reads and validates a template. */
 export function loadTemplate(name: string, dir = TEMPLATES_DIR): Template {
-  if (!/^[a-z0-9-]+$/.test(name)) throw new InputError("template", `bad template name "${name}"`);
+  if (!/^[a-z0-9-]+$/.test(name)) throw new HeroError("template", `bad template name "${name}"`);
   const tdir = join(dir, name);
   const file = join(tdir, "template.toml");
   if (!existsSync(file))
-    throw new InputError(
+    throw new HeroError(
       "template",
       `no template "${name}" (have: ${listTemplates(dir).join(", ")})`,
       { file },
     );
   const res = v.safeParse(TemplateSchema, parseToml(readFileSync(file, "utf8"), file));
   if (!res.success)
-    throw new InputError("schema", res.issues[0].message, {
+    throw new HeroError("schema", res.issues[0].message, {
       file,
       field: (res.issues[0].path ?? []).map((p) => p.key).join("."),
     });
@@ -100,7 +100,7 @@ export function hostDebianSource(): { suite: string; mirror: string } {
   if (deb822) return { mirror: deb822[1] as string, suite: deb822[2] as string };
   const line = /^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)\s+main/m.exec(t);
   if (line) return { mirror: line[1] as string, suite: line[2] as string };
-  throw new InputError("template", "cannot find the host's Debian mirror in /etc/apt/sources*");
+  throw new HeroError("template", "cannot find the host's Debian mirror in /etc/apt/sources*");
 }
 
 function buildBusybox(out: string): void {

@@ -11,7 +11,8 @@ import { join } from "node:path";
 import type { Server } from "bun";
 import type { ExecWsData } from "../guest/agent/exec.ts";
 import { createAgent } from "../guest/agent/server.ts";
-import { AgentClient, AgentClientError } from "./agent-client.ts";
+import { type HeroError, isHeroError } from "../lib/errors.ts";
+import { AgentClient } from "./agent-client.ts";
 import { parseOkLine, vsockConnect } from "./vsock.ts";
 
 const TOKEN = "vsock-test-token-0123456789abcdef";
@@ -130,9 +131,9 @@ describe("through a fake Cloud Hypervisor socket", () => {
   test("a wrong port surfaces as an agent error, not a hang", async () => {
     const c = new AgentClient({ vsock: { socket: chSocket, port: 4321 }, token: TOKEN });
     try {
-      const e = await c.status().catch((x: AgentClientError) => x);
-      expect(e).toBeInstanceOf(AgentClientError);
-      expect((e as AgentClientError).message).toContain("ERR no listener");
+      const e = await c.status().catch((x: HeroError) => x);
+      expect(isHeroError(e, "agent")).toBe(true);
+      expect((e as HeroError).message).toContain("ERR no listener");
     } finally {
       c.close();
     }

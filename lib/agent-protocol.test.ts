@@ -1,6 +1,7 @@
 /** The pure parts of the agent protocol: framing, schemas, exit codes, parameters. */
 import { describe, expect, test } from "bun:test";
 import {
+  agentError,
   CH_EXIT,
   CH_STDERR,
   CH_STDOUT,
@@ -119,5 +120,23 @@ describe("parameters", () => {
     expect(parseId("uid", "1000")).toBe(1000);
     expect(() => parseId("uid", "-1")).toThrow("uid");
     expect(formatMode(0o100755)).toBe("0755");
+  });
+});
+
+describe("errors", () => {
+  test("agentError: named after the status (http-N for others, or the name given), the status in detail", () => {
+    const e = agentError(403, "client not allowed");
+    expect([e.code, e.message, e.detail]).toEqual([
+      "agent.forbidden",
+      "client not allowed",
+      { status: 403 },
+    ]);
+    expect(agentError(0, "cannot reach").code).toBe("agent.no-answer");
+    expect(agentError(404, "x").code).toBe("agent.not-found");
+    expect(agentError(418, "x").code).toBe("agent.http-418");
+    expect(agentError(200, "x", "protocol")).toMatchObject({
+      code: "agent.protocol",
+      detail: { status: 200 },
+    });
   });
 });

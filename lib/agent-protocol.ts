@@ -7,6 +7,7 @@
  */
 import { constants } from "node:os";
 import * as v from "valibot";
+import { HeroError } from "./errors.ts";
 
 /** URL prefix of every agent route. */
 export const API_PREFIX = "/agent/v1";
@@ -290,4 +291,32 @@ export interface PutResult {
   size: number;
   mode: string;
   mtime: number;
+}
+
+// ---- errors --------------------------------------------------------------------
+
+/** The name of each HTTP status the agent answers errors with (the code after "agent."). */
+const STATUS_NAMES: Record<number, string> = {
+  0: "no-answer",
+  400: "bad-request",
+  401: "unauthorized",
+  403: "forbidden",
+  404: "not-found",
+  405: "method-not-allowed",
+  409: "conflict",
+  413: "too-large",
+  429: "busy",
+  500: "internal",
+  502: "bad-gateway",
+  507: "no-space",
+};
+
+/**
+ * A failed agent request, the same on both ends: code "agent." + the
+ * status's name ("agent.forbidden"; "agent.http-<status>" for others, or
+ * `name` when given), detail.status the HTTP status (0: no answer).
+ */
+export function agentError(status: number, message: string, name?: string): HeroError {
+  const code = name ?? STATUS_NAMES[status] ?? `http-${status}`;
+  return new HeroError(`agent.${code}`, message, {}, { status });
 }

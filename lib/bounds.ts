@@ -71,7 +71,7 @@ export function checkBounds(value: unknown, b: Bounds): BoundsIssue | null {
   return walk(value, 0);
 }
 
-/** The words of a {@link BoundsIssue}, for an InputError message. */
+/** The words of a {@link BoundsIssue}, for an input error message. */
 export function boundsMessage(issue: BoundsIssue, b: Bounds): string {
   switch (issue.kind) {
     case "cost":

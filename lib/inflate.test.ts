@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { gzipSync } from "node:zlib";
-import { InputError } from "./errors.ts";
+import { type HeroError, isHeroError } from "./errors.ts";
 import {
   compressionOf,
   DEFAULT_MAX_UNPACKED,
@@ -13,11 +13,11 @@ import {
 import { extractMember, writeTar } from "./tar.ts";
 
 const enc = new TextEncoder();
-const thrown = (f: () => unknown): InputError => {
+const thrown = (f: () => unknown): HeroError => {
   try {
     f();
   } catch (e) {
-    if (e instanceof InputError) return e;
+    if (isHeroError(e, "input")) return e;
     throw e;
   }
   throw new Error("accepted");
@@ -98,7 +98,7 @@ describe("inflate", () => {
     );
   });
 
-  test("corrupt data is an InputError too", () => {
+  test("corrupt data is an input error too", () => {
     expect(
       thrown(() => inflate(new Uint8Array([0x1f, 0x8b, 1, 2, 3]), "gzip", { max: 9, what: "x" }))
         .code,

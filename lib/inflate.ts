@@ -9,7 +9,7 @@
  * variable in {@link maxUnpacked}.
  */
 import { gunzipSync, zstdDecompressSync } from "node:zlib";
-import { InputError } from "./errors.ts";
+import { HeroError } from "./errors.ts";
 
 /** The environment variable that raises (or lowers) the limit. */
 export const MAX_UNPACKED_ENV = "HERO_MAX_UNPACKED";
@@ -50,13 +50,13 @@ export function formatSize(n: number): string {
   return `${n} bytes`;
 }
 
-/** The unpack limit: `$HERO_MAX_UNPACKED` or {@link DEFAULT_MAX_UNPACKED}; a bad value is an InputError. */
+/** The unpack limit: `$HERO_MAX_UNPACKED` or {@link DEFAULT_MAX_UNPACKED}; a bad value is an input error. */
 export function maxUnpacked(env: Record<string, string | undefined> = process.env): number {
   const raw = env[MAX_UNPACKED_ENV];
   if (raw === undefined || raw === "") return DEFAULT_MAX_UNPACKED;
   const n = parseSize(raw);
   if (n === null || n > MAX_LIMIT)
-    throw new InputError(
+    throw new HeroError(
       "config",
       `${JSON.stringify(raw)} is not a size (bytes, or a number with K, M or G: 512M, 2G)`,
       { field: MAX_UNPACKED_ENV },
@@ -76,9 +76,9 @@ export interface InflateOptions {
   limit?: number;
 }
 
-function tooLarge(o: InflateOptions): InputError {
+function tooLarge(o: InflateOptions): HeroError {
   const limit = o.limit ?? o.max;
-  return new InputError(
+  return new HeroError(
     "too-large",
     `${o.what} unpacks to more than ${formatSize(o.max)}${
       limit !== o.max ? `, what is left of the ${formatSize(limit)} limit` : ", the limit"
@@ -90,8 +90,8 @@ function tooLarge(o: InflateOptions): InputError {
 /**
  * Pure: decompresses gzip (concatenated members too) or zstd (concatenated
  * frames too). Output past `o.max` bytes stops the decompressor at once and
- * throws InputError "too-large" naming the file, what it is and the limit;
- * corrupt input throws InputError "corrupt".
+ * throws HeroError "too-large" naming the file, what it is and the limit;
+ * corrupt input throws HeroError "corrupt".
  */
 export function inflate(data: Uint8Array, kind: Compression, o: InflateOptions): Uint8Array {
   let out: Buffer;
@@ -101,7 +101,7 @@ export function inflate(data: Uint8Array, kind: Compression, o: InflateOptions):
   } catch (e) {
     const err = e as { code?: string; message?: string };
     if (err.code === "ERR_BUFFER_TOO_LARGE") throw tooLarge(o);
-    throw new InputError("corrupt", `${o.what}: corrupt ${kind} data (${err.message ?? e})`, {
+    throw new HeroError("corrupt", `${o.what}: corrupt ${kind} data (${err.message ?? e})`, {
       file: o.file,
     });
   }

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { InputError } from "./errors.ts";
+import { isHeroError } from "./errors.ts";
 import {
   affectedServices,
   diffBinaries,
@@ -56,7 +56,7 @@ describe("parseManifest", () => {
       parseManifest(`version = 1\n[[env.staging.vm.binaries]]\n${bin("x", "1")}`, "b.toml");
       throw new Error("accepted");
     } catch (e) {
-      expect(e).toBeInstanceOf(InputError);
+      expect(isHeroError(e, "input")).toBe(true);
       expect(String(e)).toContain(
         "env.staging: environments are dev, testing, canary and production",
       );

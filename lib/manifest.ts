@@ -8,7 +8,7 @@
  * buckets). See docs/manifest.md.
  */
 import * as v from "valibot";
-import { InputError } from "./errors.ts";
+import { HeroError } from "./errors.ts";
 import { SERVICE_NAME_RE } from "./service-spec.ts";
 import { locateKey, parseToml } from "./toml.ts";
 
@@ -123,14 +123,14 @@ export const ManifestSchema = v.strictObject({
 /** A validated manifest (the sections the injector needs). */
 export type Manifest = v.InferOutput<typeof ManifestSchema>;
 
-/** Parses manifest text; throws InputError with file, line and field. */
+/** Parses manifest text; throws HeroError with file, line and field. */
 export function parseManifest(text: string, file: string): Manifest {
   const raw = parseToml(text, file);
   const res = v.safeParse(ManifestSchema, raw);
   if (!res.success) {
     const issue = res.issues[0];
     const path = (issue.path ?? []).map((p) => p.key as string | number);
-    throw new InputError("schema", issue.message, {
+    throw new HeroError("schema", issue.message, {
       file,
       line: locateField(text, path),
       field: path.join("."),
@@ -147,7 +147,7 @@ export function parseManifest(text: string, file: string): Manifest {
     const seen = new Set<string>();
     for (const [i, b] of (sec?.binaries ?? []).entries()) {
       if (seen.has(b.name))
-        throw new InputError("schema", `binary "${b.name}" listed twice`, {
+        throw new HeroError("schema", `binary "${b.name}" listed twice`, {
           file,
           line: locateField(text, [...field.split("."), "binaries", i, "name"]),
           field: `${field}.binaries`,

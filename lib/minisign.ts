@@ -17,15 +17,23 @@
  * Verification works on the exact bytes given: never a re-serialisation.
  */
 import { createPrivateKey, createPublicKey, sign as edSign, verify as edVerify } from "node:crypto";
+import { HeroError } from "./errors.ts";
 
-/** A signature or key file that is malformed or does not verify. */
-export class SignatureError extends Error {
-  constructor(
-    message: string,
-    readonly line?: number,
-  ) {
-    super(line ? `line ${line}: ${message}` : message);
-  }
+/**
+ * A key or signature that is malformed, encrypted, signed by an
+ * untrusted-key, or bad (does not verify): code "signature.<kind>", the
+ * file's line (1-based) in the message and in `where`.
+ */
+function signatureError(
+  kind: "malformed" | "encrypted" | "untrusted-key" | "bad",
+  message: string,
+  line?: number,
+): HeroError {
+  return new HeroError(
+    `signature.${kind}`,
+    line ? `line ${line}: ${message}` : message,
+    line ? { line } : {},
+  );
 }
 
 /** A public key: 8-byte id and 32-byte Ed25519 key. */
@@ -95,16 +103,16 @@ function ed25519Verify(pk: Uint8Array, msg: Uint8Array, sig: Uint8Array): boolea
 function lines(text: string, what: string): string[] {
   const ls = text.replace(/\r\n/g, "\n").split("\n");
   if (!ls[0]?.startsWith("untrusted comment:"))
-    throw new SignatureError(`${what}: expected "untrusted comment:"`, 1);
+    throw signatureError("malformed", `${what}: expected "untrusted comment:"`, 1);
   return ls;
 }
 
 function b64(line: string | undefined, n: number, what: string, lineNo: number): Uint8Array {
   if (line === undefined || !/^[A-Za-z0-9+/]+={0,2}$/.test(line.trim()))
-    throw new SignatureError(`${what}: expected base64`, lineNo);
+    throw signatureError("malformed", `${what}: expected base64`, lineNo);
   const bytes = new Uint8Array(Buffer.from(line.trim(), "base64"));
   if (bytes.length !== n)
-    throw new SignatureError(`${what}: ${bytes.length} bytes, expected ${n}`, lineNo);
+    throw signatureError("malformed", `${what}: ${bytes.length} bytes, expected ${n}`, lineNo);
   return bytes;
 }
 
@@ -120,7 +128,7 @@ export function parsePublicKey(text: string): PublicKey {
   const line = t.startsWith("untrusted comment:") ? lines(t, "public key")[1] : t;
   const bytes = b64(line, 42, "public key", t.startsWith("untrusted") ? 2 : 1);
   if (dec.decode(bytes.subarray(0, 2)) !== "Ed")
-    throw new SignatureError('public key: algorithm is not "Ed"');
+    throw signatureError("malformed", 'public key: algorithm is not "Ed"');
   return { keyId: bytes.slice(2, 10), pk: bytes.slice(10, 42) };
 }
 
@@ -145,10 +153,11 @@ export function parseSecretKey(text: string): SecretKey {
   const ls = lines(text.trim(), "secret key");
   const bytes = b64(ls[1], 158, "secret key", 2);
   if (dec.decode(bytes.subarray(0, 2)) !== "Ed")
-    throw new SignatureError('secret key: algorithm is not "Ed"', 2);
+    throw signatureError("malformed", 'secret key: algorithm is not "Ed"', 2);
   const kdf = bytes.subarray(2, 4);
   if (kdf[0] !== 0 || kdf[1] !== 0)
-    throw new SignatureError(
+    throw signatureError(
+      "encrypted",
       "secret key is password-encrypted (scrypt): decrypt it or create one with `minisign -G -W` / `hero-init manifest keygen`",
       2,
     );
@@ -158,17 +167,18 @@ export function parseSecretKey(text: string): SecretKey {
   const expected = blake2b(concat(enc.encode("Ed"), keyId, sk), 256);
   // minisign 0.11 leaves the checksum zero in unencrypted keys; a non-zero one must match.
   if (checksum.some((b) => b !== 0) && !eq(checksum, expected))
-    throw new SignatureError("secret key: checksum mismatch (damaged file?)", 2);
+    throw signatureError("malformed", "secret key: checksum mismatch (damaged file?)", 2);
   const seed = sk.slice(0, 32);
   const pk = sk.slice(32, 64);
   if (!eq(publicFromSeed(seed), pk))
-    throw new SignatureError("secret key: seed and public key disagree", 2);
+    throw signatureError("malformed", "secret key: seed and public key disagree", 2);
   return { keyId, seed, pk };
 }
 
 /** Signs `message`, prehashed ("ED") like minisign's default; returns the .minisig text. */
 export function signMessage(k: SecretKey, message: Uint8Array, trustedComment: string): string {
-  if (/[\r\n]/.test(trustedComment)) throw new SignatureError("trusted comment must be one line");
+  if (/[\r\n]/.test(trustedComment))
+    throw signatureError("malformed", "trusted comment must be one line");
   const sig = ed25519Sign(k.seed, blake2b(message, 512));
   const global = ed25519Sign(k.seed, concat(sig, enc.encode(trustedComment)));
   const blob = concat(enc.encode("ED"), k.keyId, sig);
@@ -187,7 +197,7 @@ export interface Verified {
   prehashed: boolean;
 }
 
-/** The key id (hex) a .minisig text claims to be signed by; throws SignatureError if malformed. */
+/** The key id (hex) a .minisig text claims to be signed by; throws "signature.malformed" if malformed. */
 export function signatureKeyId(sigText: string): string {
   const blob = b64(lines(sigText, "signature")[1], 74, "signature", 2);
   return keyIdHex(blob.subarray(2, 10));
@@ -195,7 +205,7 @@ export function signatureKeyId(sigText: string): string {
 
 /**
  * Verifies `message` (the exact bytes fetched) against a .minisig text and
- * one of the trusted keys. Throws SignatureError naming what is wrong:
+ * one of the trusted keys. Throws a "signature.*" HeroError naming what is wrong:
  * malformed file (with its line), unknown key id, bad signature, bad
  * trusted-comment signature.
  */
@@ -204,23 +214,24 @@ export function verifyMessage(message: Uint8Array, sigText: string, keys: Public
   const blob = b64(ls[1], 74, "signature", 2);
   const alg = dec.decode(blob.subarray(0, 2));
   if (alg !== "ED" && alg !== "Ed")
-    throw new SignatureError(`signature: unknown algorithm "${alg}"`, 2);
+    throw signatureError("malformed", `signature: unknown algorithm "${alg}"`, 2);
   const keyId = blob.subarray(2, 10);
   const sig = blob.subarray(10, 74);
   const tc = ls[2];
   if (!tc?.startsWith("trusted comment: "))
-    throw new SignatureError('signature: expected "trusted comment: "', 3);
+    throw signatureError("malformed", 'signature: expected "trusted comment: "', 3);
   const trustedComment = tc.slice("trusted comment: ".length);
   const global = b64(ls[3], 64, "signature (trusted comment)", 4);
   const key = keys.find((k) => eq(k.keyId, keyId));
   if (!key)
-    throw new SignatureError(
+    throw signatureError(
+      "untrusted-key",
       `signed by key ${keyIdHex(keyId)}, which is not trusted (trusted: ${keys.map((k) => keyIdHex(k.keyId)).join(", ") || "none"})`,
     );
   const signed = alg === "ED" ? blake2b(message, 512) : message;
   if (!ed25519Verify(key.pk, signed, sig))
-    throw new SignatureError(`bad signature (key ${keyIdHex(keyId)}): the content was changed`);
+    throw signatureError("bad", `bad signature (key ${keyIdHex(keyId)}): the content was changed`);
   if (!ed25519Verify(key.pk, concat(sig, enc.encode(trustedComment)), global))
-    throw new SignatureError("bad signature on the trusted comment: it was changed", 3);
+    throw signatureError("bad", "bad signature on the trusted comment: it was changed", 3);
   return { keyId: keyIdHex(keyId), trustedComment, prehashed: alg === "ED" };
 }

@@ -1,12 +1,12 @@
 import { describe, expect, test } from "bun:test";
 import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import ipaddr from "ipaddr.js";
 import {
   addressOfPublicKey,
   generateKey,
   ipFromSubnet,
+  isPeerUri,
+  parsePeerUri,
   publicKeyOf,
   subnetOf,
 } from "./mycelium.ts";
@@ -65,29 +65,47 @@ describe("mycelium identity", () => {
   });
 });
 
-describe("against the real mycelium binary (set MYCELIUM_BIN to run)", () => {
-  test.skipIf(!process.env.MYCELIUM_BIN)(
-    "`mycelium inspect --json -k KEY` gives our public key and address",
-    () => {
-      const dir = mkdtempSync(`${tmpdir()}/myc-real-`);
-      try {
-        for (let i = 0; i < 5; i++) {
-          const key = generateKey();
-          writeFileSync(`${dir}/key.bin`, key);
-          const p = Bun.spawnSync([
-            process.env.MYCELIUM_BIN as string,
-            "inspect",
-            "--json",
-            "-k",
-            `${dir}/key.bin`,
-          ]);
-          const got = JSON.parse(p.stdout.toString()) as { publicKey: string; address: string };
-          expect(got.publicKey).toBe(Buffer.from(publicKeyOf(key)).toString("hex"));
-          expect(ipaddr.parse(got.address).toString()).toBe(addressOfPublicKey(publicKeyOf(key)));
-        }
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
-    },
-  );
+describe("peer URIs, as mycelium 0.7.10 parses them (held to the daemon in test/integration/mycelium-real.test.ts)", () => {
+  test("IP socket addresses with tcp, quic or tls (any case), and vsock CID:PORT", () => {
+    expect(parsePeerUri("tcp://192.0.2.10:9651")).toEqual({
+      proto: "tcp",
+      ip: "192.0.2.10",
+      scope: null,
+      port: 9651,
+    });
+    expect(parsePeerUri("QUIC://[2001:DB8:0::10]:9651")).toEqual({
+      proto: "quic",
+      ip: "2001:db8::10",
+      scope: null,
+      port: 9651,
+    });
+    expect(parsePeerUri("tls://[fe80::1%2]:1")).toMatchObject({ ip: "fe80::1", scope: 2 });
+    expect(parsePeerUri("tcp://[::ffff:127.0.0.1]:48974")).toMatchObject({ port: 48974 });
+    expect(parsePeerUri("vsock://2:9651")).toEqual({ proto: "vsock", cid: 2, port: 9651 });
+  });
+
+  test("refused: names, unknown protocols, missing or bad ports, unbracketed IPv6, zone names", () => {
+    for (const bad of [
+      "tcp://host.example:9651",
+      "udp://192.0.2.1:9651",
+      "192.0.2.1:9651",
+      "tcp://192.0.2.1",
+      "tcp://192.0.2.1:65536",
+      "tcp://192.0.2.1:0",
+      "tcp://192.0.2.1:09651",
+      "tcp://01.2.3.4:9651",
+      "tcp://256.1.1.1:9651",
+      "tcp://::1:9651",
+      "tcp://[::1]",
+      "tcp://[fe80::1%eth0]:9651",
+      "tcp://[1.2.3.4]:9651",
+      " tcp://192.0.2.1:9651",
+      "tcp://192.0.2.1:9651/",
+      "vsock://x:1",
+      "vsock://3",
+      "",
+    ]) {
+      expect([bad, isPeerUri(bad)]).toEqual([bad, false]);
+    }
+  });
 });

@@ -4,14 +4,14 @@
  * loader, service_get, service_monitor): see {@link readServiceText}.
  */
 import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
-import { InputError } from "./errors.ts";
+import { HeroError } from "./errors.ts";
 import { MAX_SERVICE_FILE } from "./service-spec.ts";
 
 /**
  * Reads one service file: a regular file, not through a symlink (O_NOFOLLOW,
  * so nothing can be swapped in between a check and the read), never a FIFO
  * that would block (O_NONBLOCK), at most MAX_SERVICE_FILE bytes. Throws
- * InputError naming the file.
+ * HeroError naming the file.
  */
 export function readServiceText(file: string): string {
   let fd: number;
@@ -20,20 +20,20 @@ export function readServiceText(file: string): string {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === "ELOOP")
-      throw new InputError("not-regular", "is a symlink; only regular files are read", { file });
-    if (code === "ENOENT") throw new InputError("read", "no such file", { file });
-    throw new InputError("read", (e as Error).message, { file });
+      throw new HeroError("not-regular", "is a symlink; only regular files are read", { file });
+    if (code === "ENOENT") throw new HeroError("read", "no such file", { file });
+    throw new HeroError("read", (e as Error).message, { file });
   }
   try {
     const st = fstatSync(fd);
     if (!st.isFile())
-      throw new InputError(
+      throw new HeroError(
         "not-regular",
         `is a ${st.isDirectory() ? "directory" : "special file"}; only regular files are read`,
         { file },
       );
     if (st.size > MAX_SERVICE_FILE)
-      throw new InputError("size", `file is ${st.size} bytes (limit ${MAX_SERVICE_FILE})`, {
+      throw new HeroError("size", `file is ${st.size} bytes (limit ${MAX_SERVICE_FILE})`, {
         file,
       });
     // One byte more than the limit: a file that grew since fstat is still refused.
@@ -44,7 +44,7 @@ export function readServiceText(file: string): string {
       if (r === 0) break;
       n += r;
       if (n === buf.length)
-        throw new InputError("size", `file is over ${MAX_SERVICE_FILE} bytes`, { file });
+        throw new HeroError("size", `file is over ${MAX_SERVICE_FILE} bytes`, { file });
     }
     return buf.subarray(0, n).toString("utf8");
   } finally {

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { InputError } from "./errors.ts";
+import { type HeroError, isHeroError } from "./errors.ts";
 import {
   MAX_SERVICE_FILE,
   parseServiceFile,
@@ -14,11 +14,11 @@ import {
 const CORPUS = join(import.meta.dir, "../test/fixtures/zinit");
 const read = (sub: string, f: string) => readFileSync(join(CORPUS, sub, f), "utf8");
 
-function errorOf(sub: string, f: string): InputError {
+function errorOf(sub: string, f: string): HeroError {
   try {
     parseServiceFile(read(sub, f), f);
   } catch (e) {
-    if (e instanceof InputError) return e;
+    if (isHeroError(e, "input")) return e;
     throw e;
   }
   throw new Error(`${f} parsed but should not have`);
@@ -113,12 +113,12 @@ describe("signal names", () => {
   });
 });
 
-/** The InputError `fn` throws (fails the test if it returns). */
-function thrown(fn: () => unknown): InputError {
+/** The HeroError `fn` throws (fails the test if it returns). */
+function thrown(fn: () => unknown): HeroError {
   try {
     fn();
   } catch (e) {
-    if (e instanceof InputError) return e;
+    if (isHeroError(e, "input")) return e;
     throw e;
   }
   throw new Error("no error thrown");

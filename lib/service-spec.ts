@@ -6,7 +6,7 @@
  */
 import * as v from "valibot";
 import { type Bounds, boundsMessage, checkBounds, costFor, RESERVED_KEYS } from "./bounds.ts";
-import { InputError } from "./errors.ts";
+import { HeroError } from "./errors.ts";
 import { findDuplicateKey } from "./yaml.ts";
 
 /** Signal names accepted in `signal.stop` and `kill`, zinit style (case-insensitive, SIG optional). */
@@ -204,7 +204,7 @@ function checkServiceBounds(raw: unknown, file: string, text: string, request = 
     request && issue.kind === "cost"
       ? `content is larger than a service file may be (${MAX_SERVICE_FILE} bytes)`
       : boundsMessage(issue, SERVICE_BOUNDS);
-  throw new InputError(issue.kind === "reserved" ? "reserved" : "size", message, {
+  throw new HeroError(issue.kind === "reserved" ? "reserved" : "size", message, {
     file,
     line: locateYamlKey(text, issue.path),
     ...(field ? { field } : {}),
@@ -223,7 +223,7 @@ export function validateServiceSpec(
   request = false,
 ): ServiceSpec {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
-    throw new InputError("schema", "a service file must be a YAML mapping with at least `exec:`", {
+    throw new HeroError("schema", "a service file must be a YAML mapping with at least `exec:`", {
       file,
       line: 1,
     });
@@ -231,7 +231,7 @@ export function validateServiceSpec(
   checkServiceBounds(raw, file, text, request);
   const unknown = request ? unknownServiceFields(raw) : [];
   if (unknown.length)
-    throw new InputError(
+    throw new HeroError(
       "schema",
       `unknown field (known: ${Object.keys(ServiceSpecSchema.entries).join(", ")})`,
       { file, field: unknown[0] as string },
@@ -247,7 +247,7 @@ export function validateServiceSpec(
         : issue.kind === "schema" && issue.received === "undefined"
           ? "is required"
           : issue.message;
-    throw new InputError("schema", message, { file, line: locateYamlKey(text, path), field });
+    throw new HeroError("schema", message, { file, line: locateYamlKey(text, path), field });
   }
   return res.output;
 }
@@ -256,33 +256,33 @@ export function validateServiceSpec(
  * Service-file YAML from outside (a file, service_get, the injector) →
  * its parsed value, checked but not validated against the schema: at most
  * MAX_SERVICE_FILE bytes, valid YAML, no duplicate keys, and within
- * SERVICE_BOUNDS once aliases are expanded. Throws InputError with file/line.
+ * SERVICE_BOUNDS once aliases are expanded. Throws HeroError with file/line.
  */
 export function parseServiceYaml(text: string, file: string): unknown {
   const bytes = Buffer.byteLength(text, "utf8");
   if (bytes > MAX_SERVICE_FILE)
-    throw new InputError("size", `file is ${bytes} bytes (limit ${MAX_SERVICE_FILE})`, { file });
+    throw new HeroError("size", `file is ${bytes} bytes (limit ${MAX_SERVICE_FILE})`, { file });
   let raw: unknown;
   try {
     raw = Bun.YAML.parse(text);
   } catch (e) {
     // Bun's parser recurses: a deep nest ends in a RangeError (its line is meaningless).
-    if (e instanceof RangeError) throw new InputError("yaml-syntax", "nested too deeply", { file });
+    if (e instanceof RangeError) throw new HeroError("yaml-syntax", "nested too deeply", { file });
     const line = (e as { line?: number }).line;
-    throw new InputError("yaml-syntax", (e as Error).message.replace(/^YAML Parse error: /, ""), {
+    throw new HeroError("yaml-syntax", (e as Error).message.replace(/^YAML Parse error: /, ""), {
       file,
       ...(line ? { line } : {}),
     });
   }
   const dup = findDuplicateKey(text);
   if (dup?.kind === "duplicate")
-    throw new InputError(
+    throw new HeroError(
       "duplicate-key",
       `duplicate key "${dup.key}" (first at line ${dup.firstLine}); YAML would keep only the last`,
       { file, line: dup.line, field: dup.path.join(".") },
     );
   if (dup?.kind === "unsupported")
-    throw new InputError("yaml-syntax", `${dup.what} are not supported in service files`, {
+    throw new HeroError("yaml-syntax", `${dup.what} are not supported in service files`, {
       file,
       line: dup.line,
     });
@@ -297,7 +297,7 @@ export function unknownServiceFields(raw: unknown): string[] {
 }
 
 /**
- * Parses a service file's YAML text; throws InputError with file/line/field.
+ * Parses a service file's YAML text; throws HeroError with file/line/field.
  * `warn` receives one message per ignored unknown top-level field.
  */
 export function parseServiceFile(
@@ -320,14 +320,14 @@ export function parseServiceFile(
  * The file text service_create writes for `content` (a JSON request's
  * object): validated like a file, at most MAX_SERVICE_FILE bytes, and read
  * back by {@link parseServiceFile} to the same value, so what is written is
- * exactly what the loader will accept. Pure; throws InputError.
+ * exactly what the loader will accept. Pure; throws HeroError.
  */
 export function serviceFileText(content: unknown, file: string): string {
   validateServiceSpec(content, file, "", true);
   const text = Bun.YAML.stringify(content, null, 2);
   const bytes = Buffer.byteLength(text, "utf8");
   if (bytes > MAX_SERVICE_FILE)
-    throw new InputError(
+    throw new HeroError(
       "size",
       `the service file would be ${bytes} bytes (limit ${MAX_SERVICE_FILE})`,
       { file },
@@ -335,6 +335,6 @@ export function serviceFileText(content: unknown, file: string): string {
   const back = parseServiceYaml(text, file);
   validateServiceSpec(back, file, text);
   if (!Bun.deepEquals(back, content))
-    throw new InputError("schema", "content does not read back the same from YAML", { file });
+    throw new HeroError("schema", "content does not read back the same from YAML", { file });
   return text;
 }

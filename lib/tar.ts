@@ -3,7 +3,7 @@
  * release archive's binary and to build an OCI layer. Writer output is
  * deterministic (fixed mtime, uid/gid 0, sorted by the caller).
  */
-import { InputError } from "./errors.ts";
+import { HeroError } from "./errors.ts";
 import { inflate, maxUnpacked } from "./inflate.ts";
 
 /** A tar member. */
@@ -166,7 +166,7 @@ export function writeTar(entries: readonly TarEntry[]): Uint8Array {
 /**
  * The binary inside a release archive (tar.gz), by member name or by file
  * name. The archive unpacks to at most `max` bytes (default: the unpack
- * limit of lib/inflate.ts), or InputError "too-large".
+ * limit of lib/inflate.ts), or HeroError "too-large".
  */
 export function extractMember(
   archive: Uint8Array,
@@ -179,7 +179,7 @@ export function extractMember(
     entries.find((e) => e.type === "file" && e.path === member) ??
     entries.find((e) => e.type === "file" && e.path.split("/").at(-1) === member);
   if (!hit?.data)
-    throw new InputError(
+    throw new HeroError(
       "archive",
       `${what}: no member "${member}" in the archive (has: ${entries.map((e) => e.path).join(", ")})`,
     );

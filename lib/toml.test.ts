@@ -1,12 +1,12 @@
 import { describe, expect, test } from "bun:test";
-import { InputError } from "./errors.ts";
+import { type HeroError, isHeroError } from "./errors.ts";
 import { parseToml } from "./toml.ts";
 
-function thrown(fn: () => unknown): InputError {
+function thrown(fn: () => unknown): HeroError {
   try {
     fn();
   } catch (e) {
-    if (e instanceof InputError) return e;
+    if (isHeroError(e, "input")) return e;
     throw e;
   }
   throw new Error("no error thrown");

@@ -8,7 +8,7 @@
  */
 import TOML from "@iarna/toml";
 import { type Bounds, boundsMessage, checkBounds, costFor } from "./bounds.ts";
-import { InputError } from "./errors.ts";
+import { HeroError } from "./errors.ts";
 
 /** Limits of one TOML document. */
 export interface TomlLimits {
@@ -33,8 +33,8 @@ function isTomlError(e: unknown): e is TomlSyntaxError {
 }
 
 /**
- * Parses TOML text; a syntax error becomes an InputError at file:line:col
- * (1-based), and a document over `limits` an InputError naming the field.
+ * Parses TOML text; a syntax error becomes an input error at file:line:col
+ * (1-based), and a document over `limits` an input error naming the field.
  */
 export function parseToml(
   text: string,
@@ -43,21 +43,21 @@ export function parseToml(
 ): Record<string, unknown> {
   const bytes = Buffer.byteLength(text, "utf8");
   if (bytes > limits.maxBytes)
-    throw new InputError("size", `file is ${bytes} bytes (limit ${limits.maxBytes})`, { file });
+    throw new HeroError("size", `file is ${bytes} bytes (limit ${limits.maxBytes})`, { file });
   let value: Record<string, unknown>;
   try {
     value = TOML.parse(text) as Record<string, unknown>;
   } catch (e) {
     if (isTomlError(e)) {
       const first = e.message.split("\n")[0] ?? e.message;
-      throw new InputError("toml-syntax", first.replace(/ at row \d+, col \d+, pos \d+:$/, ""), {
+      throw new HeroError("toml-syntax", first.replace(/ at row \d+, col \d+, pos \d+:$/, ""), {
         file,
         line: e.line + 1,
         column: e.col + 1,
       });
     }
     // @iarna/toml throws plain errors for some values (e.g. "Invalid Datetime"): still bad input.
-    throw new InputError("toml-syntax", e instanceof Error ? e.message : String(e), { file });
+    throw new HeroError("toml-syntax", e instanceof Error ? e.message : String(e), { file });
   }
   const bounds: Bounds = {
     maxCost: costFor(bytes),
@@ -67,7 +67,7 @@ export function parseToml(
   const issue = checkBounds(value, bounds);
   if (issue) {
     const field = issue.path.join(".");
-    throw new InputError(
+    throw new HeroError(
       issue.kind === "reserved" ? "reserved" : "size",
       boundsMessage(issue, bounds),
       {

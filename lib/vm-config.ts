@@ -10,9 +10,10 @@
 
 import ipaddr from "ipaddr.js";
 import * as v from "valibot";
-import { InputError } from "./errors.ts";
+import { HeroError, isHeroError } from "./errors.ts";
 import { LAYOUT } from "./layout.ts";
 import { ENVIRONMENTS } from "./manifest.ts";
+import { isPeerUri } from "./mycelium.ts";
 import { locateKey, parseToml } from "./toml.ts";
 
 const hostnameRe =
@@ -92,12 +93,10 @@ const UiSchema = v.strictObject({
   terminal: v.optional(v.boolean(), false),
 });
 
+/** A peer URI the real mycelium takes (an address, not a name: a named peer stops it from starting). */
 const PeerUri = v.pipe(
   v.string(),
-  v.regex(
-    /^(tcp|quic):\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([1-9]\d{0,4})$/,
-    "must be a peer URI like tcp://192.0.2.10:9651 or quic://[2001:db8::10]:9651",
-  ),
+  v.check(isPeerUri, "must be a peer URI like tcp://192.0.2.10:9651 or quic://[2001:db8::10]:9651"),
 );
 const AbsPath = v.pipe(
   v.string(),
@@ -277,7 +276,7 @@ export function defaultVmConfig(): VmConfig {
 /** Result of loading: the config to use and every problem found on the way. */
 export interface LoadedVmConfig {
   config: VmConfig;
-  errors: InputError[];
+  errors: HeroError[];
 }
 
 function issuePath(issue: v.BaseIssue<unknown>): (string | number)[] {
@@ -289,9 +288,9 @@ function issuePath(issue: v.BaseIssue<unknown>): (string | number)[] {
  * (its default applies) and the rest is kept. `text` is used for line numbers.
  */
 export function validateVmConfig(raw: unknown, file: string, text = ""): LoadedVmConfig {
-  const errors: InputError[] = [];
+  const errors: HeroError[] = [];
   const isTable = typeof raw === "object" && raw !== null && !Array.isArray(raw);
-  if (!isTable) errors.push(new InputError("schema", "config must be a table", { file }));
+  if (!isTable) errors.push(new HeroError("schema", "config must be a table", { file }));
   let input: Record<string, unknown> = isTable ? { ...(raw as Record<string, unknown>) } : {};
   for (let attempt = 0; attempt < 32; attempt++) {
     const res = v.safeParse(VmConfigSchema, input);
@@ -302,7 +301,7 @@ export function validateVmConfig(raw: unknown, file: string, text = ""): LoadedV
       const field = path.join(".") || "(root)";
       const top = String(path[0] ?? "");
       errors.push(
-        new InputError(
+        new HeroError(
           "schema",
           `${issue.message}${typeof issue.input === "string" ? ` (got "${issue.input}")` : ""}; using the default for [${top}]`,
           {
@@ -326,7 +325,7 @@ export function parseVmConfig(text: string, file: string): LoadedVmConfig {
   try {
     raw = parseToml(text, file);
   } catch (e) {
-    const err = e instanceof InputError ? e : new InputError("toml-syntax", String(e), { file });
+    const err = isHeroError(e, "input") ? e : new HeroError("toml-syntax", String(e), { file });
     return { config: defaultVmConfig(), errors: [err] };
   }
   return validateVmConfig(raw, file, text);

@@ -2,12 +2,14 @@
  * The only home of bun:ffi in hero-init: thin, typed wrappers over the libc
  * calls Bun does not expose (mount, reboot, waitpid, finit_module, ioctl…).
  *
- * Every wrapper returns normally and throws {@link SysError} on failure, with
- * errno and the call's name, so callers never see a raw -1. libc is opened
- * lazily: the host-side commands of the same binary never touch it.
+ * Every wrapper returns normally and throws a HeroError "sys.<ERRNO>" on
+ * failure, with errno and the call's name, so callers never see a raw -1.
+ * libc is opened lazily: the host-side commands of the same binary never
+ * touch it.
  */
 import { dlopen, FFIType, ptr, read } from "bun:ffi";
 import { constants } from "node:os";
+import { HeroError } from "../lib/errors.ts";
 
 const { i32, u32, i64, u64, ptr: P, cstring, void: V } = FFIType;
 
@@ -48,18 +50,15 @@ const errnoNames = new Map<number, string>(
   Object.entries(constants.errno).map(([name, n]) => [n as number, name]),
 );
 
-/** A failed system call: `code` is the errno name (ENOENT, EBUSY…). */
-export class SysError extends Error {
-  readonly code: string;
-  constructor(
-    readonly call: string,
-    readonly errno: number,
-    detail: string,
-  ) {
-    const name = errnoNames.get(errno) ?? `E${errno}`;
-    super(`${call}(${detail}): ${name} (${libc().strerror(errno)})`);
-    this.code = name;
-  }
+/** A failed system call: code "sys." + the errno name (sys.ENOENT, sys.EBUSY…), detail errno and call. */
+function sysError(call: string, errno: number, what: string): HeroError {
+  const name = errnoNames.get(errno) ?? `E${errno}`;
+  return new HeroError(
+    `sys.${name}`,
+    `${call}(${what}): ${name} (${libc().strerror(errno)})`,
+    {},
+    { errno, call },
+  );
 }
 
 function errno(): number {
@@ -73,7 +72,7 @@ function cstr(s: string): Buffer {
 }
 
 function check(rc: number | bigint, call: string, detail: string): number {
-  if (Number(rc) < 0) throw new SysError(call, errno(), detail);
+  if (Number(rc) < 0) throw sysError(call, errno(), detail);
   return Number(rc);
 }
 
@@ -222,7 +221,7 @@ export function setCloexec(fd: number, on: boolean): void {
  * execve(2) straight from libc. Bun's process.execve closes every
  * descriptor above 2 first; a self-update must keep the services' output
  * pipes open (those with FD_CLOEXEC cleared) across the exec. Returns only
- * on failure (throws SysError).
+ * on failure (throws a HeroError "sys.*").
  */
 export function execve(
   path: string,
@@ -248,7 +247,7 @@ export function execve(
   );
   const rc = libc().execve(ptr(file), ptr(av), ptr(ev));
   check(rc, "execve", path);
-  throw new SysError("execve", 0, `${path}: returned ${rc}`);
+  throw sysError("execve", 0, `${path}: returned ${rc}`);
 }
 
 const AF_VSOCK = 40;
@@ -298,7 +297,7 @@ export function acceptNonBlocking(fd: number): number | null {
     e === constants.errno.EINTR
   )
     return null;
-  throw new SysError("accept4", e, String(fd));
+  throw sysError("accept4", e, String(fd));
 }
 
 /** A blocking AF_VSOCK connection to cid:port (the CLI's client side); returns its fd. */
@@ -309,7 +308,7 @@ export function vsockConnectFd(cid: number, port: number): number {
   if (rc < 0) {
     const e = errno();
     libc().close(fd);
-    throw new SysError("connect", e, `vsock ${cid}:${port}`);
+    throw sysError("connect", e, `vsock ${cid}:${port}`);
   }
   return fd;
 }

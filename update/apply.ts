@@ -31,6 +31,7 @@ import {
 } from "node:fs";
 import { dirname, join } from "node:path";
 import { atomicWrite, switchLink } from "../lib/atomic-file.ts";
+import { HeroError, isHeroError } from "../lib/errors.ts";
 import {
   affectedServices,
   type Binary,
@@ -152,14 +153,12 @@ async function fetchArtifact(b: Binary, run: Run): Promise<void> {
       }),
     );
   } catch (e) {
-    const s = (e as { stats?: DownloadStats }).stats;
-    if (s) run.count(s);
+    const d = isHeroError(e, "download") ? e.detail : {};
+    if (d.stats) run.count(d.stats as DownloadStats);
     // A cut or slow transfer keeps its .part for a Range resume next run;
     // wrong bytes (hash, size, endless data) leave nothing behind.
-    if (!(e as { retryable?: boolean }).retryable) rmSync(dir, { recursive: true, force: true });
-    throw Object.assign(new Error(`${b.name} ${b.version}: ${(e as Error).message}`), {
-      code: "download",
-    });
+    if (!d.retryable) rmSync(dir, { recursive: true, force: true });
+    throw new HeroError("apply.download", `${b.name} ${b.version}: ${(e as Error).message}`);
   }
   if (!isArchive(b)) {
     // download() created it with the default mode: the manifest's, before any link points at it.
@@ -174,7 +173,7 @@ async function fetchArtifact(b: Binary, run: Run): Promise<void> {
       `${b.name} ${b.version}`,
     );
   } catch (e) {
-    throw Object.assign(new Error((e as Error).message), { code: "download" });
+    throw new HeroError("apply.download", (e as Error).message);
   }
   atomicWrite(file, data, b.mode);
   rmSync(target, { force: true });
@@ -196,7 +195,7 @@ async function switchSelf(self: Change, run: Run): Promise<void> {
     await hooks.selfUpdate(path, self);
   } catch (e) {
     markBad(paths.stateDir, b.name, b.version);
-    throw Object.assign(new Error((e as Error).message), { code: "self-update" });
+    throw new HeroError("apply.self-update", (e as Error).message);
   }
 }
 

@@ -3,8 +3,8 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type ErrorDetail, isHeroError, shortCode } from "../lib/errors.ts";
 import { conditionalGet, type DownloadOptions, download } from "./download.ts";
-import { DownloadError } from "./request.ts";
 import { type BootstrapServer, startServer } from "./serve.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "hero-dl-"));
@@ -40,12 +40,13 @@ function expectIntact(d: string, old?: string) {
   else expect(readFileSync(d, "utf8")).toBe(old);
 }
 
-async function failure(p: Promise<unknown>): Promise<DownloadError> {
+/** The download error `p` rejects with (checked to be one), as its bare code and detail. */
+async function failure(p: Promise<unknown>): Promise<ErrorDetail & { code: string }> {
   try {
     await p;
   } catch (e) {
-    expect(e).toBeInstanceOf(DownloadError);
-    return e as DownloadError;
+    expect(isHeroError(e, "download")).toBe(true);
+    if (isHeroError(e)) return { ...e.detail, code: shortCode(e.code) };
   }
   throw new Error("expected the download to fail");
 }

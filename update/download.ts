@@ -14,12 +14,13 @@ import { createHash } from "node:crypto";
 import { readFileSync, rmSync } from "node:fs";
 import { open, stat, writeFile } from "node:fs/promises";
 import { renameDurable } from "../lib/atomic-file.ts";
+import { type HeroError, isHeroError } from "../lib/errors.ts";
 import { type BackoffPolicy, DEFAULT_BACKOFF, retryDelay } from "./backoff.ts";
 import {
   conditionalHeaders,
-  DownloadError,
   type DownloadErrorCode,
   type DownloadStats,
+  downloadError,
   type Exchange,
   type FetchFn,
   httpStatusError,
@@ -100,8 +101,9 @@ function contentRange(v: string | null): { start: number; end: number; total?: n
 /**
  * Downloads `url` to `dest` (see the module comment). Resolves with the
  * stats once `dest` holds exactly `expectSize` bytes with the given sha256;
- * rejects with a DownloadError (its `stats` set) otherwise, leaving `dest`
- * as it was. A `dest.part` (+ `dest.part.meta`) may remain for a resume.
+ * rejects with a HeroError "download.*" (detail.stats set) otherwise,
+ * leaving `dest` as it was. A `dest.part` (+ `dest.part.meta`) may remain
+ * for a resume.
  */
 export async function download(
   url: string,
@@ -114,9 +116,10 @@ export async function download(
     await run(url, dest, o, stats);
     return stats;
   } catch (e) {
-    const err =
-      e instanceof DownloadError ? e : new DownloadError("io", (e as Error).message, url, false);
-    err.stats = stats;
+    const err = isHeroError(e, "download")
+      ? e
+      : downloadError("io", (e as Error).message, url, false);
+    err.detail.stats = stats;
     throw err;
   } finally {
     stats.ms = performance.now() - t0;
@@ -134,7 +137,7 @@ interface Job {
   stats: DownloadStats;
   /** Date.now() past which the whole download fails (Infinity: none). */
   deadline: number;
-  fail(code: DownloadErrorCode, msg: string, retryable: boolean, status?: number): DownloadError;
+  fail(code: DownloadErrorCode, msg: string, retryable: boolean, status?: number): HeroError;
 }
 
 /** The retry loop: resume or restart, one attempt, verify, back off. */
@@ -148,7 +151,7 @@ async function run(url: string, dest: string, o: DownloadOptions, stats: Downloa
     o,
     stats,
     deadline: o.totalTimeoutMs === undefined ? Infinity : Date.now() + o.totalTimeoutMs,
-    fail: (code, msg, retryable, status) => new DownloadError(code, msg, url, retryable, status),
+    fail: (code, msg, retryable, status) => downloadError(code, msg, url, retryable, status),
   };
   const { want, metaPath, fail } = j;
   const sleep = o.sleep ?? defaultSleep;
@@ -199,12 +202,12 @@ async function run(url: string, dest: string, o: DownloadOptions, stats: Downloa
       }
       return finish(part, dest, metaPath);
     } catch (e) {
-      if (!(e instanceof DownloadError)) {
+      if (!isHeroError(e, "download")) {
         throw fail("io", (e as Error).message, false);
       }
-      if (!e.retryable || attempt >= maxRetries) throw e;
-      retryAfterMs = e.retryAfterMs;
-      if (e.code === "hash-mismatch") stats.restarts++;
+      if (!e.detail.retryable || attempt >= maxRetries) throw e;
+      retryAfterMs = e.detail.retryAfterMs;
+      if (e.code === "download.hash-mismatch") stats.restarts++;
     }
     const delay = retryDelay(attempt, o.backoff ?? DEFAULT_BACKOFF, retryAfterMs, o.random);
     if (Date.now() + delay > j.deadline)
@@ -225,7 +228,7 @@ function finish(part: string, dest: string, metaPath: string): void {
 /**
  * One request: resume from `offset` when possible, stream the body into the
  * .part with the size cap and the rate watchdog. Returns the .part's meta once
- * the file has exactly expectSize bytes; throws DownloadError otherwise.
+ * the file has exactly expectSize bytes; throws "download.*" otherwise.
  */
 async function attemptOnce(j: Job, offset: number, meta: PartMeta | undefined): Promise<PartMeta> {
   const { o, fail } = j;
@@ -346,7 +349,7 @@ async function receive(j: Job, x: Exchange, start: number): Promise<number> {
       await fh.close();
     }
   } catch (e) {
-    if (e instanceof DownloadError && e.code === "too-large") {
+    if (isHeroError(e, "download.too-large")) {
       rmSync(j.part, { force: true });
       rmSync(j.metaPath, { force: true });
     }
@@ -361,7 +364,7 @@ async function receive(j: Job, x: Exchange, start: number): Promise<number> {
 function rateWatchdog(
   rate: { bytesPerSec: number; windowMs: number },
   received: () => number,
-  abort: (e: DownloadError) => void,
+  abort: (e: HeroError) => void,
   fail: Job["fail"],
 ): ReturnType<typeof setInterval> {
   const tick = Math.max(10, Math.floor(rate.windowMs / 4));
@@ -426,7 +429,7 @@ export async function conditionalGet(
     stats,
     deadline: {
       ms,
-      error: () => new DownloadError("timeout", `no answer within ${ms} ms`, url, true),
+      error: () => downloadError("timeout", `no answer within ${ms} ms`, url, true),
     },
   };
   try {
@@ -442,7 +445,7 @@ export async function conditionalGet(
       const cl = x.res.headers.get("content-length");
       if (cl !== null && Number(cl) > max) {
         await x.drop();
-        throw new DownloadError(
+        throw downloadError(
           "too-large",
           `Content-Length ${cl} over the cap of ${max} bytes`,
           url,
@@ -455,7 +458,7 @@ export async function conditionalGet(
         (c) => {
           chunks.push(c);
         },
-        () => new DownloadError("too-large", `more than ${max} bytes`, url, false),
+        () => downloadError("too-large", `more than ${max} bytes`, url, false),
       );
       return {
         status: 200,

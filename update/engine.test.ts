@@ -215,6 +215,7 @@ describe("attacks: each is refused and the machine is unchanged", () => {
   test("bit flip in the binary", async () => {
     const r = await attack(() => flip(join(f.pub, "vm/alpha/2.0.0/alpha"), 3));
     expect(r.outcome).toBe("failed");
+    expect(r.code).toBe("download");
     expect(r.error).toMatch(/sha256|hash/);
   });
 

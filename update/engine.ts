@@ -17,9 +17,8 @@
  * (lib/atomic-file.ts), and an install whose links were switched is
  * journalled as pending and finished by the next run.
  */
-import { SignatureError } from "../lib/minisign.ts";
+import { isHeroError, shortCode } from "../lib/errors.ts";
 import { finishPending, install, planUpdate } from "./apply.ts";
-import { UpdateRefused } from "./policy.ts";
 import type { DownloadStats } from "./request.ts";
 import { installedVersions, readState } from "./state.ts";
 import { loadTrustRoot, verifiedManifest } from "./trust.ts";
@@ -104,12 +103,18 @@ export async function runUpdate(
   }
 }
 
-/** Fills in a failed run: "refused" for the trust rules' UpdateRefused, "failed" otherwise. */
+/**
+ * Fills in a failed run: "refused" for the trust rules' "trust.*" errors,
+ * "failed" otherwise. `code` is the bare code ("rollback", "ENOENT",
+ * "hash-mismatch"); signature errors never carried one.
+ */
 function failed(res: UpdateResult, e: unknown, hooks: UpdateHooks): UpdateResult {
-  res.outcome = e instanceof UpdateRefused ? "refused" : "failed";
-  res.code = e instanceof UpdateRefused ? e.code : (e as { code?: string }).code;
-  res.error =
-    e instanceof SignatureError ? `manifest: ${e.message}` : ((e as Error).message ?? String(e));
+  res.outcome = isHeroError(e, "trust") ? "refused" : "failed";
+  const code = isHeroError(e) ? shortCode(e.code) : (e as { code?: string }).code;
+  res.code = isHeroError(e, "signature") ? undefined : code;
+  res.error = isHeroError(e, "signature")
+    ? `manifest: ${e.message}`
+    : ((e as Error).message ?? String(e));
   hooks.log(`update ${res.outcome}: ${res.error}`);
   return res;
 }

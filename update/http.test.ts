@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { InputError } from "../lib/errors.ts";
+import type { HeroError } from "../lib/errors.ts";
 import {
   cacheControlFor,
   contentTypeFor,
@@ -154,7 +154,7 @@ describe("parseListen", () => {
   });
   test("errors name --listen", () => {
     for (const s of ["", "::1:80", "host", "1.2.3.4:99999", "1.2.3.4:-1", "a b:80", "[::]:x"]) {
-      expect(() => parseListen(s)).toThrow(InputError);
+      expect(() => parseListen(s)).toThrow(expect.objectContaining({ code: "listen" }));
     }
     let err: unknown;
     try {
@@ -162,6 +162,6 @@ describe("parseListen", () => {
     } catch (e) {
       err = e;
     }
-    expect((err as InputError).where.field).toBe("--listen");
+    expect((err as HeroError).where.field).toBe("--listen");
   });
 });

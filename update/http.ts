@@ -4,7 +4,7 @@
  * §13) and byte ranges (§14). update/serve.ts applies them to files; the
  * nginx config in docs/nginx-bootstrap.conf implements the same rules.
  */
-import { InputError } from "../lib/errors.ts";
+import { HeroError } from "../lib/errors.ts";
 
 /**
  * Splits a URL pathname (still percent-encoded) into decoded segments that
@@ -189,7 +189,7 @@ export function parseRange(header: string | null, size: number): RangeResult {
 
 /**
  * Parses `--listen`: `ADDR:PORT`, `[IPv6]:PORT`, `:PORT` or `PORT` (the
- * address then defaults to `::`, every address). Throws InputError.
+ * address then defaults to `::`, every address). Throws HeroError.
  */
 export function parseListen(s: string): { hostname: string; port: number } {
   let host: string;
@@ -204,19 +204,19 @@ export function parseListen(s: string): { hostname: string; port: number } {
   } else {
     const i = s.lastIndexOf(":");
     if (i < 0 || s.indexOf(":") !== i) {
-      throw new InputError("listen", `expected ADDR:PORT or [IPv6]:PORT, got "${s}"`, {
+      throw new HeroError("listen", `expected ADDR:PORT or [IPv6]:PORT, got "${s}"`, {
         field: "--listen",
       });
     }
     host = s.slice(0, i);
     port = s.slice(i + 1);
     if (host !== "" && !/^[A-Za-z0-9.-]+$/.test(host)) {
-      throw new InputError("listen", `bad address "${host}"`, { field: "--listen" });
+      throw new HeroError("listen", `bad address "${host}"`, { field: "--listen" });
     }
   }
   const n = Number(port);
   if (!/^\d{1,5}$/.test(port) || n > 65535) {
-    throw new InputError("listen", `bad port "${port}" (0-65535)`, { field: "--listen" });
+    throw new HeroError("listen", `bad port "${port}" (0-65535)`, { field: "--listen" });
   }
   return { hostname: host === "" ? "::" : host, port: n };
 }

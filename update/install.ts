@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import * as v from "valibot";
 import { atomicWrite } from "../lib/atomic-file.ts";
-import { InputError } from "../lib/errors.ts";
+import { HeroError } from "../lib/errors.ts";
 import { NODE_LAYOUT } from "../lib/layout.ts";
 import { ENVIRONMENTS, type Environment, INSTALL_PATH_RE } from "../lib/manifest.ts";
 import { SERVICE_NAME_RE } from "../lib/service-spec.ts";
@@ -78,7 +78,7 @@ export function parseNodeUpdateConfig(text: string, file: string): NodeUpdateCon
   if (!r.success) {
     const issue = r.issues[0];
     const path = (issue.path ?? []).map((p) => p.key as string);
-    throw new InputError("schema", issue.message, {
+    throw new HeroError("schema", issue.message, {
       file,
       line: locateKey(text, path),
       field: path.join("."),
@@ -107,7 +107,7 @@ export function detectSupervisor(root = ""): HostSupervisor {
 export function checkUnitValue(kind: "name" | "exec", value: string, what: string): string {
   const ok = kind === "name" ? SERVICE_NAME_RE.test(value) : INSTALL_PATH_RE.test(value);
   if (!ok)
-    throw new InputError(
+    throw new HeroError(
       "unit",
       `${JSON.stringify(value)} cannot go into a service file: ${
         kind === "name"
@@ -131,7 +131,7 @@ export function registrationFiles(
   }
   checkUnitValue("exec", o.heroInit, "hero-init path");
   if (!Number.isInteger(o.interval) || o.interval < 1)
-    throw new InputError("unit", `interval ${o.interval} is not a whole number of seconds`);
+    throw new HeroError("unit", `interval ${o.interval} is not a whole number of seconds`);
   if (sup === "systemd") {
     for (const s of o.services)
       files[`/etc/systemd/system/${s.name}.service`] =
@@ -158,7 +158,7 @@ export function writeMissing(root: string, files: Record<string, string>): strin
   for (const path of Object.keys(files)) {
     const rel = relative(top, resolve(join(root, path)));
     if (!path.startsWith("/") || rel === "" || rel.startsWith("..") || rel.startsWith("/"))
-      throw new InputError("unit", `${path} is not a path inside ${top}`, { file: path });
+      throw new HeroError("unit", `${path} is not a path inside ${top}`, { file: path });
   }
   for (const [path, content] of Object.entries(files)) {
     const p = join(root, path);

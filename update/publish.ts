@@ -26,7 +26,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { replaceFile } from "../lib/atomic-file.ts";
-import { InputError } from "../lib/errors.ts";
+import { HeroError } from "../lib/errors.ts";
 import { BINARY_NAME_RE, ENVIRONMENTS, parseManifest } from "../lib/manifest.ts";
 import { type SecretKey, signMessage } from "../lib/minisign.ts";
 import { parseToml, stringifyToml } from "../lib/toml.ts";
@@ -57,16 +57,15 @@ function section(dir: string, rel: string, baseUrl: string): Record<string, unkn
   const out: Record<string, unknown>[] = [];
   for (const name of readdirSync(root).sort()) {
     if (!BINARY_NAME_RE.test(name))
-      throw new InputError("layout", `"${name}" is not a binary name`, { file: join(root, name) });
+      throw new HeroError("layout", `"${name}" is not a binary name`, { file: join(root, name) });
     const versions = readdirSync(join(root, name)).filter(
       (v) => v !== "meta.toml" && statSync(join(root, name, v)).isDirectory(),
     );
     const version = versions.sort(compareVersions).at(-1);
-    if (!version)
-      throw new InputError("layout", "no version directory", { file: join(root, name) });
+    if (!version) throw new HeroError("layout", "no version directory", { file: join(root, name) });
     const file = join(root, name, version, name);
     if (!existsSync(file))
-      throw new InputError("layout", `missing ${name} in the version directory`, { file });
+      throw new HeroError("layout", `missing ${name} in the version directory`, { file });
     const data = readFileSync(file);
     const entry: Record<string, unknown> = {
       name,
@@ -80,7 +79,7 @@ function section(dir: string, rel: string, baseUrl: string): Record<string, unkn
       const meta = parseToml(readFileSync(metaFile, "utf8"), metaFile);
       for (const [k, val] of Object.entries(meta)) {
         if (!META_KEYS.has(k))
-          throw new InputError("schema", `unknown key (allowed: ${[...META_KEYS].join(", ")})`, {
+          throw new HeroError("schema", `unknown key (allowed: ${[...META_KEYS].join(", ")})`, {
             file: metaFile,
             field: k,
           });

@@ -6,6 +6,7 @@
  * than a cap. What differs between the two (status handling, where the
  * bytes go, resume) stays with them.
  */
+import { HeroError } from "../lib/errors.ts";
 import { isRetryableStatus, parseRetryAfter } from "./backoff.ts";
 
 /** What went wrong, as a string code (the message says it for people). */
@@ -20,26 +21,27 @@ export type DownloadErrorCode =
   | "aborted" // the caller's AbortSignal
   | "io"; // the local filesystem
 
-/** A failed download or poll; `retryable` says whether asking again could help. */
-export class DownloadError extends Error {
-  constructor(
-    readonly code: DownloadErrorCode,
-    message: string,
-    readonly url: string,
-    readonly retryable: boolean,
-    /** The HTTP status, when the error is one. */
-    readonly status?: number,
-    /** The server's Retry-After in ms (429/503), for callers that poll. */
-    readonly retryAfterMs?: number,
-  ) {
-    super(`${url}: ${message}`);
-  }
-  /** What the attempts cost before the error (set by download()). */
-  stats?: DownloadStats;
+/**
+ * A failed download or poll: code "download." + `code`, the message after
+ * the URL; detail `url`, `retryable` (whether asking again could help),
+ * `status` (the HTTP status, when the error is one), `retryAfterMs` (the
+ * server's Retry-After, 429/503, for callers that poll), and `stats` (what
+ * the attempts cost, set by download()).
+ */
+export function downloadError(
+  code: DownloadErrorCode,
+  message: string,
+  url: string,
+  retryable: boolean,
+  status?: number,
+  retryAfterMs?: number,
+): HeroError {
+  const detail = { url, retryable, status, retryAfterMs };
+  return new HeroError(`download.${code}`, `${url}: ${message}`, {}, detail);
 }
 
-/** What a download or poll cost (for benchmarks and logs). */
-export interface DownloadStats {
+/** What a download or poll cost (for benchmarks and logs); a type, so it fits ErrorDetail.stats. */
+export type DownloadStats = {
   /** HTTP requests sent. */
   requests: number;
   /** Body bytes received from the network. */
@@ -52,7 +54,7 @@ export interface DownloadStats {
   resumedFrom: number;
   /** Wall time, ms. */
   ms: number;
-}
+};
 
 export const newStats = (): DownloadStats => ({
   requests: 0,
@@ -69,7 +71,7 @@ export type FetchFn = (url: string, init: RequestInit) => Promise<Response>;
 /** A timer that aborts the request with `error()` when it fires. */
 interface Timeout {
   ms: number;
-  error: () => DownloadError;
+  error: () => HeroError;
 }
 
 /** How to send one request (see {@link withRequest}). */
@@ -91,7 +93,7 @@ export interface RequestSetup {
 export interface Exchange {
   res: Response;
   /** Aborts the request; the first reason given is the error the body read throws. */
-  abort(e: DownloadError): void;
+  abort(e: HeroError): void;
   /**
    * Streams the body into `sink`, counting the bytes, and aborts with
    * `tooLarge()` before a chunk would take the total over `cap`. Resolves
@@ -101,7 +103,7 @@ export interface Exchange {
   read(
     cap: number,
     sink: (chunk: Uint8Array) => void | Promise<void>,
-    tooLarge: () => DownloadError,
+    tooLarge: () => HeroError,
   ): Promise<number>;
   /** Drops the body unread (before an error, or a 304). */
   drop(): Promise<void>;
@@ -136,8 +138,8 @@ export function rangeHeaders(
 }
 
 /** The error for an unexpected HTTP status: retryable for 408/429/5xx, with the server's Retry-After. */
-export function httpStatusError(url: string, res: Response): DownloadError {
-  return new DownloadError(
+export function httpStatusError(url: string, res: Response): HeroError {
+  return downloadError(
     "http-status",
     `HTTP ${res.status}`,
     url,
@@ -158,12 +160,12 @@ export async function withRequest<T>(
   use: (x: Exchange) => Promise<T>,
 ): Promise<T> {
   const ac = new AbortController();
-  let why: DownloadError | undefined;
-  const abort = (e: DownloadError) => {
+  let why: HeroError | undefined;
+  const abort = (e: HeroError) => {
     why ??= e;
     ac.abort(e);
   };
-  const onCallerAbort = () => abort(new DownloadError("aborted", "aborted", s.url, false));
+  const onCallerAbort = () => abort(downloadError("aborted", "aborted", s.url, false));
   s.signal?.addEventListener("abort", onCallerAbort);
   const arm = (t?: Timeout) => (t ? setTimeout(() => abort(t.error()), t.ms) : undefined);
   const headersTimer = arm(s.headersTimeout);
@@ -178,7 +180,7 @@ export async function withRequest<T>(
         redirect: "follow",
       });
     } catch (e) {
-      throw why ?? new DownloadError("network", (e as Error).message, s.url, true);
+      throw why ?? downloadError("network", (e as Error).message, s.url, true);
     }
     clearTimeout(headersTimer);
     const drop = async () => {
@@ -202,8 +204,7 @@ export async function withRequest<T>(
         }
       } catch (e) {
         throw (
-          why ??
-          new DownloadError("network", `connection lost: ${(e as Error).message}`, s.url, true)
+          why ?? downloadError("network", `connection lost: ${(e as Error).message}`, s.url, true)
         );
       } finally {
         reader.cancel().catch(() => {});

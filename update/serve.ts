@@ -8,7 +8,7 @@
  */
 import { realpathSync, statSync } from "node:fs";
 import { relative, sep } from "node:path";
-import { InputError } from "../lib/errors.ts";
+import { HeroError } from "../lib/errors.ts";
 import {
   cacheControlFor,
   contentTypeFor,
@@ -34,16 +34,16 @@ const text = (status: number, msg: string, extra: Record<string, string> = {}): 
   bytes: msg.length + 1,
 });
 
-/** Resolves DIR once: it must exist and be a directory. Throws InputError. */
+/** Resolves DIR once: it must exist and be a directory. Throws HeroError. */
 export function resolveRoot(dir: string): string {
   let real: string;
   try {
     real = realpathSync(dir);
   } catch (e) {
-    throw new InputError("serve-dir", `cannot serve: ${(e as Error).message}`, { file: dir });
+    throw new HeroError("serve-dir", `cannot serve: ${(e as Error).message}`, { file: dir });
   }
   if (!statSync(real).isDirectory()) {
-    throw new InputError("serve-dir", "cannot serve: not a directory", { file: dir });
+    throw new HeroError("serve-dir", "cannot serve: not a directory", { file: dir });
   }
   return real;
 }
@@ -163,7 +163,7 @@ function rawPath(url: string): string {
 }
 
 /**
- * A fetch handler serving `dir` (resolved now; throws InputError when it is
+ * A fetch handler serving `dir` (resolved now; throws HeroError when it is
  * not a directory). `log` receives one line per request:
  * `METHOD PATH STATUS BYTES MSms` (prefixed by the client address when the
  * caller passes it).
@@ -213,7 +213,7 @@ export interface BootstrapServer {
   stop(): Promise<void>;
 }
 
-/** Starts `hero-init serve` on Bun.serve. Throws InputError for a bad DIR. */
+/** Starts `hero-init serve` on Bun.serve. Throws HeroError for a bad DIR. */
 export function startServer(o: ServeOptions): BootstrapServer {
   const log = o.log ?? ((l: string) => process.stdout.write(`${l}\n`));
   const handle = createHandler(o.dir, log);

@@ -1,6 +1,6 @@
 /**
  * Trust, the first part of an update run: from the manifest URL to a
- * verified manifest, or an UpdateRefused saying why not.
+ * verified manifest, or a HeroError "trust.*" saying why not.
  *
  *  1. conditional GET of the manifest (304 → the copy verified last time is
  *     verified again, no signature request);
@@ -18,6 +18,7 @@
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { atomicWrite } from "../lib/atomic-file.ts";
+import { HeroError } from "../lib/errors.ts";
 import { type Manifest, parseManifest } from "../lib/manifest.ts";
 import {
   keyIdHex,
@@ -28,7 +29,7 @@ import {
 } from "../lib/minisign.ts";
 import { parseToml } from "../lib/toml.ts";
 import { type ConditionalGetResult, conditionalGet } from "./download.ts";
-import { checkKeySet, checkManifestPolicy, UpdateRefused } from "./policy.ts";
+import { checkKeySet, checkManifestPolicy } from "./policy.ts";
 import {
   hasState,
   hasVerifiedCopy,
@@ -72,7 +73,7 @@ export function loadTrustRoot(paths: UpdatePaths): TrustRoot {
   try {
     return { keys: [parsePublicKey((paths.seedKey as string).trim())], seeding: true };
   } catch (e) {
-    throw new UpdateRefused("keys", `the configured key: ${(e as Error).message}`);
+    throw new HeroError("trust.keys", `the configured key: ${(e as Error).message}`);
   }
 }
 
@@ -84,7 +85,7 @@ function readTrustedKeys(file: string): PublicKey[] {
     if (!t || t.startsWith("#") || t.startsWith("untrusted comment:")) continue;
     keys.push(parsePublicKey(t));
   }
-  if (keys.length === 0) throw new UpdateRefused("keys", `${file}: no public key`);
+  if (keys.length === 0) throw new HeroError("trust.keys", `${file}: no public key`);
   return keys;
 }
 
@@ -98,9 +99,9 @@ function keepSeed(paths: UpdatePaths, root: TrustRoot): void {
 
 /**
  * Polls the manifest and returns it verified (see the module comment);
- * `root.keys` may change (a rotation). Throws UpdateRefused for anything the
- * trust rules refuse; other errors (network, a kept copy that went missing)
- * are thrown as they are.
+ * `root.keys` may change (a rotation). Throws a HeroError "trust.*" for
+ * anything the trust rules refuse; other errors (network, a kept copy that
+ * went missing) are thrown as they are.
  */
 export async function verifiedManifest(run: Run, root: TrustRoot): Promise<Verified> {
   const { src, paths, state, o } = run;
@@ -138,13 +139,13 @@ async function verifyNew(
     fetch: o.fetch,
   });
   run.count(sigGet.stats);
-  if (sigGet.status !== 200) throw new UpdateRefused("bad-signature", "no signature");
+  if (sigGet.status !== 200) throw new HeroError("trust.bad-signature", "no signature");
   const sig = decode(sigGet.body);
   let claimed: string;
   try {
     claimed = signatureKeyId(sig);
   } catch (e) {
-    throw new UpdateRefused("bad-signature", `manifest signature: ${(e as Error).message}`);
+    throw new HeroError("trust.bad-signature", `manifest signature: ${(e as Error).message}`);
   }
   if (!root.keys.some((k) => keyIdHex(k.keyId) === claimed)) {
     root.keys = await rotateKeys(run, root.keys);
@@ -154,8 +155,8 @@ async function verifyNew(
     verifyMessage(bytes, sig, root.keys);
   } catch (e) {
     const msg = (e as Error).message;
-    throw new UpdateRefused(
-      /not trusted/.test(msg) ? "untrusted-key" : "bad-signature",
+    throw new HeroError(
+      /not trusted/.test(msg) ? "trust.untrusted-key" : "trust.bad-signature",
       `manifest: ${msg}`,
     );
   }
@@ -164,7 +165,7 @@ async function verifyNew(
   try {
     manifest = parseManifest(decode(bytes), src.manifestUrl);
   } catch (e) {
-    throw new UpdateRefused("schema", String(e));
+    throw new HeroError("trust.schema", String(e));
   }
   checkManifestPolicy(manifest, state.version, run.now);
   await run.step("trust");
@@ -196,16 +197,16 @@ async function rotateKeys(run: Run, keys: PublicKey[]): Promise<PublicKey[]> {
     body = k.body;
     sig = decode(s.body);
   } catch (e) {
-    throw new UpdateRefused(
-      "untrusted-key",
+    throw new HeroError(
+      "trust.untrusted-key",
       `the manifest is signed by a key that is not trusted, and no key rotation could be fetched (${(e as Error).message})`,
     );
   }
   try {
     verifyMessage(body, sig, keys);
   } catch (e) {
-    throw new UpdateRefused(
-      "untrusted-key",
+    throw new HeroError(
+      "trust.untrusted-key",
       `the manifest is signed by a key that is not trusted; keys.toml does not verify with a trusted key: ${(e as Error).message}`,
     );
   }

@@ -4,9 +4,10 @@
  * path, and the error handler that turns every exception into JSON.
  */
 import { describe, expect, test } from "bun:test";
+import { agentError } from "../../lib/agent-protocol.ts";
 import { type AgentAppDeps, createAgentApp } from "./app.ts";
 import { DEFAULT_TUNING, defaultSpawn } from "./exec.ts";
-import { type AgentEnv, AgentError } from "./http.ts";
+import type { AgentEnv } from "./http.ts";
 import { ExecSlots } from "./slots.ts";
 
 const TOKEN = "0123456789abcdef0123456789abcdef";
@@ -79,10 +80,10 @@ describe("unknown endpoints", () => {
 });
 
 describe("errors", () => {
-  test("an AgentError answers with its status and message", async () => {
+  test("an agent error answers with its status and message", async () => {
     const a = app({
       status: () => {
-        throw new AgentError(409, "busy right now");
+        throw agentError(409, "busy right now");
       },
     });
     const r = await a.request("/agent/v1/status", { headers: auth }, env);

@@ -7,7 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { Hono } from "hono";
 import { API_PREFIX, type JobExit } from "../../lib/agent-protocol.ts";
 import { type ControlRouteDeps, controlRoutes, parseWaitTimeout } from "./control-routes.ts";
-import { AgentError, type AgentHono, answerError, noSuchEndpoint } from "./http.ts";
+import { type AgentHono, answerError, noSuchEndpoint } from "./http.ts";
 
 function mount(d: Partial<ControlRouteDeps> = {}) {
   const app = new Hono<AgentHono>();
@@ -29,9 +29,11 @@ describe("parseWaitTimeout", () => {
     expect(parseWaitTimeout("0")).toBe(0);
     expect(parseWaitTimeout("1500")).toBe(1500);
   });
-  test("anything else is AgentError 400 quoting the value", () => {
+  test("anything else is agent error 400 quoting the value", () => {
     for (const t of ["-5", "abc", "1.5"]) {
-      expect(() => parseWaitTimeout(t)).toThrow(AgentError);
+      expect(() => parseWaitTimeout(t)).toThrow(
+        expect.objectContaining({ code: "agent.bad-request", detail: { status: 400 } }),
+      );
       expect(() => parseWaitTimeout(t)).toThrow(
         `timeout_ms must be a non-negative integer (got "${t}")`,
       );

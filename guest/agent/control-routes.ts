@@ -4,9 +4,13 @@
  * job's exit: 200 with it, 204 on timeout, 404 without a job).
  */
 import { Hono } from "hono";
-import { type JobExit, parseJson, ShutdownRequestSchema } from "../../lib/agent-protocol.ts";
 import {
-  AgentError,
+  agentError,
+  type JobExit,
+  parseJson,
+  ShutdownRequestSchema,
+} from "../../lib/agent-protocol.ts";
+import {
   type AgentHono,
   type AgentLog,
   bodyMax,
@@ -31,11 +35,11 @@ const SHUTDOWN_BODY_MAX = 4096;
 /** wait-exit's timeout when the client names none, ms. */
 const DEFAULT_WAIT_MS = 30_000;
 
-/** wait-exit's ?timeout_ms= (default 30 s); throws AgentError 400 if it is not a non-negative integer. */
+/** wait-exit's ?timeout_ms= (default 30 s); throws agentError 400 if it is not a non-negative integer. */
 export function parseWaitTimeout(t: string | null): number {
   const timeout = t === null || t === "" ? DEFAULT_WAIT_MS : Number(t);
   if (!Number.isInteger(timeout) || timeout < 0)
-    throw new AgentError(400, `timeout_ms must be a non-negative integer (got "${t}")`);
+    throw agentError(400, `timeout_ms must be a non-negative integer (got "${t}")`);
   return timeout;
 }
 

@@ -9,8 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Hono } from "hono";
 import { API_PREFIX } from "../../lib/agent-protocol.ts";
+import { type HeroError, isHeroError } from "../../lib/errors.ts";
 import { declaredLength, fileRoutes, parsePutQuery } from "./files-routes.ts";
-import { AgentError, type AgentHono, answerError, noSuchEndpoint } from "./http.ts";
+import { type AgentHono, answerError, noSuchEndpoint } from "./http.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "hero-files-routes-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -42,7 +43,7 @@ describe("parsePutQuery and declaredLength", () => {
     });
   });
 
-  test("a bad value is AgentError 400 naming the parameter", () => {
+  test("a bad value is agent error 400 naming the parameter", () => {
     for (const [q, name] of [
       ["mode=99999", "mode"],
       ["mtime=abc", "mtime"],
@@ -55,9 +56,9 @@ describe("parsePutQuery and declaredLength", () => {
       } catch (e) {
         err = e;
       }
-      expect(err).toBeInstanceOf(AgentError);
-      expect((err as AgentError).status).toBe(400);
-      expect((err as AgentError).message).toContain(name);
+      expect(isHeroError(err, "agent")).toBe(true);
+      expect((err as HeroError).detail.status).toBe(400);
+      expect((err as HeroError).message).toContain(name);
     }
   });
 

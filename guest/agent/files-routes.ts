@@ -5,17 +5,9 @@
  * method, as it always was). files.ts does the filesystem work.
  */
 import { Hono, type MiddlewareHandler } from "hono";
-import { parseId, parseMode, parseMtime, pathError } from "../../lib/agent-protocol.ts";
+import { agentError, parseId, parseMode, parseMtime, pathError } from "../../lib/agent-protocol.ts";
 import { getFile, type PutOptions, putFile, putSymlink, statPath } from "./files.ts";
-import {
-  AgentError,
-  type AgentHono,
-  type AgentLog,
-  fail,
-  methodNotAllowed,
-  noHead,
-  queryOf,
-} from "./http.ts";
+import { type AgentHono, type AgentLog, fail, methodNotAllowed, noHead, queryOf } from "./http.ts";
 
 /** What the file routes need. */
 export interface FileRouteDeps {
@@ -24,7 +16,7 @@ export interface FileRouteDeps {
   log: AgentLog;
 }
 
-/** The metadata of a PUT (query parameters); throws AgentError 400 naming the bad parameter. */
+/** The metadata of a PUT (query parameters); throws agentError 400 naming the bad parameter. */
 export function parsePutQuery(q: URLSearchParams): Omit<PutOptions, "maxSize" | "declaredSize"> {
   try {
     return {
@@ -35,7 +27,7 @@ export function parsePutQuery(q: URLSearchParams): Omit<PutOptions, "maxSize" | 
       mkdir: q.get("mkdir") === "1",
     };
   } catch (e) {
-    throw new AgentError(400, (e as Error).message);
+    throw agentError(400, (e as Error).message);
   }
 }
 

@@ -2,14 +2,15 @@
  * File operations of the guest agent: atomic writes (temp file in the same
  * directory, fsync, rename, fsync of the directory) with a size limit
  * enforced while the body streams in, reads with mode/mtime/owner headers,
- * symlinks, and stat. Errors are AgentError (http.ts) with an HTTP status
- * and a clear message; nothing here logs file contents.
+ * symlinks, and stat. Errors are agentError (lib/agent-protocol.ts): an
+ * HTTP status and a clear message; nothing here logs file contents.
  */
 import { randomBytes } from "node:crypto";
 import type { Stats } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import {
+  agentError,
   formatMode,
   H_GID,
   H_MODE,
@@ -20,11 +21,11 @@ import {
   type PutResult,
   type StatResult,
 } from "../../lib/agent-protocol.ts";
-import { AgentError } from "./http.ts";
+import { type HeroError, isHeroError } from "../../lib/errors.ts";
 
-/** Maps a filesystem error to an AgentError (status by errno). */
-export function fsError(what: string, e: unknown): AgentError {
-  if (e instanceof AgentError) return e;
+/** Maps a filesystem error to an agentError (status by errno). */
+export function fsError(what: string, e: unknown): HeroError {
+  if (isHeroError(e, "agent")) return e;
   const code = (e as { code?: string })?.code ?? "";
   const msg = (e as Error)?.message ?? String(e);
   const status =
@@ -39,7 +40,7 @@ export function fsError(what: string, e: unknown): AgentError {
             : code === "ENAMETOOLONG" || code === "ELOOP" || code === "EINVAL"
               ? 400
               : 500;
-  return new AgentError(status, `${what}: ${code ? `${code} ` : ""}${msg.replace(/^\w+: /, "")}`);
+  return agentError(status, `${what}: ${code ? `${code} ` : ""}${msg.replace(/^\w+: /, "")}`);
 }
 
 /** Options of a file write. */
@@ -71,13 +72,10 @@ async function ensureParent(path: string, mkdir: boolean): Promise<void> {
     st = await fsp.stat(dir);
   } catch (e) {
     if ((e as { code?: string }).code === "ENOENT")
-      throw new AgentError(
-        404,
-        `parent directory ${dir} does not exist (add ?mkdir=1 to create it)`,
-      );
+      throw agentError(404, `parent directory ${dir} does not exist (add ?mkdir=1 to create it)`);
     throw fsError(`cannot stat ${dir}`, e);
   }
-  if (!st.isDirectory()) throw new AgentError(409, `${dir} is not a directory`);
+  if (!st.isDirectory()) throw agentError(409, `${dir} is not a directory`);
 }
 
 function tempName(path: string): string {
@@ -107,7 +105,7 @@ export async function putFile(
   o: PutOptions,
 ): Promise<PutResult> {
   if (o.declaredSize !== null && o.declaredSize > o.maxSize)
-    throw new AgentError(413, `file too large: ${o.declaredSize} bytes, the limit is ${o.maxSize}`);
+    throw agentError(413, `file too large: ${o.declaredSize} bytes, the limit is ${o.maxSize}`);
   await ensureParent(path, o.mkdir);
   let existing: Stats | null = null;
   try {
@@ -115,7 +113,7 @@ export async function putFile(
   } catch {
     // a new file
   }
-  if (existing?.isDirectory()) throw new AgentError(409, `${path} is a directory`);
+  if (existing?.isDirectory()) throw agentError(409, `${path} is a directory`);
   const mode = o.mode ?? (existing?.isFile() ? existing.mode & 0o7777 : 0o644);
   const tmp = tempName(path);
   let h: fsp.FileHandle;
@@ -135,7 +133,7 @@ export async function putFile(
           if (done) break;
           size += value.byteLength;
           if (size > o.maxSize)
-            throw new AgentError(413, `file too large: more than ${o.maxSize} bytes`);
+            throw agentError(413, `file too large: more than ${o.maxSize} bytes`);
           let off = 0;
           while (off < value.byteLength) {
             const { bytesWritten } = await h.write(value, off, value.byteLength - off);
@@ -176,13 +174,13 @@ export async function putSymlink(
   o: Pick<PutOptions, "mtime" | "uid" | "gid" | "mkdir">,
 ): Promise<StatResult> {
   if (target === "" || target.includes("\0"))
-    throw new AgentError(400, "symlink target must be non-empty, without NUL");
+    throw agentError(400, "symlink target must be non-empty, without NUL");
   await ensureParent(path, o.mkdir);
   try {
     const st = await fsp.lstat(path);
-    if (st.isDirectory()) throw new AgentError(409, `${path} is a directory`);
+    if (st.isDirectory()) throw agentError(409, `${path} is a directory`);
   } catch (e) {
-    if (e instanceof AgentError) throw e;
+    if (isHeroError(e, "agent")) throw e;
   }
   const tmp = tempName(path);
   try {
@@ -258,8 +256,8 @@ export async function getFile(path: string, nofollow: boolean, head = false): Pr
     headers[H_TARGET] = encodeURIComponent(st.target ?? "");
     return new Response(null, { status: 200, headers });
   }
-  if (st.type === "directory") throw new AgentError(409, `${path} is a directory`);
-  if (st.type !== "file") throw new AgentError(409, `${path} is a ${st.type}, not a regular file`);
+  if (st.type === "directory") throw agentError(409, `${path} is a directory`);
+  if (st.type !== "file") throw agentError(409, `${path} is a ${st.type}, not a regular file`);
   // Open now so a permission error is a clean 403 rather than a broken stream.
   try {
     const h = await fsp.open(path, "r");

@@ -2,13 +2,15 @@
  * HTTP plumbing shared by the agent's sub-apps (middleware.ts, exec-routes.ts,
  * files-routes.ts, control-routes.ts): the Hono type, the JSON error answer
  * every failure uses (`{"error": "..."}`, the wire contract of docs/agent.md),
- * AgentError (a failure with its HTTP status), the app's 404 and error
- * handlers, the request body limit, and the HEAD guard. Runtime-free: Bun's server reaches the app only through
+ * the app's 404 and error handlers (an "agent.*" error, lib/agent-protocol.ts
+ * agentError, answers with its HTTP status), the request body limit, and the
+ * HEAD guard. Runtime-free: Bun's server reaches the app only through
  * `c.env` (AgentEnv), so every route is tested with `app.request`.
  */
 import type { Context, ErrorHandler, Handler, MiddlewareHandler, NotFoundHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { isHeroError } from "../../lib/errors.ts";
 import type { ExecWsData } from "./exec.ts";
 
 /** What the app gets as `env`: Bun's server (server.ts wraps it), or a test stub. */
@@ -30,16 +32,6 @@ export type AgentHono = {
 
 /** A log sink; messages never contain the token or file contents. */
 export type AgentLog = (level: "info" | "warn", msg: string) => void;
-
-/** An error with the HTTP status the agent answers with. */
-export class AgentError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 /** The agent's error answer: JSON `{error}` with `status` (and extra headers such as `allow`). */
 export function fail(
@@ -64,12 +56,12 @@ export const noSuchEndpoint: NotFoundHandler<AgentHono> = (c) =>
   fail(c, 404, `no such endpoint: ${c.req.method} ${new URL(c.req.url).pathname}`);
 
 /**
- * The app's error handler: an AgentError answers with its status and
+ * The app's error handler: an "agent.*" error answers with its status and
  * message; anything else is a logged 500 naming the error.
  */
 export function answerError(log: AgentLog): ErrorHandler<AgentHono> {
   return (e, c) => {
-    if (e instanceof AgentError) return fail(c, e.status, e.message);
+    if (isHeroError(e, "agent")) return fail(c, e.detail.status ?? 500, e.message);
     const msg = (e as Error)?.message ?? String(e);
     log("warn", `internal error: ${msg}`);
     return fail(c, 500, `internal error: ${msg}`);

@@ -20,8 +20,9 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Server } from "bun";
-import { AgentClient, AgentClientError } from "../../host/agent-client.ts";
+import { AgentClient } from "../../host/agent-client.ts";
 import { CH_STDERR, CH_STDOUT, FrameDecoder } from "../../lib/agent-protocol.ts";
+import { type HeroError, isHeroError } from "../../lib/errors.ts";
 import type { ExecWsData } from "./exec.ts";
 import { type Agent, createAgent } from "./server.ts";
 
@@ -243,8 +244,8 @@ describe("exec", () => {
       const c = new AgentClient({ url: `http://127.0.0.1:${s.port}`, token: TOKEN });
       const first = c.exec({ argv: ["sleep", "0.5"] });
       await Bun.sleep(100);
-      const e = await c.exec({ argv: ["true"] }).catch((x: AgentClientError) => x);
-      expect((e as AgentClientError).status).toBe(429);
+      const e = await c.exec({ argv: ["true"] }).catch((x: HeroError) => x);
+      expect((e as HeroError).detail.status).toBe(429);
       expect((await first).code).toBe(0);
       expect((await c.exec({ argv: ["true"] })).code).toBe(0);
     } finally {
@@ -315,9 +316,9 @@ describe("files", () => {
     const remote = join(dir, "big.out");
     const e = await client
       .putFile(remote, new Uint8Array(1024 * 1024 + 1))
-      .catch((x: AgentClientError) => x);
-    expect(e).toBeInstanceOf(AgentClientError);
-    expect((e as AgentClientError).status).toBe(413);
+      .catch((x: HeroError) => x);
+    expect(isHeroError(e, "agent")).toBe(true);
+    expect((e as HeroError).detail.status).toBe(413);
     // a streamed body without Content-Length
     const stream = new ReadableStream<Uint8Array>({
       start(c) {
@@ -335,13 +336,13 @@ describe("files", () => {
   });
 
   test("missing parent is 404 unless mkdir=1; relative path is 400", async () => {
-    const e = await client.putFile(join(dir, "nope", "x"), "x").catch((x: AgentClientError) => x);
-    expect((e as AgentClientError).status).toBe(404);
-    expect((e as AgentClientError).message).toContain("mkdir=1");
+    const e = await client.putFile(join(dir, "nope", "x"), "x").catch((x: HeroError) => x);
+    expect((e as HeroError).detail.status).toBe(404);
+    expect((e as HeroError).message).toContain("mkdir=1");
     const r = await client.request("/files?path=relative/x");
     expect(r.status).toBe(400);
-    const g = await client.getFile(join(dir, "missing")).catch((x: AgentClientError) => x);
-    expect((g as AgentClientError).status).toBe(404);
+    const g = await client.getFile(join(dir, "missing")).catch((x: HeroError) => x);
+    expect((g as HeroError).detail.status).toBe(404);
   });
 
   test("HEAD gives the metadata without the body", async () => {
@@ -385,8 +386,8 @@ describe("auth and ACL", () => {
     });
     expect(r.status).toBe(401);
     const bad = new AgentClient({ url: base, token: "nope" });
-    const e = await bad.status().catch((x: AgentClientError) => x);
-    expect((e as AgentClientError).status).toBe(401);
+    const e = await bad.status().catch((x: HeroError) => x);
+    expect((e as HeroError).detail.status).toBe(401);
   });
 
   test("a non-allowed source is 403, before auth", async () => {
@@ -443,8 +444,8 @@ describe("control", () => {
     const s = serve(a);
     try {
       const c = new AgentClient({ url: `http://127.0.0.1:${s.port}`, token: TOKEN });
-      const e = await c.waitExit(100).catch((x: AgentClientError) => x);
-      expect((e as AgentClientError).status).toBe(404);
+      const e = await c.waitExit(100).catch((x: HeroError) => x);
+      expect((e as HeroError).detail.status).toBe(404);
     } finally {
       s.stop(true);
     }

@@ -5,7 +5,7 @@
  */
 
 import { readFileSync } from "node:fs";
-import { InputError } from "../../lib/errors.ts";
+import { HeroError, isHeroError } from "../../lib/errors.ts";
 import { LAYOUT } from "../../lib/layout.ts";
 import { log } from "../../lib/log.ts";
 import { parseToml } from "../../lib/toml.ts";
@@ -19,17 +19,17 @@ export function resolveBootConfig(
   file: string,
   params: Map<string, string>,
 ): LoadedVmConfig {
-  const errors: InputError[] = [];
+  const errors: HeroError[] = [];
   let raw: Record<string, unknown> = {};
   if (text !== null) {
     try {
       raw = parseToml(text, file);
     } catch (e) {
-      errors.push(e instanceof InputError ? e : new InputError("toml-syntax", String(e), { file }));
+      errors.push(isHeroError(e, "input") ? e : new HeroError("toml-syntax", String(e), { file }));
     }
   }
   for (const p of applyCmdlineOverrides(raw, params)) {
-    errors.push(new InputError("cmdline", p, { file: "/proc/cmdline" }));
+    errors.push(new HeroError("cmdline", p, { file: "/proc/cmdline" }));
   }
   const loaded = validateVmConfig(raw, file, text ?? "");
   return { config: loaded.config, errors: [...errors, ...loaded.errors] };

@@ -1,5 +1,5 @@
 /** What the boot steps share: inputs read once, and what they set up. */
-import type { InputError } from "../../lib/errors.ts";
+import type { HeroError } from "../../lib/errors.ts";
 import type { VmConfig } from "../../lib/vm-config.ts";
 
 /** State passed through the boot steps, in order. */
@@ -9,7 +9,7 @@ export interface BootContext {
   /** The validated VM config (defaults where vm.toml was bad). */
   config: VmConfig;
   /** Problems found in vm.toml or the command line, already logged. */
-  configErrors: InputError[];
+  configErrors: HeroError[];
   /** Mount points hero-init mounted, in order, for unmounting in reverse at shutdown. */
   mounted: string[];
   /** The console device chosen for hero-init's output. */

@@ -5,6 +5,7 @@
  */
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { release } from "node:os";
+import { isHeroError } from "../../lib/errors.ts";
 import {
   BASE_MODULES,
   moduleName,
@@ -12,7 +13,7 @@ import {
   planModules,
 } from "../../lib/kernel-modules.ts";
 import { log } from "../../lib/log.ts";
-import { finitModule, MODULE_INIT_COMPRESSED_FILE, SysError } from "../../sys/ffi.ts";
+import { finitModule, MODULE_INIT_COMPRESSED_FILE } from "../../sys/ffi.ts";
 import type { BootStep } from "./context.ts";
 
 function readOr(path: string, fallback: string): string {
@@ -50,7 +51,7 @@ export function loadModules(
       finitModule(fd, "", flags);
       log.info("modules", `loaded ${moduleName(rel)}`);
     } catch (e) {
-      if (e instanceof SysError && e.code === "EEXIST") continue;
+      if (isHeroError(e, "sys.EEXIST")) continue;
       failed.push(moduleName(rel));
       log.error("modules", `${rel}: ${(e as Error).message}`);
     } finally {

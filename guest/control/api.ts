@@ -14,7 +14,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
-import { InputError } from "../../lib/errors.ts";
+import { HeroError, isHeroError } from "../../lib/errors.ts";
 import { log } from "../../lib/log.ts";
 import { readServiceText } from "../../lib/service-file.ts";
 import {
@@ -26,8 +26,8 @@ import {
 } from "../../lib/service-spec.ts";
 import { groupPids, groupStats } from "../supervisor/cgroup.ts";
 import { formatZinit } from "../supervisor/logs.ts";
-import { type Supervisor, SupervisorError } from "../supervisor/supervisor.ts";
-import { type ControlApi, ControlError, RPC } from "./protocol.ts";
+import type { Supervisor } from "../supervisor/supervisor.ts";
+import { type ControlApi, controlError, RPC } from "./protocol.ts";
 
 /**
  * zinit's rendering of a state in list/status: Rust's Debug of its State,
@@ -48,19 +48,20 @@ export function stateText(s: {
   return `Error(${s.reason})`;
 }
 
+/** The zinit error code of each supervisor refusal. */
+const SUPERVISOR_RPC: Record<string, number> = {
+  "supervisor.not-found": RPC.SERVICE_NOT_FOUND,
+  "supervisor.exists": RPC.SERVICE_ALREADY_MONITORED,
+  "supervisor.is-up": RPC.SERVICE_IS_UP,
+  "supervisor.shutting-down": RPC.SHUTTING_DOWN,
+  "supervisor.config": RPC.CONFIG_ERROR,
+  "supervisor.bad-signal": RPC.INVALID_SIGNAL,
+};
+
 function mapError(e: unknown): never {
-  if (e instanceof SupervisorError) {
-    const code = {
-      "not-found": RPC.SERVICE_NOT_FOUND,
-      exists: RPC.SERVICE_ALREADY_MONITORED,
-      "is-up": RPC.SERVICE_IS_UP,
-      "shutting-down": RPC.SHUTTING_DOWN,
-      config: RPC.CONFIG_ERROR,
-      "bad-signal": RPC.INVALID_SIGNAL,
-    }[e.code];
-    throw new ControlError(code, e.message);
-  }
-  if (e instanceof InputError) throw new ControlError(RPC.SERVICE_FILE_ERROR, e.toString());
+  if (isHeroError(e, "supervisor"))
+    throw controlError(SUPERVISOR_RPC[e.code] ?? RPC.INTERNAL, e.message);
+  if (isHeroError(e, "input")) throw controlError(RPC.SERVICE_FILE_ERROR, e.toString());
   throw e;
 }
 
@@ -95,7 +96,7 @@ function createFile(file: string, text: string): void {
     linkSync(tmp, file);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "EEXIST")
-      throw new ControlError(RPC.SERVICE_ALREADY_EXISTS, `service file ${file} already exists`);
+      throw controlError(RPC.SERVICE_ALREADY_EXISTS, `service file ${file} already exists`);
     throw e;
   } finally {
     unlinkSync(tmp);
@@ -110,7 +111,7 @@ function createFile(file: string, text: string): void {
 
 function checkName(name: string): void {
   if (!SERVICE_NAME_RE.test(name))
-    throw new ControlError(RPC.INVALID_PARAMS, `invalid service name "${name}"`);
+    throw controlError(RPC.INVALID_PARAMS, `invalid service name "${name}"`);
 }
 
 /** Builds the control API for a supervisor whose service files live in `configDir`. */
@@ -148,7 +149,7 @@ export function controlApi(
     monitor: wrap((name: string) => {
       const file = fileOf(name);
       if (!existsSync(file))
-        throw new SupervisorError("not-found", `service file ${file} not found`);
+        throw new HeroError("supervisor.not-found", `service file ${file} not found`);
       sup.monitor(
         name,
         parseServiceFile(readServiceText(file), file, (m) => log.warn("supervisor", m)),
@@ -161,7 +162,7 @@ export function controlApi(
     create: wrap((name: string, content: ServiceSpecInput) => {
       const file = fileOf(name);
       if (existsSync(file))
-        throw new ControlError(RPC.SERVICE_ALREADY_EXISTS, `service '${name}' already exists`);
+        throw controlError(RPC.SERVICE_ALREADY_EXISTS, `service '${name}' already exists`);
       // Validated, bounded and read back as the loader will, before anything is written.
       createFile(file, serviceFileText(content, file));
       return `Service '${name}' created successfully`;
@@ -169,20 +170,20 @@ export function controlApi(
     remove: wrap((name: string) => {
       const file = fileOf(name);
       if (!existsSync(file))
-        throw new ControlError(RPC.SERVICE_NOT_FOUND, `service '${name}' not found`);
+        throw controlError(RPC.SERVICE_NOT_FOUND, `service '${name}' not found`);
       if (sup.has(name) && sup.status(name).target === "Up")
-        throw new SupervisorError("is-up", `service '${name}' is up; stop it first`);
+        throw new HeroError("supervisor.is-up", `service '${name}' is up; stop it first`);
       unlinkSync(file);
       return `Service '${name}' deleted successfully`;
     }),
     get: wrap((name: string) => {
       const file = fileOf(name);
       if (!existsSync(file))
-        throw new ControlError(RPC.SERVICE_NOT_FOUND, `service '${name}' not found`);
+        throw controlError(RPC.SERVICE_NOT_FOUND, `service '${name}' not found`);
       // Bounded like the loader: an alias bomb is refused, never expanded into the reply.
       const raw = parseServiceYaml(readServiceText(file), file);
       if (!raw || typeof raw !== "object" || Array.isArray(raw))
-        throw new InputError("schema", "not a mapping", { file });
+        throw new HeroError("schema", "not a mapping", { file });
       return raw as Record<string, unknown>;
     }),
     stats: wrap((name: string) => {

@@ -1,21 +1,15 @@
 /**
  * A JSON-RPC client for the control socket, shared by the CLI (and by tests).
- * Connection errors become one clear message: the daemon is not running.
+ * Connection errors become one clear message: the daemon is not running
+ * (a HeroError "control.no-daemon"); the daemon's error replies become the
+ * control error a handler threw there (controlError, same code and RPC code).
  */
 
 import { existsSync } from "node:fs";
 import type { Socket } from "bun";
+import { HeroError } from "../../lib/errors.ts";
 import { LAYOUT } from "../../lib/layout.ts";
-
-/** An error from the daemon (JSON-RPC error object) or from the connection. */
-export class ClientError extends Error {
-  constructor(
-    readonly code: number | "no-daemon",
-    message: string,
-  ) {
-    super(message);
-  }
-}
+import { controlError } from "./protocol.ts";
 
 /** The socket to use: -s, $ZINIT_SOCKET, then the first existing default. */
 export function socketPath(explicit?: string): string {
@@ -65,7 +59,7 @@ export async function connect(path: string, onNotify?: (params: unknown) => void
             }
             // An error for no request: the daemon refuses the connection (too many open).
             if (msg.error && msg.id == null) {
-              closedErr = new ClientError(msg.error.code, msg.error.message);
+              closedErr = controlError(msg.error.code, msg.error.message);
               for (const p of pending.values()) p.reject(closedErr);
               pending.clear();
               continue;
@@ -73,12 +67,12 @@ export async function connect(path: string, onNotify?: (params: unknown) => void
             const p = msg.id == null ? undefined : pending.get(msg.id);
             if (!p) continue;
             pending.delete(msg.id as number);
-            if (msg.error) p.reject(new ClientError(msg.error.code, msg.error.message));
+            if (msg.error) p.reject(controlError(msg.error.code, msg.error.message));
             else p.resolve(msg.result);
           }
         },
         close() {
-          closedErr ??= new ClientError("no-daemon", "connection closed by the daemon");
+          closedErr ??= new HeroError("control.no-daemon", "connection closed by the daemon");
           for (const p of pending.values()) p.reject(closedErr);
           pending.clear();
         },
@@ -88,8 +82,8 @@ export async function connect(path: string, onNotify?: (params: unknown) => void
       },
     });
   } catch (e) {
-    throw new ClientError(
-      "no-daemon",
+    throw new HeroError(
+      "control.no-daemon",
       `cannot connect to ${path}: ${(e as Error).message} (is hero-init/zinit running?)`,
     );
   }

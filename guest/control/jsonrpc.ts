@@ -3,10 +3,10 @@
  * or a batch) in, a reply out. This file is the envelope (parse, batch,
  * ids, error objects); what each method does is the table in methods.ts.
  */
+import { isHeroError } from "../../lib/errors.ts";
 import { callUnlisted, LogSubscription, METHODS, openrpcDocument } from "./methods.ts";
 import {
   type ControlApi,
-  ControlError,
   MAX_BATCH_REPLY,
   type Reply,
   RPC,
@@ -81,7 +81,7 @@ async function one(api: ControlApi, msg: unknown, discover: () => unknown): Prom
     return isNotification ? null : lineReply(rpcResult(id, out));
   } catch (e) {
     if (isNotification) return null;
-    const code = e instanceof ControlError ? e.rpcCode : RPC.INTERNAL;
+    const code = isHeroError(e, "control") ? (e.detail.rpcCode ?? RPC.INTERNAL) : RPC.INTERNAL;
     return lineReply(rpcError(id, code, (e as Error).message));
   }
 }

@@ -4,7 +4,7 @@
  * (`log` streams instead). Its commands are not the JSON-RPC methods: other
  * names, `kill` defaults to SIGTERM, `log snapshot` ends with the history.
  */
-import { type ControlApi, ControlError, type Reply, RPC, TOO_MANY_FOLLOWERS } from "./protocol.ts";
+import { type ControlApi, controlError, type Reply, RPC, TOO_MANY_FOLLOWERS } from "./protocol.ts";
 
 const legacyOk = (body: unknown): Reply => ({
   kind: "write",
@@ -19,7 +19,7 @@ const legacyErr = (msg: string): Reply => ({
 
 function argName(args: string[], cmd: string): string {
   const n = args[0];
-  if (!n) throw new ControlError(RPC.INVALID_PARAMS, `${cmd}: missing service name`);
+  if (!n) throw controlError(RPC.INVALID_PARAMS, `${cmd}: missing service name`);
   return n;
 }
 

@@ -1,18 +1,18 @@
 import { describe, expect, test } from "bun:test";
+import { type HeroError, isHeroError } from "../../lib/errors.ts";
 import { METHODS, openrpcDocument, readParam } from "./methods.ts";
-import { ControlError } from "./protocol.ts";
 
 const NAME = { type: "string", required: true, description: "" } as const;
 const OPTIONAL = { type: "string", required: false, description: "" } as const;
 const CONTENT = { type: "object", required: true, description: "" } as const;
 
-/** The message of the ControlError `f` throws (and that it is one). */
+/** The RPC code and message of the control error `f` throws (and that it is one). */
 function refusal(f: () => unknown): string {
   try {
     f();
   } catch (e) {
-    expect(e).toBeInstanceOf(ControlError);
-    return `${(e as ControlError).rpcCode} ${(e as Error).message}`;
+    expect(isHeroError(e, "control")).toBe(true);
+    return `${(e as HeroError).detail.rpcCode} ${(e as Error).message}`;
   }
   throw new Error("no error");
 }

@@ -9,7 +9,7 @@
  * are hero-init's own. None may change shape: they are a wire protocol.
  */
 import type { ServiceSpecInput } from "../../lib/service-spec.ts";
-import { boundedLogs, type ControlApi, ControlError, RPC } from "./protocol.ts";
+import { boundedLogs, type ControlApi, controlError, RPC } from "./protocol.ts";
 
 /** A JSON Schema, as OpenRPC embeds it. */
 type Schema = Record<string, unknown>;
@@ -62,7 +62,7 @@ export interface RpcMethod {
   description: string;
   params: readonly (ParamSpec & { name: string })[];
   result: { name: string; schema: Schema };
-  /** Runs the method: its result, or a {@link LogSubscription}; throws ControlError for an error reply. */
+  /** Runs the method: its result, or a {@link LogSubscription}; throws a controlError for an error reply. */
   call(api: ControlApi, params: unknown, method: string): unknown;
 }
 
@@ -76,15 +76,15 @@ export function readParam(params: unknown, index: number, name: string, spec: Pa
   else if (params && typeof params === "object") v = (params as Record<string, unknown>)[name];
   if (spec.type === "object") {
     if (!v || typeof v !== "object" || Array.isArray(v))
-      throw new ControlError(RPC.INVALID_PARAMS, `parameter "${name}" must be an object`);
+      throw controlError(RPC.INVALID_PARAMS, `parameter "${name}" must be an object`);
     return v;
   }
   if (v === undefined || v === null) {
     if (!spec.required) return undefined;
-    throw new ControlError(RPC.INVALID_PARAMS, `missing parameter "${name}"`);
+    throw controlError(RPC.INVALID_PARAMS, `missing parameter "${name}"`);
   }
   if (typeof v !== "string")
-    throw new ControlError(RPC.INVALID_PARAMS, `parameter "${name}" must be a string`);
+    throw controlError(RPC.INVALID_PARAMS, `parameter "${name}" must be a string`);
   return v;
 }
 
@@ -107,7 +107,7 @@ function define<P extends ParamSpecs>(d: MethodDef<P>): Omit<RpcMethod, "name"> 
 }
 
 export const methodNotFound = (method: string) =>
-  new ControlError(RPC.METHOD_NOT_FOUND, `Method not found: ${method}`);
+  controlError(RPC.METHOD_NOT_FOUND, `Method not found: ${method}`);
 
 /** Runs an action of the API, then answers null (zinit's result for actions). */
 async function done(action: Promise<void> | void): Promise<null> {

@@ -8,6 +8,7 @@
  * close). The handlers call a {@link ControlApi}; the socket server
  * (server.ts) only moves bytes.
  */
+import { HeroError } from "../../lib/errors.ts";
 import type { ServiceSpecInput } from "../../lib/service-spec.ts";
 import type { LogReader } from "../supervisor/logs.ts";
 
@@ -36,14 +37,15 @@ export interface ControlApi {
   update?(method: string, params: unknown): Promise<unknown>;
 }
 
-/** An error a handler throws to produce a zinit error reply. */
-export class ControlError extends Error {
-  constructor(
-    readonly rpcCode: number,
-    message: string,
-  ) {
-    super(message);
-  }
+/**
+ * The error a handler throws to produce a zinit error reply: code "control."
+ * + its name in RPC ("control.service-not-found"), detail.rpcCode the
+ * number the reply carries.
+ */
+export function controlError(rpcCode: number, message: string): HeroError {
+  const name = Object.entries(RPC).find(([, n]) => n === rpcCode)?.[0];
+  const code = name ? name.toLowerCase().replaceAll("_", "-") : "other";
+  return new HeroError(`control.${code}`, message, {}, { rpcCode });
 }
 
 /** zinit's JSON-RPC error codes (openrpc.json). */

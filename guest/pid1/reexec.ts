@@ -34,7 +34,7 @@ import {
 import { basename, dirname, join } from "node:path";
 import * as v from "valibot";
 import { atomicWrite, fsyncPath, switchLink } from "../../lib/atomic-file.ts";
-import { InputError } from "../../lib/errors.ts";
+import { HeroError } from "../../lib/errors.ts";
 import { LAYOUT } from "../../lib/layout.ts";
 import { describeError, log } from "../../lib/log.ts";
 import type { Change } from "../../lib/manifest.ts";
@@ -78,13 +78,13 @@ export function parseHandoff(text: string): Handoff {
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw new InputError("handoff", `hand-off: not JSON: ${(e as Error).message}`);
+    throw new HeroError("handoff", `hand-off: not JSON: ${(e as Error).message}`);
   }
   const r = v.safeParse(HandoffSchema, raw);
   if (!r.success) {
     const i = r.issues[0];
     const field = (i.path ?? []).map((p) => String(p.key)).join(".") || "(root)";
-    throw new InputError("handoff", `hand-off: ${field}: ${i.message}`, { field });
+    throw new HeroError("handoff", `hand-off: ${field}: ${i.message}`, { field });
   }
   return r.output;
 }

@@ -12,7 +12,7 @@ import { RB, reboot } from "../../sys/ffi.ts";
 import type { BootContext } from "../boot/context.ts";
 import { BOOT_STEPS, boot, RESUME_STEPS } from "../boot/index.ts";
 import { type MyceliumStatus, watchMycelium } from "../mycelium/discover.ts";
-import { MYCELIUM_SERVICE, myceliumService } from "../mycelium/service.ts";
+import { binaryLauncher, MYCELIUM_SERVICE, myceliumService } from "../mycelium/service.ts";
 import { scheduleReap } from "../supervisor/reaper.ts";
 import { createApp } from "../ui/app.ts";
 import { bindAddresses, type Listener, serveApp } from "../ui/serve.ts";
@@ -182,7 +182,7 @@ export async function runPid1(): Promise<void> {
       } catch (e) {
         log.warn("mycelium", `${dirname(m.key_file)}: ${(e as Error).message}`);
       }
-      sup.monitor(MYCELIUM_SERVICE, myceliumService(m));
+      sup.monitor(MYCELIUM_SERVICE, myceliumService(m, binaryLauncher(m.binary)));
     }
     let overlay: Listener[] = [];
     mycelium = watchMycelium(m.api_addr, m.tun_name, (address) => {

@@ -5,7 +5,7 @@ import { describeError, log } from "../../lib/log.ts";
 import type { VmConfig } from "../../lib/vm-config.ts";
 import { runUpdate, type UpdateHooks, type UpdateResult } from "../../update/engine.ts";
 import { machineId as stateMachineId } from "../../update/state.ts";
-import { ControlError, RPC } from "../control/protocol.ts";
+import { controlError, RPC } from "../control/protocol.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
 
 const PKGS = LAYOUT.pkgs;
@@ -45,10 +45,10 @@ export function updateControl(
 ): (method: string, params: unknown) => Promise<unknown> {
   return async (method) => {
     const u = updater();
-    if (!u) throw new ControlError(RPC.METHOD_NOT_FOUND, "no [update] section in vm.toml");
+    if (!u) throw controlError(RPC.METHOD_NOT_FOUND, "no [update] section in vm.toml");
     if (method === "update_check") return u.check();
     if (method === "update_apply") return u.apply();
-    throw new ControlError(RPC.METHOD_NOT_FOUND, `Method not found: ${method}`);
+    throw controlError(RPC.METHOD_NOT_FOUND, `Method not found: ${method}`);
   };
 }
 

@@ -8,7 +8,7 @@
  */
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { InputError } from "../../lib/errors.ts";
+import { HeroError, isHeroError } from "../../lib/errors.ts";
 import { log } from "../../lib/log.ts";
 import { readServiceText } from "../../lib/service-file.ts";
 import { parseServiceFile, SERVICE_NAME_RE, type ServiceSpec } from "../../lib/service-spec.ts";
@@ -17,7 +17,7 @@ import type { Supervisor } from "./supervisor.ts";
 /** One parsed file: a spec or the error that stops it. */
 export type LoadedService = { name: string; file: string } & (
   | { spec: ServiceSpec }
-  | { error: InputError }
+  | { error: HeroError }
 );
 
 /** Reads and parses every service file in `dir` (sorted by name). */
@@ -38,15 +38,16 @@ export function readServiceDir(dir: string): LoadedService[] {
     const name = f.slice(0, -".yaml".length);
     try {
       if (!SERVICE_NAME_RE.test(name))
-        throw new InputError("name", `"${name}" is not a valid service name`, { file });
+        throw new HeroError("name", `"${name}" is not a valid service name`, { file });
       out.push({
         name,
         file,
         spec: parseServiceFile(readServiceText(file), file, (m) => log.warn("supervisor", m)),
       });
     } catch (e) {
-      const err =
-        e instanceof InputError ? e : new InputError("read", (e as Error).message, { file });
+      const err = isHeroError(e, "input")
+        ? e
+        : new HeroError("read", (e as Error).message, { file });
       out.push({ name, file, error: err });
     }
   }

@@ -3,7 +3,7 @@
  * the dispatch (supervisor.ts), the effects (effects.ts) and the
  * supervisor's users share.
  */
-import type { InputError } from "../../lib/errors.ts";
+import type { HeroError } from "../../lib/errors.ts";
 import type { ServiceSpec } from "../../lib/service-spec.ts";
 import { noHistory, type RestartHistory } from "./backoff.ts";
 import type { LogFile } from "./logs.ts";
@@ -28,7 +28,7 @@ export interface Service {
   /** Pid of the process that exited last (zinit shows it in Error states). */
   lastPid: number;
   /** Set when the service file is invalid: it is shown but never started. */
-  configError: InputError | null;
+  configError: HeroError | null;
   timers: { restart?: TimerHandle; test?: TimerHandle; kill?: TimerHandle };
   stopWaiters: (() => void)[];
   /** The service's `log_file`, when it has one. */
@@ -48,16 +48,6 @@ export interface ServiceStatus {
   uptimeMs: number | null;
   lastExit: ExitInfo | null;
   lastPid: number;
-}
-
-/** Thrown for requests the supervisor refuses; `code` maps to zinit's errors. */
-export class SupervisorError extends Error {
-  constructor(
-    readonly code: "not-found" | "exists" | "is-up" | "shutting-down" | "config" | "bad-signal",
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 /** One state change, as the supervisor's trace reports it. */

@@ -6,15 +6,10 @@
  * the states, the state changes (the trace) and the order of the effects.
  */
 import { describe, expect, test } from "bun:test";
-import { InputError } from "../../lib/errors.ts";
+import { HeroError } from "../../lib/errors.ts";
 import { type ServiceSpecInput, validateServiceSpec } from "../../lib/service-spec.ts";
 import type { Child, ExitInfo, SpawnSpec } from "./process.ts";
-import {
-  createSupervisor,
-  type Supervisor,
-  SupervisorError,
-  type TraceEntry,
-} from "./supervisor.ts";
+import { createSupervisor, type Supervisor, type TraceEntry } from "./supervisor.ts";
 import type { Clock, SupervisorSystem } from "./system.ts";
 
 const SIGNAL_NAMES: Record<number, string> = { 2: "SIGINT", 9: "SIGKILL", 15: "SIGTERM" };
@@ -352,7 +347,7 @@ describe("supervisor on a fake machine", () => {
 
   test("an invalid service file is Error through the state table and can never start", () => {
     const f = setup();
-    const err = new InputError("schema", "is required", {
+    const err = new HeroError("schema", "is required", {
       file: "/etc/zinit/bad.yaml",
       field: "exec",
     });
@@ -371,7 +366,9 @@ describe("supervisor on a fake machine", () => {
         reason: "config: /etc/zinit/bad.yaml: exec: is required",
       },
     ]);
-    expect(() => f.sup.start("bad")).toThrow(SupervisorError);
+    expect(() => f.sup.start("bad")).toThrow(
+      expect.objectContaining({ code: "supervisor.config" }),
+    );
     f.sup.monitor("other", spec({ exec: "other" }));
     expect(f.calls).toEqual(["spawn other"]);
     f.sup.forget("bad");

@@ -12,7 +12,7 @@
  * the UI, PID 1 and the agent use. It never throws into its callers' event
  * loop: every failure becomes a state with a reason.
  */
-import type { InputError } from "../../lib/errors.ts";
+import { HeroError } from "../../lib/errors.ts";
 import { log } from "../../lib/log.ts";
 import { type ServiceSpec, SIGNALS, signalName } from "../../lib/service-spec.ts";
 import { noHistory } from "./backoff.ts";
@@ -24,18 +24,16 @@ import {
   newService,
   type Service,
   type ServiceStatus,
-  SupervisorError,
   type SupervisorOptions,
 } from "./service.ts";
 import { type Event, type State, transition } from "./state.ts";
 import { realSystem, type SupervisorSystem } from "./system.ts";
 
-export {
-  type Service,
-  type ServiceStatus,
-  SupervisorError,
-  type SupervisorOptions,
-  type TraceEntry,
+export type {
+  Service,
+  ServiceStatus,
+  SupervisorOptions,
+  TraceEntry,
 } from "./service.ts";
 
 /** How long shutdown waits for log files to be written. */
@@ -131,7 +129,7 @@ function recomputeCycles(core: Core): void {
 
 function get(core: Core, name: string): Service {
   const s = core.services.get(name);
-  if (!s) throw new SupervisorError("not-found", `service "${name}" not found`);
+  if (!s) throw new HeroError("supervisor.not-found", `service "${name}" not found`);
   return s;
 }
 
@@ -154,9 +152,9 @@ function makeService(name: string, spec: ServiceSpec): Service {
 }
 
 function monitor(core: Core, name: string, spec: ServiceSpec): void {
-  if (core.shuttingDown) throw new SupervisorError("shutting-down", "system is shutting down");
+  if (core.shuttingDown) throw new HeroError("supervisor.shutting-down", "system is shutting down");
   if (core.services.has(name))
-    throw new SupervisorError("exists", `service "${name}" already monitored`);
+    throw new HeroError("supervisor.exists", `service "${name}" already monitored`);
   const s = makeService(name, spec);
   core.services.set(name, s);
   recomputeCycles(core);
@@ -164,7 +162,7 @@ function monitor(core: Core, name: string, spec: ServiceSpec): void {
   evaluate(core);
 }
 
-function addBroken(core: Core, name: string, error: InputError): void {
+function addBroken(core: Core, name: string, error: HeroError): void {
   if (core.services.has(name)) return;
   const s = makeService(name, brokenSpec());
   s.configError = error;
@@ -175,11 +173,11 @@ function addBroken(core: Core, name: string, error: InputError): void {
 }
 
 function start(core: Core, name: string): void {
-  if (core.shuttingDown) throw new SupervisorError("shutting-down", "system is shutting down");
+  if (core.shuttingDown) throw new HeroError("supervisor.shutting-down", "system is shutting down");
   const s = get(core, name);
   if (s.configError)
-    throw new SupervisorError(
-      "config",
+    throw new HeroError(
+      "supervisor.config",
       `service "${name}" has an invalid file: ${s.configError.toString()}`,
     );
   s.target = "Up";
@@ -216,16 +214,17 @@ function stop(core: Core, name: string): Promise<void> {
 function kill(core: Core, name: string, sig: string): void {
   const s = get(core, name);
   const n = signalName(sig);
-  if (!n) throw new SupervisorError("bad-signal", `unknown signal "${sig}"`);
-  if (!s.child) throw new SupervisorError("not-found", `service "${name}" is not running`);
+  if (!n) throw new HeroError("supervisor.bad-signal", `unknown signal "${sig}"`);
+  if (!s.child) throw new HeroError("supervisor.not-found", `service "${name}" is not running`);
   s.child.signal(SIGNALS[n] as number);
 }
 
 function forget(core: Core, name: string): void {
   const s = get(core, name);
   if (s.target === "Up" && !s.configError)
-    throw new SupervisorError("is-up", `service "${name}" is up; stop it first`);
-  if (s.child !== null) throw new SupervisorError("is-up", `service "${name}" is still running`);
+    throw new HeroError("supervisor.is-up", `service "${name}" is up; stop it first`);
+  if (s.child !== null)
+    throw new HeroError("supervisor.is-up", `service "${name}" is still running`);
   core.services.delete(name);
   recomputeCycles(core);
 }
@@ -275,7 +274,7 @@ export interface Supervisor {
   /** Adds a service and starts watching it (zinit `monitor`). */
   monitor(name: string, spec: ServiceSpec): void;
   /** Shows an invalid service file as a service in Error (never started). */
-  addBroken(name: string, error: InputError): void;
+  addBroken(name: string, error: HeroError): void;
   /** Sets target Up and starts (zinit `start`). */
   start(name: string): void;
   /** Sets target Down, stops the process tree, resolves when the cgroup is empty. */

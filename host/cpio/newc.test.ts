@@ -12,9 +12,9 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type HeroError, isHeroError, shortCode } from "../../lib/errors.ts";
 import {
   type CpioEntry,
-  CpioError,
   newcChunks,
   readConcatenated,
   readNewc,
@@ -201,8 +201,8 @@ describe("errors name the offset or the path", () => {
     try {
       fn();
     } catch (e) {
-      expect(e).toBeInstanceOf(CpioError);
-      return `${(e as CpioError).code}: ${(e as Error).message}`;
+      expect(isHeroError(e, "cpio")).toBe(true);
+      return `${shortCode((e as HeroError).code)}: ${(e as Error).message}`;
     }
     return "no error";
   };

@@ -4,8 +4,11 @@
  * numbers count up from `inoStart`, no host metadata), streams big file
  * data without copying it, and validates paths before writing a byte. The
  * reader parses one archive or several appended ones (the kernel lets later
- * entries win, which is how the injector appends a segment).
+ * entries win, which is how the injector appends a segment). A malformed
+ * archive or entry throws a HeroError "cpio.*" naming the kind (path,
+ * duplicate, magic, truncated, hex, field).
  */
+import { HeroError } from "../../lib/errors.ts";
 
 /** One archive member. `mode` holds permission bits only; the type bits are added. */
 export type CpioEntry =
@@ -32,16 +35,6 @@ export type CpioEntry =
     }
   | { type: "fifo"; path: string; mode: number; uid?: number; gid?: number; mtime?: number };
 
-/** A malformed archive or entry; `code` names the kind. */
-export class CpioError extends Error {
-  constructor(
-    readonly code: "path" | "duplicate" | "magic" | "truncated" | "hex" | "trailer" | "field",
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 const MAGIC = "070701";
 const TRAILER = "TRAILER!!!";
 const S_IFMT = 0o170000;
@@ -59,7 +52,7 @@ const enc = new TextEncoder();
 const pad4 = (n: number) => (4 - (n % 4)) % 4;
 const hex8 = (n: number) => {
   if (!Number.isInteger(n) || n < 0 || n > 0xffffffff)
-    throw new CpioError("field", `field value ${n} does not fit in 8 hex digits`);
+    throw new HeroError("cpio.field", `field value ${n} does not fit in 8 hex digits`);
   return n.toString(16).toUpperCase().padStart(8, "0");
 };
 
@@ -68,12 +61,12 @@ export function normalisePath(p: string): string {
   let s = p;
   while (s.startsWith("./") || s.startsWith("/")) s = s.startsWith("./") ? s.slice(2) : s.slice(1);
   s = s.replace(/\/+$/, "");
-  if (s === "" || s === ".") throw new CpioError("path", `empty path "${p}"`);
-  if (s.includes("\0")) throw new CpioError("path", `path contains NUL: ${JSON.stringify(p)}`);
+  if (s === "" || s === ".") throw new HeroError("cpio.path", `empty path "${p}"`);
+  if (s.includes("\0")) throw new HeroError("cpio.path", `path contains NUL: ${JSON.stringify(p)}`);
   if (s.split("/").some((part) => part === ".." || part === ""))
-    throw new CpioError("path", `path escapes or is malformed: "${p}"`);
+    throw new HeroError("cpio.path", `path escapes or is malformed: "${p}"`);
   if (enc.encode(s).length > 4095)
-    throw new CpioError("path", `path longer than 4095 bytes: "${s.slice(0, 40)}…"`);
+    throw new HeroError("cpio.path", `path longer than 4095 bytes: "${s.slice(0, 40)}…"`);
   return s;
 }
 
@@ -130,7 +123,7 @@ export function* newcChunks(
   };
   for (const e of entries) {
     const name = normalisePath(e.path);
-    if (seen.has(name)) throw new CpioError("duplicate", `duplicate path "${name}"`);
+    if (seen.has(name)) throw new HeroError("cpio.duplicate", `duplicate path "${name}"`);
     seen.add(name);
     const data =
       e.type === "file" ? e.data : e.type === "symlink" ? enc.encode(e.target) : new Uint8Array(0);
@@ -210,7 +203,10 @@ const dec = new TextDecoder();
 function parseHex(bytes: Uint8Array, at: number, field: string): number {
   const s = dec.decode(bytes.subarray(at, at + 8));
   if (!/^[0-9a-fA-F]{8}$/.test(s))
-    throw new CpioError("hex", `bad hex in field ${field} at offset ${at}: ${JSON.stringify(s)}`);
+    throw new HeroError(
+      "cpio.hex",
+      `bad hex in field ${field} at offset ${at}: ${JSON.stringify(s)}`,
+    );
   return Number.parseInt(s, 16);
 }
 
@@ -235,10 +231,10 @@ export function readNewc(bytes: Uint8Array, offset = 0): { records: CpioRecord[]
   ] as const;
   for (;;) {
     if (at + 110 > bytes.length)
-      throw new CpioError("truncated", `truncated header at offset ${at}`);
+      throw new HeroError("cpio.truncated", `truncated header at offset ${at}`);
     const magic = dec.decode(bytes.subarray(at, at + 6));
     if (magic !== MAGIC && magic !== "070702")
-      throw new CpioError("magic", `bad magic at offset ${at}: ${JSON.stringify(magic)}`);
+      throw new HeroError("cpio.magic", `bad magic at offset ${at}: ${JSON.stringify(magic)}`);
     const h = Object.fromEntries(
       names.map((n, i) => [n, parseHex(bytes, at + 6 + i * 8, n)]),
     ) as Record<(typeof names)[number], number>;
@@ -256,15 +252,15 @@ export function readNewc(bytes: Uint8Array, offset = 0): { records: CpioRecord[]
       rdevminor,
       namesize,
     } = h;
-    if (namesize < 1) throw new CpioError("field", `namesize 0 at offset ${at}`);
+    if (namesize < 1) throw new HeroError("cpio.field", `namesize 0 at offset ${at}`);
     const nameAt = at + 110;
     if (nameAt + namesize > bytes.length)
-      throw new CpioError("truncated", `truncated name at offset ${nameAt}`);
+      throw new HeroError("cpio.truncated", `truncated name at offset ${nameAt}`);
     const path = dec.decode(bytes.subarray(nameAt, nameAt + namesize - 1));
     const dataAt = nameAt + namesize + pad4(110 + namesize);
     if (path === TRAILER) return { records, end: dataAt };
     if (dataAt + filesize > bytes.length)
-      throw new CpioError("truncated", `truncated data of "${path}" at offset ${dataAt}`);
+      throw new HeroError("cpio.truncated", `truncated data of "${path}" at offset ${dataAt}`);
     records.push({
       path,
       mode,

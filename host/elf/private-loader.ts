@@ -10,9 +10,12 @@
  * patchelf (it relocates .dynstr and leaves DT_VERDEF stale on Bun binaries,
  * NixOS/patchelf#664). Both strings live in the old .interp bytes; the
  * DT_RUNPATH value is an offset from DT_STRTAB, taken modulo 2^64 as the
- * loader computes it. Pure: bytes in, bytes out.
+ * loader computes it. Pure: bytes in, bytes out; a file it cannot patch
+ * throws a HeroError "elf.*" naming why (not-elf64, no-interp, no-dynamic,
+ * too-small, no-debug-slot).
  */
 
+import { HeroError } from "../../lib/errors.ts";
 import { LAYOUT } from "../../lib/layout.ts";
 
 const RUNPATH = "$ORIGIN";
@@ -24,16 +27,6 @@ const DT_STRTAB = 5n;
 const DT_RPATH = 15n;
 const DT_DEBUG = 21n;
 const DT_RUNPATH = 29n;
-
-/** An error in the ELF file being patched; `code` names the kind. */
-export class ElfPatchError extends Error {
-  constructor(
-    readonly code: "not-elf64" | "no-interp" | "no-dynamic" | "no-debug-slot" | "too-small",
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 interface Phdr {
   type: number;
@@ -78,7 +71,7 @@ function checkedView(elf: Uint8Array): DataView {
     elf[3] === 0x46 &&
     elf[4] === 2 &&
     elf[5] === 1;
-  if (!isElf64) throw new ElfPatchError("not-elf64", "not a little-endian ELF64 file");
+  if (!isElf64) throw new HeroError("elf.not-elf64", "not a little-endian ELF64 file");
   return new DataView(elf.buffer, elf.byteOffset, elf.byteLength);
 }
 
@@ -91,16 +84,16 @@ export function usePrivateLoader(elf: Uint8Array): Uint8Array {
   const view = checkedView(out);
   const phdrs = programHeaders(view);
   const interp = phdrs.find((p) => p.type === PT_INTERP);
-  if (!interp) throw new ElfPatchError("no-interp", "executable has no PT_INTERP (static?)");
+  if (!interp) throw new HeroError("elf.no-interp", "executable has no PT_INTERP (static?)");
   const dyn = phdrs.find((p) => p.type === PT_DYNAMIC);
-  if (!dyn) throw new ElfPatchError("no-dynamic", "executable has no PT_DYNAMIC");
+  if (!dyn) throw new HeroError("elf.no-dynamic", "executable has no PT_DYNAMIC");
 
   const enc = new TextEncoder();
   const loader = enc.encode(`${LAYOUT.privateLoader}\0`);
   const runpath = enc.encode(`${RUNPATH}\0`);
   if (loader.length + runpath.length > interp.filesz) {
-    throw new ElfPatchError(
-      "too-small",
+    throw new HeroError(
+      "elf.too-small",
       `PT_INTERP holds ${interp.filesz} bytes; need ${loader.length + runpath.length}`,
     );
   }
@@ -118,8 +111,8 @@ export function usePrivateLoader(elf: Uint8Array): Uint8Array {
     if (tag === DT_STRTAB) strtab = view.getBigUint64(at + 8, true);
     if (tag === DT_RUNPATH || tag === DT_RPATH || (tag === DT_DEBUG && slot < 0)) slot = at;
   }
-  if (strtab === null) throw new ElfPatchError("no-dynamic", "dynamic section has no DT_STRTAB");
-  if (slot < 0) throw new ElfPatchError("no-debug-slot", "no DT_DEBUG/DT_RUNPATH entry to reuse");
+  if (strtab === null) throw new HeroError("elf.no-dynamic", "dynamic section has no DT_STRTAB");
+  if (slot < 0) throw new HeroError("elf.no-debug-slot", "no DT_DEBUG/DT_RUNPATH entry to reuse");
   view.setBigInt64(slot, DT_RUNPATH, true);
   view.setBigUint64(slot + 8, BigInt.asUintN(64, runpathVaddr - strtab), true);
   return out;

@@ -12,7 +12,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { InputError } from "../../lib/errors.ts";
+import { isHeroError } from "../../lib/errors.ts";
 import { snapshot } from "../../test/snapshot.ts";
 import { buildPlan } from "../plan.ts";
 import { applyWrites, dirFormat, entryAt, type HostFs, hostFs } from "./dir.ts";
@@ -79,7 +79,7 @@ describe("applyWrites", () => {
       } catch (e) {
         err = e;
       }
-      expect(err).toBeInstanceOf(InputError);
+      expect(isHeroError(err, "input")).toBe(true);
       expect(String(err)).toContain("injected failure");
       expect(String(err)).toContain("every change was rolled back");
       expect(snapshot(root)).toEqual(before);

@@ -31,7 +31,7 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
-import { InputError } from "../../lib/errors.ts";
+import { HeroError } from "../../lib/errors.ts";
 import { LAYOUT } from "../../lib/layout.ts";
 import { type PlanEntry, sha256 } from "../plan.ts";
 import { resolveParent } from "../root-path.ts";
@@ -86,7 +86,7 @@ export function entryAt(root: string, path: string): Entry | null {
     st = lstatSync(host);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw new InputError("read", `cannot read ${path} in ${root}: ${(e as Error).message}`, {
+    throw new HeroError("read", `cannot read ${path} in ${root}: ${(e as Error).message}`, {
       file: root,
     });
   }
@@ -99,7 +99,7 @@ export function entryAt(root: string, path: string): Entry | null {
 
 /**
  * Executes `ops` (from planWrites) in the rootfs at `root`; on any error
- * undoes every step taken, in reverse, and throws an InputError saying what
+ * undoes every step taken, in reverse, and throws an input error saying what
  * failed and that the rootfs is unchanged (or what could not be undone).
  */
 export function applyWrites(
@@ -186,7 +186,7 @@ export function applyWrites(
       }
     }
     const what = current ? `writing ${current.entry}` : "writing";
-    throw new InputError(
+    throw new HeroError(
       "write",
       `${what} into ${root} failed: ${(e as Error).message}; ${
         failed.length

@@ -6,7 +6,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { InputError } from "../../lib/errors.ts";
+import { isHeroError } from "../../lib/errors.ts";
 import {
   debugfsArg,
   debugfsErrors,
@@ -69,7 +69,7 @@ describe("debugfsName / debugfsArg", () => {
       } catch (e) {
         err = e;
       }
-      expect(err).toBeInstanceOf(InputError);
+      expect(isHeroError(err, "input")).toBe(true);
       expect(String(err)).toContain("path of /usr/bin/x:");
       expect(String(err)).not.toContain("\n");
     }

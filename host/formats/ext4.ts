@@ -11,7 +11,7 @@
  * the injector constructed from names in a strict set (letters, digits and
  * `. _ + @ , : = ~ -`), checked once more where the command is built
  * (`debugfsArg`). A link or plan path outside that set is refused with an
- * InputError naming it; the host and the image are left as they were.
+ * HeroError naming it; the host and the image are left as they were.
  * Staged files are named by number and read relative to debugfs's working
  * directory, so no host path appears in a script either.
  *
@@ -36,7 +36,7 @@ import {
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { renameDurable } from "../../lib/atomic-file.ts";
-import { InputError } from "../../lib/errors.ts";
+import { HeroError, isHeroError } from "../../lib/errors.ts";
 import { LAYOUT } from "../../lib/layout.ts";
 import { runCommand } from "../../sys/command.ts";
 import { type PlanEntry, sha256 } from "../plan.ts";
@@ -85,14 +85,14 @@ export function debugfsName(name: string): string | null {
 }
 
 /**
- * Pure: `s` as one debugfs argument, or an InputError naming `what`. A path
+ * Pure: `s` as one debugfs argument, or an input error naming `what`. A path
  * (or a link target) of names in the strict set, joined by single slashes;
  * never starting with "-" (an option), never empty, never quoted.
  */
 export function debugfsArg(s: string, what: string): string {
   const names = (s.startsWith("/") ? s.slice(1) : s).split("/");
   if (s !== "/" && (s.startsWith("-") || !names.every((n) => NAME.test(n))))
-    throw new InputError(
+    throw new HeroError(
       "ext4",
       `${what} ${show(s)} cannot be passed to debugfs safely (${ALLOWED})`,
     );
@@ -227,7 +227,7 @@ export function ext4Format(image: string): RootfsFormat {
       if (s.fastTarget !== null) return { type: "symlink", target: s.fastTarget };
       const t = cat(img, path);
       if (t.length !== s.size)
-        throw new InputError("ext4", `cannot read the symlink ${show(path)} in ${image}`, {
+        throw new HeroError("ext4", `cannot read the symlink ${show(path)} in ${image}`, {
           file: image,
         });
       return { type: "symlink", target: dec.decode(t) };
@@ -251,7 +251,7 @@ export function ext4Format(image: string): RootfsFormat {
         at = resolveParent(path, cached, { checkName: debugfsName }).path;
         e = cached(at);
       } catch (err) {
-        if (err instanceof InputError) return null; // a dangling or unusable link: nothing there
+        if (isHeroError(err, "input")) return null; // a dangling or unusable link: nothing there
         throw err;
       }
       if (e?.type !== "file") return e;
@@ -261,7 +261,7 @@ export function ext4Format(image: string): RootfsFormat {
     async apply(plan: readonly PlanEntry[], { mtime, progress }): Promise<ApplyResult> {
       const held = holders(image);
       if (held.length)
-        throw new InputError(
+        throw new HeroError(
           "busy",
           `${image} is open in process ${held.join(", ")} (a running VM?); stop it first`,
           { file: image },
@@ -289,7 +289,7 @@ export function ext4Format(image: string): RootfsFormat {
         });
         const errs = debugfsErrors(r.stderr);
         if (r.code !== 0 || errs.length)
-          throw new InputError(
+          throw new HeroError(
             "ext4",
             `debugfs failed on ${image}: ${errs.slice(0, 5).join("; ") || `exit ${r.code ?? r.signal}`}`,
             { file: image },
@@ -310,7 +310,7 @@ export function ext4Format(image: string): RootfsFormat {
                   ? got.type === "symlink" && got.target === op.target
                   : got.type === "file" && got.mode === op.mode && got.sha256() === op.sha256);
           if (!ok)
-            throw new InputError(
+            throw new HeroError(
               "ext4",
               `read-back of ${op.entry} in ${image} does not match what was written`,
               { file: image },
@@ -318,7 +318,7 @@ export function ext4Format(image: string): RootfsFormat {
         }
         const fsck = runCommand(["e2fsck", "-fn", work]);
         if (fsck.code !== 0)
-          throw new InputError(
+          throw new HeroError(
             "ext4",
             `e2fsck -fn reports problems after writing: ${dec.decode(fsck.stdout).split("\n").slice(0, 5).join("; ")}`,
             { file: image },

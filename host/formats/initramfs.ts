@@ -8,7 +8,7 @@
  */
 import { appendFileSync, copyFileSync, existsSync, readFileSync, truncateSync } from "node:fs";
 import { atomicWrite, replaceFile } from "../../lib/atomic-file.ts";
-import { InputError } from "../../lib/errors.ts";
+import { isHeroError } from "../../lib/errors.ts";
 import { compressionOf, DEFAULT_MAX_UNPACKED, inflate, maxUnpacked } from "../../lib/inflate.ts";
 import {
   type CpioEntry,
@@ -40,7 +40,7 @@ export function findSegment(bytes: Uint8Array): number {
 /**
  * Pure: decompresses a base image (plain newc, gzip or zstd) into its
  * segments' records. The decompressed size is capped at `o.max` bytes (see
- * lib/inflate.ts): a bomb throws InputError "too-large" naming `o.file`.
+ * lib/inflate.ts): a bomb throws HeroError "too-large" naming `o.file`.
  */
 export function baseRecords(
   base: Uint8Array,
@@ -76,7 +76,7 @@ export function initramfsFormat(path: string, create?: { base: CpioEntry[] }): R
       records = baseRecords(base, { max: maxUnpacked(), file: path });
     } catch (e) {
       // Too big to unpack (a bomb, or an image past HERO_MAX_UNPACKED): refused, nothing written.
-      if (e instanceof InputError && e.code !== "corrupt") throw e;
+      if (isHeroError(e, "input") && e.code !== "corrupt") throw e;
       records = []; // unknown layout: lookups see nothing, which only makes injection more conservative
     }
     if (seg >= 0) records.push(...readConcatenated(bytes.subarray(seg)).flat());

@@ -251,7 +251,7 @@ describe("ociFormat on a layout written by hand", () => {
     expect(blobs(b)).toEqual(blobs(a));
   });
 
-  test("a tag not in the index: an InputError naming the layout and the tag", async () => {
+  test("a tag not in the index: an input error naming the layout and the tag", async () => {
     const layout = makeLayout("tag");
     const f = ociFormat(layout, "nope");
     await expect(f.lookup("/etc")).rejects.toThrow(

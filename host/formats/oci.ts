@@ -12,7 +12,7 @@ import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { atomicWrite } from "../../lib/atomic-file.ts";
-import { InputError } from "../../lib/errors.ts";
+import { HeroError } from "../../lib/errors.ts";
 import { inflate, maxUnpacked } from "../../lib/inflate.ts";
 import { readTar, type TarEntry, writeTar } from "../../lib/tar.ts";
 import type { PlanEntry } from "../plan.ts";
@@ -114,7 +114,7 @@ class Layout {
       ? manifests.filter((m) => m.annotations?.["org.opencontainers.image.ref.name"] === ref)
       : manifests;
     if (chosen.length !== 1)
-      throw new InputError(
+      throw new HeroError(
         "oci",
         `${this.dir}: expected one image manifest${ref ? ` tagged ${ref}` : ""}, found ${chosen.length}`,
         { file: join(this.dir, "index.json") },

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { InputError } from "../../lib/errors.ts";
+import { isHeroError } from "../../lib/errors.ts";
 import { buildPlan, type PlanEntry, sha256 } from "../plan.ts";
 import { type Entry, type EntryLookup, planWrites, type WriteOp } from "./write-ops.ts";
 
@@ -47,7 +47,7 @@ function refused(f: () => unknown, re: RegExp): void {
   } catch (e) {
     err = e;
   }
-  expect(err).toBeInstanceOf(InputError);
+  expect(isHeroError(err, "input")).toBe(true);
   expect(String(err)).toMatch(re);
 }
 

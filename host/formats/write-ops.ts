@@ -8,7 +8,7 @@
  * so a re-run changes nothing.
  */
 
-import { InputError } from "../../lib/errors.ts";
+import { HeroError } from "../../lib/errors.ts";
 import { LAYOUT } from "../../lib/layout.ts";
 import type { PlanEntry } from "../plan.ts";
 import { type NodeLookup, resolveInRoot, resolveParent, show } from "../root-path.ts";
@@ -64,7 +64,7 @@ const baseDir = (p: string) => p.slice(0, p.lastIndexOf("/")) || "/";
 
 /**
  * Pure (reads the rootfs only through `lookup`): the operations that make
- * the rootfs hold the plan. Throws InputError, naming the plan path and
+ * the rootfs hold the plan. Throws HeroError, naming the plan path and
  * what is in the way, for a dangling link, a loop, a file where a directory
  * must be or a directory where a file must be.
  */
@@ -86,7 +86,7 @@ export function planWrites(
   const ownerDiffers = (cur: Owner, e: Owner) =>
     cur.mode !== e.mode || (o.owners && (cur.uid !== e.uid || cur.gid !== e.gid));
   const refuse = (e: PlanEntry, msg: string): never => {
-    throw new InputError("path", `${e.path}: ${msg}; refusing to replace it`);
+    throw new HeroError("path", `${e.path}: ${msg}; refusing to replace it`);
   };
 
   for (const e of plan) {

@@ -23,7 +23,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type InjectOptions, inject } from "../../host/inject.ts";
-import { InputError } from "../../lib/errors.ts";
+import { isHeroError } from "../../lib/errors.ts";
 import { snapshot } from "../snapshot.ts";
 
 setDefaultTimeout(120_000);
@@ -99,7 +99,7 @@ describe("a rootfs directory with hostile links", () => {
       const before = snapshot(root);
       const err = await attempt({ ...opts, target: root });
       expect(snapshot(root)).toEqual(before);
-      expect(err).toBeInstanceOf(InputError);
+      expect(isHeroError(err, "input")).toBe(true);
       expect(String(err)).toContain(`/usr/lib in the rootfs is a symlink to ${target}`);
       expect(String(err)).toContain("dangling");
     });
@@ -112,7 +112,7 @@ describe("a rootfs directory with hostile links", () => {
     const err = await attempt({ ...opts, target: root });
     expect(snapshot(root)).toEqual(before);
     expect(readFileSync(join(root, "sbin/init"), "utf8")).toContain("original init");
-    expect(err).toBeInstanceOf(InputError);
+    expect(isHeroError(err, "input")).toBe(true);
     expect(String(err)).toContain("/usr/lib/hero in the rootfs is a symlink to /gone/hero");
   });
 
@@ -127,7 +127,7 @@ describe("a rootfs directory with hostile links", () => {
     const err = await attempt({ ...opts, target: root });
     expect(snapshot(root)).toEqual(before);
     expect(readFileSync(join(root, "sbin/init"), "utf8")).toContain("original init");
-    expect(err).toBeInstanceOf(InputError);
+    expect(isHeroError(err, "input")).toBe(true);
     expect(String(err)).toMatch(/\/usr\/bin\/hero-init .*failed: .*rolled back/);
   });
 
@@ -164,7 +164,7 @@ describe("the same rootfs as an ext4 image", () => {
     run(["mke2fs", "-q", "-t", "ext4", "-d", root, img, "32M"]);
     const h = createHash("sha256").update(readFileSync(img)).digest("hex");
     const err = await attempt({ ...opts, format: "ext4", target: img });
-    expect(err).toBeInstanceOf(InputError);
+    expect(isHeroError(err, "input")).toBe(true);
     expect(String(err)).toContain("/usr/lib in the rootfs is a symlink to /opt/missing");
     expect(String(err)).toContain("dangling");
     expect(createHash("sha256").update(readFileSync(img)).digest("hex")).toBe(h);

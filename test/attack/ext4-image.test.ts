@@ -25,7 +25,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type InjectOptions, inject } from "../../host/inject.ts";
-import { InputError } from "../../lib/errors.ts";
+import { type HeroError, isHeroError } from "../../lib/errors.ts";
 
 setDefaultTimeout(120_000);
 const dir = mkdtempSync(join(tmpdir(), "hero-attack-ext4-"));
@@ -79,15 +79,15 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function refusal(o: InjectOptions): Promise<InputError> {
+async function refusal(o: InjectOptions): Promise<HeroError> {
   let err: unknown = null;
   try {
     await inject(o);
   } catch (e) {
     err = e;
   }
-  expect(err).toBeInstanceOf(InputError);
-  return err as InputError;
+  expect(isHeroError(err, "input")).toBe(true);
+  return err as HeroError;
 }
 
 describe("a hostile ext4 image", () => {

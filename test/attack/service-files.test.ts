@@ -27,7 +27,7 @@ import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inject } from "../../host/inject.ts";
-import { InputError } from "../../lib/errors.ts";
+import { isHeroError } from "../../lib/errors.ts";
 
 setDefaultTimeout(120_000);
 const ROOT = join(import.meta.dir, "../..");
@@ -298,7 +298,7 @@ describe("the injector checks service files as the guest will (findings 6, 14)",
       err = e;
     }
     expect(readdirSync(target)).toEqual([]);
-    expect(err).toBeInstanceOf(InputError);
+    expect(isHeroError(err, "input")).toBe(true);
     return String(err);
   }
 

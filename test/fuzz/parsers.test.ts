@@ -9,12 +9,12 @@ import { join } from "node:path";
 import { applyCmdlineOverrides, cmdlineParams, parseIpParam } from "../../guest/boot/cmdline.ts";
 import { handleJsonRpc } from "../../guest/control/jsonrpc.ts";
 import { handleLegacy } from "../../guest/control/legacy.ts";
-import { type ControlApi, ControlError } from "../../guest/control/protocol.ts";
+import { type ControlApi, controlError } from "../../guest/control/protocol.ts";
 import { parseHandoff } from "../../guest/pid1/reexec.ts";
 import { createRing } from "../../guest/supervisor/logs.ts";
 import { shellSplit } from "../../guest/supervisor/shlex.ts";
-import { CpioError, readConcatenated, readNewc, writeNewc } from "../../host/cpio/newc.ts";
-import { InputError } from "../../lib/errors.ts";
+import { readConcatenated, readNewc, writeNewc } from "../../host/cpio/newc.ts";
+import { isHeroError } from "../../lib/errors.ts";
 import { parseManifest } from "../../lib/manifest.ts";
 import {
   parseServiceFile,
@@ -40,36 +40,36 @@ describe("fuzz", () => {
       const text = r.mutate(VM_TOML);
       const { config, errors } = parseVmConfig(text, "vm.toml");
       expect(typeof config.hostname).toBe("string");
-      for (const e of errors) expect(e).toBeInstanceOf(InputError);
+      for (const e of errors) expect(isHeroError(e, "input")).toBe(true);
     }
   });
 
-  test("service files: only InputError", () => {
+  test("service files: only input errors", () => {
     const r = rng(2);
     for (let i = 0; i < ROUNDS; i++) {
       const text = r.mutate(r.pick(YAMLS));
       try {
         parseServiceFile(text, "f.yaml");
       } catch (e) {
-        if (!(e instanceof InputError))
+        if (!isHeroError(e, "input"))
           throw new Error(`seed 2 round ${i}: ${String(e)}\n${JSON.stringify(text)}`);
       }
     }
   });
 
-  test("manifests: only InputError", () => {
+  test("manifests: only input errors", () => {
     const r = rng(3);
     const m = `version = 3\n[[vm.binaries]]\nname = "tool"\nversion = "1.0.0"\nurl = "https://example.org/tool"\nsha256 = "${"a".repeat(64)}"\nsize = 10\n`;
     for (let i = 0; i < ROUNDS; i++) {
       try {
         parseManifest(r.mutate(m), "m.toml");
       } catch (e) {
-        if (!(e instanceof InputError)) throw new Error(`seed 3 round ${i}: ${String(e)}`);
+        if (!isHeroError(e, "input")) throw new Error(`seed 3 round ${i}: ${String(e)}`);
       }
     }
   });
 
-  test("manifests with environments, expiry and rollout, and the update configs: only InputError", () => {
+  test("manifests with environments, expiry and rollout, and the update configs: only input errors", () => {
     const r = rng(31);
     const m = `version = 3\nexpires = 2027-01-01T00:00:00Z\n[[vm.binaries]]\nname = "tool"\nversion = "1.0.0"\nurl = "https://example.org/tool"\nsha256 = "${"a".repeat(64)}"\nsize = 10\nservices = ["tool"]\nrollout = 50\n[[env.canary.vm.binaries]]\nname = "tool"\nversion = "1.1.0"\nurl = "https://example.org/tool2"\nsha256 = "${"b".repeat(64)}"\nsize = 11\n`;
     const u = `manifest = "http://192.0.2.1/b.toml"\nkey = "RW${"A".repeat(54)}"\nrole = "node"\nenv = "canary"\ninterval = 600\n`;
@@ -82,18 +82,18 @@ describe("fuzz", () => {
         try {
           parse(r.mutate(text));
         } catch (e) {
-          if (!(e instanceof InputError)) throw new Error(`seed 31 round ${i}: ${String(e)}`);
+          if (!isHeroError(e, "input")) throw new Error(`seed 31 round ${i}: ${String(e)}`);
         }
       }
       const { errors } = parseVmConfig(r.mutate(vm), "vm.toml");
-      for (const e of errors) expect(e).toBeInstanceOf(InputError);
+      for (const e of errors) expect(isHeroError(e, "input")).toBe(true);
     }
     // The unmutated documents are valid.
     expect(parseManifest(m, "m.toml").env.canary?.vm?.binaries[0]?.version).toBe("1.1.0");
     expect(parseVmConfig(vm, "vm.toml").errors).toEqual([]);
   });
 
-  test("the self-update hand-off: only InputError with a message, never another error", () => {
+  test("the self-update hand-off: only input errors with a message, never another error", () => {
     const r = rng(32);
     const good = JSON.stringify({
       schema: 1,
@@ -110,13 +110,13 @@ describe("fuzz", () => {
         parseHandoff(r.mutate(good));
       } catch (e) {
         // A TypeError or RangeError here would be a crash of the resume path, not a refusal.
-        if (!(e instanceof InputError) || !e.message)
+        if (!isHeroError(e, "input") || !e.message)
           throw new Error(`seed 32 round ${i}: ${String(e)}`);
       }
     }
   });
 
-  test("cpio reader: only CpioError on mutated and random archives", () => {
+  test("cpio reader: only cpio errors on mutated and random archives", () => {
     const r = rng(4);
     const good = writeNewc([
       { type: "dir", path: "a", mode: 0o755 },
@@ -130,7 +130,7 @@ describe("fuzz", () => {
         try {
           parse();
         } catch (e) {
-          if (!(e instanceof CpioError)) throw new Error(`seed 4 round ${i}: ${String(e)}`);
+          if (!isHeroError(e, "cpio")) throw new Error(`seed 4 round ${i}: ${String(e)}`);
         }
       }
     }
@@ -156,7 +156,7 @@ describe("fuzz", () => {
   test("control protocols: every line gets a well-formed answer, never an exception", async () => {
     const r = rng(6);
     const fail = () => {
-      throw new ControlError(-32000, "service not found");
+      throw controlError(-32000, "service not found");
     };
     const api: ControlApi = {
       list: () => ({ a: "Running" }),
@@ -286,7 +286,7 @@ describe("fuzz: YAML and TOML from outside stay bounded", () => {
         // Accepted: what a reply or a re-serialisation would write is bounded.
         expect(JSON.stringify(value).length).toBeLessThan(4 * SERVICE_BOUNDS.maxCost);
       } catch (e) {
-        if (!(e instanceof InputError)) throw new Error(`seed 41 round ${i}: ${String(e)}`);
+        if (!isHeroError(e, "input")) throw new Error(`seed 41 round ${i}: ${String(e)}`);
         refused++;
       }
     }
@@ -307,7 +307,7 @@ describe("fuzz: YAML and TOML from outside stay bounded", () => {
     });
   });
 
-  test("service_create content: only InputError, and what would be written reads back", () => {
+  test("service_create content: only input errors, and what would be written reads back", () => {
     const r = rng(44);
     const chars = [
       "a",
@@ -346,13 +346,13 @@ describe("fuzz: YAML and TOML from outside stay bounded", () => {
         parseServiceFile(text, "c.yaml");
         written++;
       } catch (e) {
-        if (!(e instanceof InputError)) throw new Error(`seed 44 round ${i}: ${String(e)}`);
+        if (!isHeroError(e, "input")) throw new Error(`seed 44 round ${i}: ${String(e)}`);
       }
     }
     expect(written).toBeGreaterThan(200);
   });
 
-  test("TOML with deep or wide nesting: only InputError", () => {
+  test("TOML with deep or wide nesting: only input errors", () => {
     const r = rng(43);
     for (let i = 0; i < 200; i++) {
       const depth = 1 + r.int(i % 10 === 0 ? 20_000 : 64);
@@ -364,7 +364,7 @@ describe("fuzz: YAML and TOML from outside stay bounded", () => {
       try {
         parseToml(text, "vm.toml");
       } catch (e) {
-        if (!(e instanceof InputError)) throw new Error(`seed 43 round ${i}: ${String(e)}`);
+        if (!isHeroError(e, "input")) throw new Error(`seed 43 round ${i}: ${String(e)}`);
       }
     }
   });
