@@ -5,6 +5,7 @@
  * fails loudly when it cannot be built: nothing is skipped for its lack.
  * MYCELIUM_BIN / ZINIT_BIN override the lookup.
  */
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 
 const ROOT = join(import.meta.dir, "..");
@@ -31,4 +32,18 @@ export function vendorBinary(name: "mycelium" | "zinit"): string {
   const path = line.slice(name.length + 1);
   found.set(name, path);
   return path;
+}
+
+/** Path of a source tarball of ../shared/vendor ($HERO_VENDOR_DIR, else as scripts/build-vendor.sh finds it). */
+export function vendorTarball(file: string): string {
+  const dirs = [process.env.HERO_VENDOR_DIR, join(ROOT, "../shared/vendor"), "/work/shared/vendor"];
+  for (const d of dirs) if (d && existsSync(join(d, file))) return join(d, file);
+  throw new Error(`${file} not found in ${dirs.filter(Boolean).join(", ")} (set HERO_VENDOR_DIR)`);
+}
+
+/** The text of `path` inside a vendored source tarball (e.g. zinit-0.2.28/openrpc.json). */
+export function vendorSourceFile(tarball: string, path: string): string {
+  const p = Bun.spawnSync(["tar", "-xzOf", vendorTarball(tarball), path]);
+  if (p.exitCode !== 0) throw new Error(`cannot read ${path} from ${tarball}: ${p.stderr}`);
+  return p.stdout.toString();
 }

@@ -4,15 +4,13 @@
  * the signal handlers, the power button watcher and the orphan reaper, then
  * serves the UI and prints READY.
  */
-import { mkdirSync } from "node:fs";
 import { hostname } from "node:os";
-import { dirname } from "node:path";
 import { describeError, log, logHistory, uptime } from "../../lib/log.ts";
 import { RB, reboot } from "../../sys/ffi.ts";
 import type { BootContext } from "../boot/context.ts";
 import { BOOT_STEPS, boot, RESUME_STEPS } from "../boot/index.ts";
 import { type MyceliumStatus, watchMycelium } from "../mycelium/discover.ts";
-import { binaryLauncher, MYCELIUM_SERVICE, myceliumService } from "../mycelium/service.ts";
+import { startMycelium } from "../mycelium/service.ts";
 import { scheduleReap } from "../supervisor/reaper.ts";
 import { createApp } from "../ui/app.ts";
 import { bindAddresses, type Listener, serveApp } from "../ui/serve.ts";
@@ -176,14 +174,7 @@ export async function runPid1(): Promise<void> {
   const m = ctx.config.mycelium;
   if (m) {
     // The UI answers on loopback at once, and on the overlay address as soon as it is usable.
-    if (!sup.has(MYCELIUM_SERVICE)) {
-      try {
-        mkdirSync(dirname(m.key_file), { recursive: true, mode: 0o700 });
-      } catch (e) {
-        log.warn("mycelium", `${dirname(m.key_file)}: ${(e as Error).message}`);
-      }
-      sup.monitor(MYCELIUM_SERVICE, myceliumService(m, binaryLauncher(m.binary)));
-    }
+    startMycelium(sup, m);
     let overlay: Listener[] = [];
     mycelium = watchMycelium(m.api_addr, m.tun_name, (address) => {
       for (const l of overlay) l.stop();

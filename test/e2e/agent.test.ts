@@ -15,9 +15,10 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { AgentClient, type AgentClientError } from "../../host/agent-client.ts";
+import { AgentClient } from "../../host/agent-client.ts";
 import type { CpioEntry } from "../../host/cpio/newc.ts";
 import { ensureKernel, type Kernel } from "../../host/kernel.ts";
+import type { HeroError } from "../../lib/errors.ts";
 import { type BootstrapServer, startServer } from "../../update/serve.ts";
 import { expectInOrder } from "../order.ts";
 import { buildImage, TEST_MODULES, testVmToml } from "../vm/image.ts";
@@ -164,9 +165,9 @@ describe("guest agent in a VM", () => {
       .status()
       .then(
         () => null,
-        (err) => err as AgentClientError,
+        (err) => err as HeroError,
       );
-    expect(wrong?.status).toBe(401);
+    expect(wrong?.detail.status).toBe(401);
     const missing = await fetch(`http://127.0.0.1:${vm.ports[9998]}/agent/v1/status`);
     expect(missing.status).toBe(401);
     const fromEth0 = await run(c, [
