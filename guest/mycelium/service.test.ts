@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LAYOUT } from "../../lib/layout.ts";
@@ -8,7 +8,6 @@ import { parseVmConfig } from "../../lib/vm-config.ts";
 import {
   binaryLauncher,
   dadPending,
-  elfInterpreter,
   launcherFor,
   MYCELIUM_SERVICE,
   myceliumExec,
@@ -21,7 +20,6 @@ const cfg = () => {
   if (!c) throw new Error("no mycelium section");
   return c;
 };
-const head = (path: string) => new Uint8Array(readFileSync(path)).subarray(0, 64 * 1024);
 
 describe("starting a glibc-linked mycelium in a rootfs without glibc", () => {
   test("the exec line puts the private loader and its library dir first", () => {
@@ -31,17 +29,6 @@ describe("starting a glibc-linked mycelium in a rootfs without glibc", () => {
       "/usr/lib/hero/ld.so --library-path /usr/lib/hero /usr/bin/mycelium -k /var/lib/mycelium/key.bin --tun-name mycelium --api-addr 127.0.0.1:8989 --peers tcp://[2001:db8::1]:9651",
     );
     expect(myceliumExec(cfg(), null)).toStartWith("/usr/bin/mycelium -k ");
-  });
-
-  test("reads PT_INTERP of a dynamic ELF; none for a static one, a script or a truncated header", () => {
-    // The host's own binaries: ls is dynamic, Debian's busybox is static.
-    expect(elfInterpreter(head("/bin/ls"))).toBe("/lib64/ld-linux-x86-64.so.2");
-    expect(elfInterpreter(head("/bin/busybox"))).toBeNull();
-    expect(
-      elfInterpreter(new TextEncoder().encode("#!/bin/sh\nexec true\n".padEnd(80))),
-    ).toBeNull();
-    expect(elfInterpreter(head("/bin/ls").subarray(0, 100))).toBeNull();
-    expect(elfInterpreter(new Uint8Array(0))).toBeNull();
   });
 
   test("the private loader only when the interpreter is missing and the loader is there", () => {

@@ -16,9 +16,11 @@
  * a peer while the link's address is still tentative goes out from ::1, and
  * mycelium waits for that SYN (about 2 minutes) before it tries the peer again.
  */
+
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync } from "node:fs";
 import { dirname } from "node:path";
 import * as v from "valibot";
+import { elfInterpreter } from "../../lib/elf.ts";
 import { LAYOUT } from "../../lib/layout.ts";
 import { log } from "../../lib/log.ts";
 import { type ServiceSpec, ServiceSpecSchema } from "../../lib/service-spec.ts";
@@ -66,41 +68,6 @@ export function myceliumService(
     shutdown_timeout: 5,
     restart: { delay: 500, max_delay: 10_000, limit: 0 },
   });
-}
-
-const PT_INTERP = 3;
-
-/**
- * Pure: the program interpreter (PT_INTERP) named by the first bytes of an
- * ELF64 little-endian file; null for a static binary, a script, another
- * format, or headers beyond `head`.
- */
-export function elfInterpreter(head: Uint8Array): string | null {
-  const isElf64Le =
-    head.length >= 64 &&
-    head[0] === 0x7f &&
-    head[1] === 0x45 &&
-    head[2] === 0x4c &&
-    head[3] === 0x46 &&
-    head[4] === 2 &&
-    head[5] === 1;
-  if (!isElf64Le) return null;
-  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
-  const phoff = Number(view.getBigUint64(0x20, true));
-  const phentsize = view.getUint16(0x36, true);
-  const phnum = view.getUint16(0x38, true);
-  for (let i = 0; i < phnum; i++) {
-    const at = phoff + i * phentsize;
-    if (phentsize < 56 || at + 56 > head.length) return null;
-    if (view.getUint32(at, true) !== PT_INTERP) continue;
-    const offset = Number(view.getBigUint64(at + 8, true));
-    const size = Number(view.getBigUint64(at + 32, true));
-    if (size === 0 || offset + size > head.length) return null;
-    const bytes = head.subarray(offset, offset + size);
-    const end = bytes.indexOf(0);
-    return new TextDecoder().decode(end < 0 ? bytes : bytes.subarray(0, end));
-  }
-  return null;
 }
 
 /**

@@ -15,13 +15,13 @@
  * too-small, no-debug-slot).
  */
 
+import { elfInterpreter, PT_INTERP } from "../../lib/elf.ts";
 import { HeroError } from "../../lib/errors.ts";
 import { LAYOUT } from "../../lib/layout.ts";
 
 const RUNPATH = "$ORIGIN";
 
 const PT_DYNAMIC = 2;
-const PT_INTERP = 3;
 const DT_NULL = 0n;
 const DT_STRTAB = 5n;
 const DT_RPATH = 15n;
@@ -54,12 +54,8 @@ function programHeaders(view: DataView): Phdr[] {
 
 /** Reads the PT_INTERP string of an ELF64 executable, or null if it has none. */
 export function readInterpreter(elf: Uint8Array): string | null {
-  const view = checkedView(elf);
-  const interp = programHeaders(view).find((p) => p.type === PT_INTERP);
-  if (!interp) return null;
-  const bytes = elf.subarray(interp.offset, interp.offset + interp.filesz);
-  const end = bytes.indexOf(0);
-  return new TextDecoder().decode(bytes.subarray(0, end < 0 ? bytes.length : end));
+  checkedView(elf);
+  return elfInterpreter(elf);
 }
 
 function checkedView(elf: Uint8Array): DataView {
