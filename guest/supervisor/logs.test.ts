@@ -164,6 +164,17 @@ describe("line splitter", () => {
     expect(lines[0]).toHaveLength(MAX_LINE);
   });
 
+  test("push() returns how many lines the chunk ended (what the pump's pacer charges for)", () => {
+    const lines: string[] = [];
+    const s = lineSplitter((l) => lines.push(l));
+    const enc = new TextEncoder();
+    expect(s.push(enc.encode("a\nb\nc"))).toBe(2);
+    expect(s.push(enc.encode("c"))).toBe(0);
+    expect(s.push(enc.encode("\n"))).toBe(1);
+    expect(s.push(enc.encode("x".repeat(MAX_LINE + 1)))).toBe(1);
+    expect(lines).toEqual(["a", "b", "cc", "x".repeat(MAX_LINE)]);
+  });
+
   test("multi-byte characters split across chunks survive", () => {
     const lines: string[] = [];
     const s = lineSplitter((l) => lines.push(l));

@@ -92,6 +92,215 @@ interface Stream {
   chars: number;
 }
 
+/** What the ring holds: every entry in seq order (`all[allHead…]`), and per service. */
+interface RingState {
+  /** Evicted entries are marked dead and compacted away. */
+  all: Entry[];
+  allHead: number;
+  live: number;
+  chars: number;
+  seq: number;
+  streams: Map<string, Stream>;
+  nonEmpty: Set<Stream>;
+}
+
+/**
+ * How many streams hold each number of lines, the most any holds, and one
+ * that holds it: the victim is found without a scan while one service holds
+ * the most (a flood).
+ */
+function lineCounts() {
+  const byCount = new Map<number, number>();
+  let maxCount = 0;
+  let top: Stream | undefined;
+  return {
+    /** `st` held `from` lines and now holds `st.count`. */
+    recount(st: Stream, from: number): void {
+      const to = st.count;
+      if (from) {
+        const n = (byCount.get(from) as number) - 1;
+        if (n) byCount.set(from, n);
+        else byCount.delete(from);
+      }
+      if (to) byCount.set(to, (byCount.get(to) ?? 0) + 1);
+      if (to > maxCount) maxCount = to;
+      else if (from === maxCount && !byCount.has(from)) maxCount = to;
+      if (to === maxCount && to > 0) top = st;
+    },
+    /** The stream holding the most lines when no other holds as many. */
+    lone(): Stream | undefined {
+      return top && top.count === maxCount && byCount.get(maxCount) === 1 ? top : undefined;
+    },
+  };
+}
+
+type LineCounts = ReturnType<typeof lineCounts>;
+
+/** The stream holding the most (lines or characters); ties: the one with the oldest line. */
+function victim(s: RingState, counts: LineCounts, byChars: boolean): Stream | undefined {
+  const lone = byChars ? undefined : counts.lone();
+  if (lone) return lone;
+  let best: Stream | undefined;
+  let bestSize = -1;
+  let bestSeq = Number.POSITIVE_INFINITY;
+  for (const st of s.nonEmpty) {
+    const size = byChars ? st.chars : st.count;
+    const oldest = (st.entries[st.head] as Entry).line.seq;
+    if (size > bestSize || (size === bestSize && oldest < bestSeq)) {
+      best = st;
+      bestSize = size;
+      bestSeq = oldest;
+    }
+  }
+  return best;
+}
+
+/** Drops the oldest line of `st`. */
+function evict(s: RingState, counts: LineCounts, st: Stream): void {
+  const e = st.entries[st.head] as Entry;
+  st.entries[st.head] = undefined;
+  st.head++;
+  st.evicted++;
+  st.count--;
+  counts.recount(st, st.count + 1);
+  st.chars -= e.size;
+  if (st.count === 0) s.nonEmpty.delete(st);
+  if (st.head > 64 && st.head * 2 > st.entries.length) {
+    st.entries = st.entries.slice(st.head);
+    st.head = 0;
+  }
+  e.dead = true;
+  s.live--;
+  s.chars -= e.size;
+}
+
+/** Drops dead entries from the front of `all`, and rebuilds it once most of it is dead. */
+function compact(s: RingState): void {
+  while (s.allHead < s.all.length && (s.all[s.allHead] as Entry).dead) s.allHead++;
+  if (s.all.length - s.allHead > 2 * s.live + 64) {
+    s.all = s.all.slice(s.allHead).filter((e) => !e.dead);
+    s.allHead = 0;
+  } else if (s.allHead > 64 && s.allHead * 2 > s.all.length) {
+    s.all = s.all.slice(s.allHead);
+    s.allHead = 0;
+  }
+}
+
+/** Index in `all` of the first entry with seq > `after`. */
+function firstAfter(s: RingState, after: number): number {
+  let lo = s.allHead;
+  let hi = s.all.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((s.all[mid] as Entry).line.seq > after) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
+/** Adds a line to the ring, then evicts (fairly) until it is within its bounds. */
+function pushLine(
+  s: RingState,
+  counts: LineCounts,
+  line: LogLine,
+  bounds: { capacity: number; maxChars: number },
+): void {
+  let st = s.streams.get(line.service);
+  if (!st) {
+    st = { entries: [], head: 0, evicted: 0, count: 0, chars: 0 };
+    s.streams.set(line.service, st);
+  }
+  const e: Entry = { line, size: line.text.length + LINE_OVERHEAD, dead: false };
+  st.entries.push(e);
+  st.count++;
+  counts.recount(st, st.count - 1);
+  st.chars += e.size;
+  s.nonEmpty.add(st);
+  s.all.push(e);
+  s.live++;
+  s.chars += e.size;
+  while (s.live > 1 && (s.live > bounds.capacity || s.chars > bounds.maxChars)) {
+    const v = victim(s, counts, s.live <= bounds.capacity);
+    if (!v) break;
+    evict(s, counts, v);
+  }
+  compact(s);
+}
+
+/** Lines with seq > `after`, of all services or of one. */
+function linesSince(s: RingState, after: number, service?: string): LogLine[] {
+  const out: LogLine[] = [];
+  if (service === undefined) {
+    for (let i = firstAfter(s, after); i < s.all.length; i++) {
+      const e = s.all[i] as Entry;
+      if (!e.dead) out.push(e.line);
+    }
+    return out;
+  }
+  const st = s.streams.get(service);
+  if (!st) return out;
+  for (let i = st.head; i < st.entries.length; i++) {
+    const e = st.entries[i] as Entry;
+    if (e.line.seq > after) out.push(e.line);
+  }
+  return out;
+}
+
+/** How much a read may still take: at most `limit` lines, about `maxText` characters, at least one line. */
+function readRoom(limit: number, maxText: number) {
+  const lines: LogLine[] = [];
+  let size = 0;
+  return {
+    lines,
+    fits: () => lines.length < limit && (lines.length === 0 || size < maxText),
+    add(l: LogLine) {
+      lines.push(l);
+      size += l.text.length;
+    },
+  };
+}
+
+/** LogRing.read of all services: positions are seqs. */
+function readAll(
+  s: RingState,
+  after: LogPosition,
+  room: ReturnType<typeof readRoom>,
+  until: LogPosition,
+): LogRead {
+  const stop = Math.min(s.seq, until);
+  let last = after;
+  for (let i = firstAfter(s, after); i < s.all.length && room.fits(); i++) {
+    const e = s.all[i] as Entry;
+    if (e.line.seq > stop) break;
+    if (e.dead) continue;
+    room.add(e.line);
+    last = e.line.seq;
+  }
+  const { lines } = room;
+  // Nothing left to read: every position up to the end was evicted.
+  if (lines.length === 0) last = Math.max(after, stop);
+  return { lines, dropped: last - after - lines.length, next: last };
+}
+
+/** LogRing.read of one service: positions are its line numbers. */
+function readOne(
+  st: Stream | undefined,
+  after: LogPosition,
+  room: ReturnType<typeof readRoom>,
+  until: LogPosition,
+): LogRead {
+  const { lines } = room;
+  if (!st) return { lines, dropped: 0, next: after };
+  const stop = Math.min(st.evicted + st.count, until);
+  const gone = Math.max(0, Math.min(st.evicted, stop) - after);
+  let pos = Math.max(after, Math.min(st.evicted, stop));
+  while (pos < stop && room.fits()) {
+    room.add((st.entries[st.head + (pos - st.evicted)] as Entry).line);
+    pos++;
+  }
+  return { lines, dropped: gone, next: Math.max(pos, after) };
+}
+
 /**
  * Creates a ring keeping at most `capacity` lines and `maxChars` characters
  * of text. When it is full, the oldest line of the service holding the most
@@ -104,123 +313,24 @@ export function createRing(
   now: () => number = Date.now,
   maxChars = RING_MAX_CHARS,
 ): LogRing {
-  /** Every entry in seq order; evicted ones are marked dead and compacted away. */
-  let all: Entry[] = [];
-  let allHead = 0;
-  let live = 0;
-  let chars = 0;
-  let seq = 0;
-  const streams = new Map<string, Stream>();
-  const nonEmpty = new Set<Stream>();
+  const s: RingState = {
+    all: [],
+    allHead: 0,
+    live: 0,
+    chars: 0,
+    seq: 0,
+    streams: new Map(),
+    nonEmpty: new Set(),
+  };
+  const counts = lineCounts();
+  const bounds = { capacity, maxChars };
   const subs = new Set<(l: LogLine) => void>();
-
-  const streamOf = (service: string): Stream => {
-    let st = streams.get(service);
-    if (!st) {
-      st = { entries: [], head: 0, evicted: 0, count: 0, chars: 0 };
-      streams.set(service, st);
-    }
-    return st;
-  };
-
-  // How many streams hold each number of lines, the most any holds, and one that holds it:
-  // the victim is found without a scan while one service holds the most (a flood).
-  const byCount = new Map<number, number>();
-  let maxCount = 0;
-  let top: Stream | undefined;
-  const recount = (st: Stream, from: number) => {
-    const to = st.count;
-    if (from) {
-      const n = (byCount.get(from) as number) - 1;
-      if (n) byCount.set(from, n);
-      else byCount.delete(from);
-    }
-    if (to) byCount.set(to, (byCount.get(to) ?? 0) + 1);
-    if (to > maxCount) maxCount = to;
-    else if (from === maxCount && !byCount.has(from)) maxCount = to;
-    if (to === maxCount && to > 0) top = st;
-  };
-
-  /** The stream holding the most (lines or characters); ties: the one with the oldest line. */
-  const victim = (byChars: boolean): Stream | undefined => {
-    if (!byChars && top && top.count === maxCount && byCount.get(maxCount) === 1) return top;
-    let best: Stream | undefined;
-    let bestSize = -1;
-    let bestSeq = Number.POSITIVE_INFINITY;
-    for (const st of nonEmpty) {
-      const size = byChars ? st.chars : st.count;
-      const oldest = (st.entries[st.head] as Entry).line.seq;
-      if (size > bestSize || (size === bestSize && oldest < bestSeq)) {
-        best = st;
-        bestSize = size;
-        bestSeq = oldest;
-      }
-    }
-    return best;
-  };
-
-  const evict = (st: Stream): void => {
-    const e = st.entries[st.head] as Entry;
-    st.entries[st.head] = undefined;
-    st.head++;
-    st.evicted++;
-    st.count--;
-    recount(st, st.count + 1);
-    st.chars -= e.size;
-    if (st.count === 0) nonEmpty.delete(st);
-    if (st.head > 64 && st.head * 2 > st.entries.length) {
-      st.entries = st.entries.slice(st.head);
-      st.head = 0;
-    }
-    e.dead = true;
-    live--;
-    chars -= e.size;
-  };
-
-  const compact = (): void => {
-    while (allHead < all.length && (all[allHead] as Entry).dead) allHead++;
-    if (all.length - allHead > 2 * live + 64) {
-      all = all.slice(allHead).filter((e) => !e.dead);
-      allHead = 0;
-    } else if (allHead > 64 && allHead * 2 > all.length) {
-      all = all.slice(allHead);
-      allHead = 0;
-    }
-  };
-
-  /** Index in `all` of the first entry with seq > `after`. */
-  const firstAfter = (after: number): number => {
-    let lo = allHead;
-    let hi = all.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if ((all[mid] as Entry).line.seq > after) hi = mid;
-      else lo = mid + 1;
-    }
-    return lo;
-  };
-
   return {
     capacity,
     maxChars,
     push(service, stream, text) {
-      const line: LogLine = { seq: ++seq, time: now(), service, stream, text };
-      const st = streamOf(service);
-      const e: Entry = { line, size: text.length + LINE_OVERHEAD, dead: false };
-      st.entries.push(e);
-      st.count++;
-      recount(st, st.count - 1);
-      st.chars += e.size;
-      nonEmpty.add(st);
-      all.push(e);
-      live++;
-      chars += e.size;
-      while (live > 1 && (live > capacity || chars > maxChars)) {
-        const v = victim(live <= capacity);
-        if (!v) break;
-        evict(v);
-      }
-      compact();
+      const line: LogLine = { seq: ++s.seq, time: now(), service, stream, text };
+      pushLine(s, counts, line, bounds);
       for (const fn of subs) {
         try {
           fn(line);
@@ -230,23 +340,7 @@ export function createRing(
       }
       return line;
     },
-    since(after, service) {
-      const out: LogLine[] = [];
-      if (service === undefined) {
-        for (let i = firstAfter(after); i < all.length; i++) {
-          const e = all[i] as Entry;
-          if (!e.dead) out.push(e.line);
-        }
-        return out;
-      }
-      const st = streams.get(service);
-      if (!st) return out;
-      for (let i = st.head; i < st.entries.length; i++) {
-        const e = st.entries[i] as Entry;
-        if (e.line.seq > after) out.push(e.line);
-      }
-      return out;
-    },
+    since: (after, service) => linesSince(s, after, service),
     read(
       service,
       after,
@@ -254,52 +348,25 @@ export function createRing(
       maxText = Number.POSITIVE_INFINITY,
       until = Number.POSITIVE_INFINITY,
     ) {
-      const lines: LogLine[] = [];
-      let size = 0;
-      const room = () => lines.length < limit && (lines.length === 0 || size < maxText);
-      if (service === undefined) {
-        const stop = Math.min(seq, until);
-        let last = after;
-        for (let i = firstAfter(after); i < all.length && room(); i++) {
-          const e = all[i] as Entry;
-          if (e.line.seq > stop) break;
-          if (e.dead) continue;
-          lines.push(e.line);
-          size += e.line.text.length;
-          last = e.line.seq;
-        }
-        // Nothing left to read: every position up to the end was evicted.
-        if (lines.length === 0) last = Math.max(after, stop);
-        return { lines, dropped: last - after - lines.length, next: last };
-      }
-      const st = streams.get(service);
-      if (!st) return { lines, dropped: 0, next: after };
-      const stop = Math.min(st.evicted + st.count, until);
-      const gone = Math.max(0, Math.min(st.evicted, stop) - after);
-      let pos = Math.max(after, Math.min(st.evicted, stop));
-      while (pos < stop && room()) {
-        const e = st.entries[st.head + (pos - st.evicted)] as Entry;
-        lines.push(e.line);
-        size += e.line.text.length;
-        pos++;
-      }
-      return { lines, dropped: gone, next: Math.max(pos, after) };
+      const room = readRoom(limit, maxText);
+      if (service === undefined) return readAll(s, after, room, until);
+      return readOne(s.streams.get(service), after, room, until);
     },
     start(service) {
       if (service === undefined) {
-        const first = all[allHead];
-        return first ? first.line.seq - 1 : seq;
+        const first = s.all[s.allHead];
+        return first ? first.line.seq - 1 : s.seq;
       }
-      return streams.get(service)?.evicted ?? 0;
+      return s.streams.get(service)?.evicted ?? 0;
     },
     end(service) {
-      if (service === undefined) return seq;
-      const st = streams.get(service);
+      if (service === undefined) return s.seq;
+      const st = s.streams.get(service);
       return st ? st.evicted + st.count : 0;
     },
     held(service) {
-      if (service === undefined) return live;
-      return streams.get(service)?.count ?? 0;
+      if (service === undefined) return s.live;
+      return s.streams.get(service)?.count ?? 0;
     },
     subscribe(fn) {
       subs.add(fn);
@@ -400,11 +467,14 @@ export function lineSplitter(onLine: (text: string) => void) {
     onLine(dec.decode(bytes.subarray(0, Math.min(end, MAX_LINE))));
   };
   return {
-    push(chunk: Uint8Array) {
+    /** Splits a chunk; returns how many lines it ended (its newlines, or the cut of an overlong one). */
+    push(chunk: Uint8Array): number {
+      let lines = 0;
       let start = 0;
       let nl = chunk.indexOf(10, start);
       while (nl >= 0) {
         emit(join(tail, chunk.subarray(start, nl)));
+        lines++;
         tail = null;
         start = nl + 1;
         nl = chunk.indexOf(10, start);
@@ -414,9 +484,11 @@ export function lineSplitter(onLine: (text: string) => void) {
         tail = join(tail, chunk.slice(start, start + MAX_LINE + 1));
         if (tail.length > MAX_LINE) {
           emit(tail.subarray(0, MAX_LINE));
+          lines++;
           tail = null;
         }
       }
+      return lines;
     },
     end() {
       if (tail?.length) emit(tail);

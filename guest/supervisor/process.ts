@@ -3,14 +3,17 @@
  * reaper's owned set (so PID 1's orphan reaper never steals it), starts it
  * in its own session (process group = pid, so group signals reach its
  * children), puts it in its service cgroup through the `hero-exec` helper
- * when present, and turns stdout/stderr into lines.
+ * when present, and turns stdout/stderr into lines, read no faster than
+ * the service's pacer allows (pace.ts).
  */
 
 import { closeSync, existsSync, writeFileSync } from "node:fs";
 import { constants } from "node:os";
 import { LAYOUT } from "../../lib/layout.ts";
 import { pipe, setCloexec } from "../../sys/ffi.ts";
+import { createGcHint, fullCollection } from "./gc-hint.ts";
 import { lineSplitter } from "./logs.ts";
+import { createPacer, outputCost, type Pacer } from "./pace.ts";
 import { adoptedPids, decodeWaitStatus, ownedPids, scheduleReap } from "./reaper.ts";
 
 /** How a process ended. */
@@ -50,26 +53,73 @@ const signalNames = new Map<number, string>(
 
 /** Bytes of output handled before the event loop gets a turn. */
 const PUMP_SLICE = 64 * 1024;
+/**
+ * Bytes read without pacing once the child has exited: what it wrote last
+ * is still in the pipe (64 KiB) and goes into the log at once, before the
+ * exit is reported. A grandchild that keeps the pipe open is paced again after.
+ */
+const DRAIN_AFTER_EXIT = 1024 * 1024;
 
-async function pump(
-  stream: ReadableStream<Uint8Array>,
-  onText: (t: string) => void,
-): Promise<void> {
+/** Service output taken in (all services) between two full collections (see gc-hint.ts). */
+const TAKEN_PER_COLLECTION = 8 * 1024 * 1024;
+/** Counts all services' output: evicted lines are garbage the heap hardly notices. */
+const taken = createGcHint(TAKEN_PER_COLLECTION, fullCollection);
+
+/** Reads one output stream into lines: `done` at EOF; `drain()` lifts the pacing for a while. */
+interface Pump {
+  done: Promise<void>;
+  drain(): void;
+}
+
+/**
+ * Reads a stream as lines, paced by `pacer` (shared by a service's stdout
+ * and stderr): a flood waits in its own write(2), never PID 1's memory.
+ */
+function pump(stream: ReadableStream<Uint8Array>, onText: (t: string) => void, pacer: Pacer): Pump {
   const split = lineSplitter(onText);
-  try {
-    for await (const chunk of stream) {
-      // A service that never stops printing always has a chunk ready: without a
-      // turn for the event loop between slices it would starve the control
-      // socket and the UI (the reads resolve as microtasks).
-      for (let off = 0; off < chunk.length; off += PUMP_SLICE) {
-        split.push(chunk.subarray(off, off + PUMP_SLICE));
-        await new Promise<void>((r) => setImmediate(r));
+  let free = 0;
+  let wake: (() => void) | null = null;
+  /** Waits `ms` (cut short by drain()), or just gives the event loop a turn. */
+  const rest = (ms: number) =>
+    new Promise<void>((resolve) => {
+      if (ms <= 0) {
+        setImmediate(resolve);
+        return;
       }
+      const t = setTimeout(go, ms);
+      wake = go;
+      function go() {
+        clearTimeout(t);
+        wake = null;
+        resolve();
+      }
+    });
+  const run = async () => {
+    try {
+      for await (const chunk of stream) {
+        // A service that never stops printing always has a chunk ready: without a
+        // turn for the event loop between slices it would starve the control
+        // socket and the UI (the reads resolve as microtasks).
+        for (let off = 0; off < chunk.length; off += PUMP_SLICE) {
+          const piece = chunk.subarray(off, off + PUMP_SLICE);
+          const wait = pacer.charge(outputCost(piece.length, split.push(piece)));
+          taken(piece.length);
+          free -= piece.length;
+          await rest(free > 0 ? 0 : wait);
+        }
+      }
+    } catch {
+      // the pipe broke: the exit is reported separately
     }
-  } catch {
-    // the pipe broke: the exit is reported separately
-  }
-  split.end();
+    split.end();
+  };
+  return {
+    done: run(),
+    drain() {
+      free = DRAIN_AFTER_EXIT;
+      wake?.();
+    },
+  };
 }
 
 /**
@@ -80,14 +130,24 @@ async function pump(
 export const outputFds = new Map<number, { stdout: number; stderr: number }>();
 
 /** Reads a pipe's read end as lines until EOF, then closes it. */
-function pumpFd(fd: number, onText: (t: string) => void): Promise<void> {
-  return pump(Bun.file(fd).stream(), onText).finally(() => {
-    try {
-      closeSync(fd);
-    } catch {
-      // already closed
-    }
-  });
+function pumpFd(fd: number, onText: (t: string) => void, pacer: Pacer): Pump {
+  const p = pump(Bun.file(fd).stream(), onText, pacer);
+  return {
+    done: p.done.finally(() => {
+      try {
+        closeSync(fd);
+      } catch {
+        // already closed
+      }
+    }),
+    drain: p.drain,
+  };
+}
+
+/** Lifts the pumps' pacing and waits (at most 200 ms) for what the child wrote last. */
+function drained(pumps: Pump[]): Promise<unknown> {
+  for (const p of pumps) p.drain();
+  return Promise.race([Promise.all(pumps.map((p) => p.done)), Bun.sleep(200)]);
 }
 
 /** Two pipes for a child's stdout and stderr, or null when pipe2 is unavailable. */
@@ -153,7 +213,7 @@ export function spawnChild(
   ownedPids.add(pid);
   // Without the helper, move the pid right after spawn (a fork in its first instructions could escape).
   if (spec.cgroup !== null && !useHelper) joinPid(spec.cgroup, pid);
-  const pumps: Promise<void>[] = [];
+  const pumps: Pump[] = [];
   if (pipes) {
     // The child has its copies of the write ends; ours would keep EOF from ever coming.
     closeSync(pipes.w[0]);
@@ -161,13 +221,16 @@ export function spawnChild(
   }
   if (capture && spec.onLine) {
     const onLine = spec.onLine;
+    const pacer = createPacer();
     if (pipes) {
       outputFds.set(pid, { stdout: pipes.r[0], stderr: pipes.r[1] });
-      pumps.push(pumpFd(pipes.r[0], (t) => onLine("stdout", t)));
-      pumps.push(pumpFd(pipes.r[1], (t) => onLine("stderr", t)));
+      pumps.push(pumpFd(pipes.r[0], (t) => onLine("stdout", t), pacer));
+      pumps.push(pumpFd(pipes.r[1], (t) => onLine("stderr", t), pacer));
     } else {
-      pumps.push(pump(proc.stdout as ReadableStream<Uint8Array>, (t) => onLine("stdout", t)));
-      pumps.push(pump(proc.stderr as ReadableStream<Uint8Array>, (t) => onLine("stderr", t)));
+      const out = proc.stdout as ReadableStream<Uint8Array>;
+      const err = proc.stderr as ReadableStream<Uint8Array>;
+      pumps.push(pump(out, (t) => onLine("stdout", t), pacer));
+      pumps.push(pump(err, (t) => onLine("stderr", t), pacer));
     }
   }
   const exited = proc.exited.then(
@@ -175,7 +238,7 @@ export function spawnChild(
       ownedPids.delete(pid);
       outputFds.delete(pid);
       // Output written just before exit is still in the pipe: drain it first (bounded).
-      await Promise.race([Promise.all(pumps), Bun.sleep(200)]);
+      await drained(pumps);
       const sig = proc.signalCode ? String(proc.signalCode) : null;
       return { code: sig ? null : code, signal: sig } satisfies ExitInfo;
     },
@@ -235,7 +298,8 @@ export function adoptChild(
       exited: Promise.resolve({ code: 0, signal: null }),
       signal: () => {},
     };
-  const pumps: Promise<void>[] = [];
+  const pumps: Pump[] = [];
+  const pacer = createPacer();
   const fds = { stdout: a.stdoutFd, stderr: a.stderrFd };
   for (const stream of ["stdout", "stderr"] as const) {
     const fd = fds[stream];
@@ -245,7 +309,7 @@ export function adoptChild(
     } catch {
       continue; // not open: nothing to read
     }
-    pumps.push(pumpFd(fd, onLine ? (t) => onLine(stream, t) : () => {}));
+    pumps.push(pumpFd(fd, onLine ? (t) => onLine(stream, t) : () => {}, pacer));
   }
   if (a.stdoutFd !== undefined && a.stderrFd !== undefined)
     outputFds.set(a.pid, { stdout: a.stdoutFd, stderr: a.stderrFd });
@@ -268,7 +332,7 @@ export function adoptChild(
     adoptedPids.set(a.pid, (status) => {
       outputFds.delete(a.pid);
       const w = decodeWaitStatus(status);
-      void Promise.race([Promise.all(pumps), Bun.sleep(200)]).then(() =>
+      void drained(pumps).then(() =>
         resolve({ code: w.code, signal: w.signal === null ? null : signalNameOf(w.signal) }),
       );
     });

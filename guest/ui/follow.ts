@@ -15,8 +15,10 @@
  *
  * Pure: the queue is an interface (ByteQueue); `byteStream` backs it with a
  * ReadableStream whose queue is measured in bytes, which is what app.ts
- * returns as the response body.
+ * returns as the response body (and, every 128 MiB sent, asks for a full
+ * garbage collection: gc-hint.ts).
  */
+import { createGcHint, fullCollection } from "../supervisor/gc-hint.ts";
 import type { LogLine } from "../supervisor/logs.ts";
 
 /** Bytes queued for all log clients together, the most allowed, and who waits for room. */
@@ -503,6 +505,15 @@ export interface StreamHandlers {
   cancel(): void;
 }
 
+/** Bytes sent to log clients between two full collections (see gc-hint.ts). */
+const SENT_PER_COLLECTION = 128 * 1024 * 1024;
+/**
+ * Counts what all log streams send: a burst of clients that do not read
+ * moved ~1 GB into their sockets' kernel buffers within a second, and the
+ * stream machinery's garbage took RSS ~15 MB above where it settled.
+ */
+const sent = createGcHint(SENT_PER_COLLECTION, fullCollection);
+
 /**
  * A ReadableStream whose queue is measured in bytes (high-water mark
  * `perClient`): `queued()` is what the server has not yet taken, so the
@@ -517,7 +528,10 @@ export function byteStream(perClient: number, h: StreamHandlers): ReadableStream
     start(ctrl: ReadableStreamDefaultController<Uint8Array>) {
       h.start({
         queued: () => Math.max(0, perClient - (ctrl.desiredSize ?? perClient)),
-        enqueue: (b) => ctrl.enqueue(b),
+        enqueue: (b) => {
+          ctrl.enqueue(b);
+          sent(b.byteLength);
+        },
         close: () => {
           try {
             ctrl.close();

@@ -10,7 +10,11 @@
  *   with `[-] zinit: N lines dropped`), never PID 1's time; the file must be
  *   a regular file, opened non-blocking (a FIFO would block PID 1 for ever);
  * - the output pipes are read in slices with a turn for the event loop in
- *   between (guest/supervisor/process.ts), so the control socket answers.
+ *   between (guest/supervisor/process.ts), so the control socket answers,
+ *   and no faster than the service's pacer allows (guest/supervisor/pace.ts:
+ *   1 MiB/s after a 1 MiB burst, a line costing 64 bytes more): the flood
+ *   waits in its own write(2). A `yes` still loses lines to a `log_file`:
+ *   each 64 KiB slice is 32,768 lines at once, more than its queue holds.
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";

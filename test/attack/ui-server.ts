@@ -4,13 +4,16 @@
  * (createApp), bound by the real serveApp (Bun.serve, idle timeout and all),
  * over the real supervisor and its log ring, with a service logging lines of
  * 8,000 control characters (each escaped to six bytes in JSON): `flood`
- * writes them as fast as it can, forever; `ring` writes 2,000 of them (more
- * than the ring holds) and then sleeps. No UI password: loopback clients are
- * read-only without logging in.
+ * writes them as fast as it can, forever (PID 1 takes them in at the pace
+ * guest/supervisor/pace.ts allows); `ring` writes 600 of them (more than
+ * the ring's 4 MiB of text holds) and then sleeps. No UI password: loopback
+ * clients are read-only without logging in.
  *
  * Usage: bun test/attack/ui-server.ts flood|ring → prints `listening <port>`
- * once serving. Stops (and its services with it) on SIGTERM or when its
- * stdin closes, so it never outlives the test that started it.
+ * once serving, then `ready` once the ring is full (`ring`: the service
+ * wrote its last line; `flood`: the ring evicted its first line). Stops (and
+ * its services with it) on SIGTERM or when its stdin closes, so it never
+ * outlives the test that started it.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -32,9 +35,17 @@ writeFileSync(
   join(dir, "logs.sh"),
   mode === "flood"
     ? `${line}exec yes "$line"\n`
-    : `${line}yes "$line" | head -n 2000\necho done; exec sleep 600\n`,
+    : `${line}yes "$line" | head -n 600\necho done; exec sleep 600\n`,
 );
 const sup = createSupervisor({ cgroups: false });
+// `ready`: the baseline the test measures from is a full ring.
+const unready = sup.ring.subscribe((l) => {
+  // Full: the flood has lost its first line to the ring's bound.
+  const full = mode === "ring" ? l.text === "done" : sup.ring.start("logs") > 0;
+  if (l.service !== "logs" || !full) return;
+  unready();
+  console.log("ready");
+});
 sup.monitor("logs", parseServiceFile(`exec: sh ${join(dir, "logs.sh")}\n`, "logs.yaml"));
 sup.monitor("quiet", parseServiceFile('exec: sh -c "echo hello; sleep 600"\n', "quiet.yaml"));
 
