@@ -1,5 +1,5 @@
 /**
- * Runs every benchmark in turn (`npm run bench`, or `bun bench/run.ts [boot|supervisor|inject]…`).
+ * Runs every benchmark in turn (`npm run bench`, or `bun bench/run.ts [boot|supervisor|inject|ui|update|mycelium]…`).
  * Each prints `name: value` lines, its ratio lines (against a baseline measured
  * in the same run) last; lines starting with `#` are comments. Needs `npm run
  * build` first. Exits 1 if a benchmark failed. Not a test: `npm test` never runs it.
@@ -7,7 +7,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 
-const ALL = ["boot", "supervisor", "inject", "ui", "update"];
+const ALL = ["boot", "supervisor", "inject", "ui", "update", "mycelium"];
 const which = process.argv.slice(2);
 for (const w of which) {
   if (!ALL.includes(w)) {

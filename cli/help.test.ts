@@ -79,10 +79,15 @@ describe("--help everywhere (bun cli/main.ts)", () => {
     }, 120_000);
   }
 
-  test("--version prints the version", async () => {
-    for (const argv0 of ["hero-init", "zinit"]) {
-      const r = await run([process.execPath, MAIN, "--version"], argv0);
-      expect({ argv0, ...r }).toEqual({ argv0, code: 0, out: `${VERSION}\n`, err: "" });
+  test("--version prints the version (as zinit: `zinit VERSION`, also for -V)", async () => {
+    for (const [argv0, args, out] of [
+      ["hero-init", ["--version"], `${VERSION}\n`],
+      ["zinit", ["--version"], `zinit ${VERSION}\n`],
+      ["zinit", ["-V"], `zinit ${VERSION}\n`],
+      ["zinit", ["-s", "/x.sock", "-V"], `zinit ${VERSION}\n`],
+    ] as const) {
+      const r = await run([process.execPath, MAIN, ...args], argv0);
+      expect({ argv0, ...r }).toEqual({ argv0, code: 0, out, err: "" });
     }
   });
 });
@@ -108,8 +113,8 @@ describe("the built binary (dist/hero-init, and as zinit by a symlink)", () => {
         const name = [bin === z ? "zinit" : "hero-init", ...p].join(" ");
         expect(helpOk(name, await run([bin, ...p, "--help"]))).toEqual(expected(name));
       }
-      for (const bin of [BIN, z])
-        expect(await run([bin, "--version"])).toEqual({ code: 0, out: `${VERSION}\n`, err: "" });
+      expect(await run([BIN, "--version"])).toEqual({ code: 0, out: `${VERSION}\n`, err: "" });
+      expect(await run([z, "--version"])).toEqual({ code: 0, out: `zinit ${VERSION}\n`, err: "" });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -18,9 +18,11 @@ const ZINIT_NAMES = [
   "monitor",
   "forget",
   "kill",
+  "stats",
   "log",
   "shutdown",
   "reboot",
+  "proxy",
 ] as const;
 
 const zinitCommands = Object.fromEntries(
@@ -30,7 +32,7 @@ const zinitCommands = Object.fromEntries(
   ]),
 );
 
-/** Options before a zinit command (zinit's -s, hero-init's --json), and --version. */
+/** Options before a zinit command (zinit's -s and -d, hero-init's --json), and --version. */
 const ROOT_ARGS = {
   socket: {
     type: "string",
@@ -39,6 +41,7 @@ const ROOT_ARGS = {
     description:
       "control socket of the zinit commands (default: $ZINIT_SOCKET, else the first existing)",
   },
+  debug: { type: "boolean", alias: "d", description: "zinit's debug flag (accepted; no effect)" },
   json: { type: "boolean", description: "zinit commands: print results as JSON" },
   version: { type: "boolean", description: "print the version" },
 } as const;
@@ -89,21 +92,38 @@ export const heroInit: Command = {
   run: () => printUsage(heroInit, ["hero-init"]),
 };
 
-/** `zinit …` (argv[0] "zinit"): zinit's commands, and `zinit init` as zinit has it. */
+/**
+ * `zinit …` (argv[0] "zinit"): zinit's commands, and `zinit init` as zinit
+ * has it; no command runs `list` (zinit's default); `--version` / `-V`
+ * print "zinit VERSION" as zinit does.
+ */
 export const zinit: Command = {
   meta: {
     name: "zinit",
-    version: VERSION,
+    version: `zinit ${VERSION}`,
     description: "zinit-compatible CLI of hero-init's supervisor",
     usageExit: 1,
   },
   args: ROOT_ARGS,
   subCommands: { ...zinitCommands, init, help: help(() => zinit, "zinit") },
+  run: (ctx) => import("./zinit.ts").then((m) => m.runList(ctx)),
 };
+
+/** Pure: zinit's short -V as --version (before the command only, as zinit takes it). */
+export function zinitArgs(args: readonly string[]): string[] {
+  const out = [...args];
+  for (let i = 0; i < out.length; i++) {
+    const a = out[i] as string;
+    if (a === "-s" || a === "--socket") i++;
+    else if (a === "-V") out[i] = "--version";
+    else if (!a.startsWith("-") || a === "--") break;
+  }
+  return out;
+}
 
 /** Runs a CLI command; returns the process exit code. */
 export function runCli(argv0: string, args: string[]): Promise<number> {
   return argv0 === "zinit"
-    ? runTree(zinit, args, ["zinit"])
+    ? runTree(zinit, zinitArgs(args), ["zinit"])
     : runTree(heroInit, args, ["hero-init"]);
 }

@@ -1,7 +1,10 @@
 /**
- * `hero-init init`: the supervisor without the machine (no mounts, no
- * network, no reboot) — for tests in a pid namespace and for containers.
- * Becomes a child subreaper so orphans of its services come back to it.
+ * `hero-init init` / `zinit [-s SOCKET] init [-c DIR] [--container]`: the
+ * supervisor without the machine (no mounts, no network, no reboot) — for
+ * tests in a pid namespace and for containers, also as PID 1 of a pid
+ * namespace (cli/main.ts). zinit's global -s before `init` is its socket,
+ * as -s after it. Becomes a child subreaper so orphans of its services
+ * come back to it.
  */
 import { readFileSync } from "node:fs";
 import { defineCommand } from "citty";
@@ -12,7 +15,7 @@ import { scheduleReap } from "../guest/supervisor/reaper.ts";
 import { log } from "../lib/log.ts";
 import { defaultVmConfig, parseVmConfig } from "../lib/vm-config.ts";
 import { setChildSubreaper } from "../sys/ffi.ts";
-import { type Command, optionValues, usageError } from "./run.ts";
+import { type Command, optionValues, runData, usageError } from "./run.ts";
 
 /** Parsed `init` options. */
 export interface InitModeOptions {
@@ -43,7 +46,10 @@ const INIT_ARGS = {
     valueHint: "dir",
     description: "put each service in a cgroup under DIR",
   },
-  container: { type: "boolean", description: "zinit's flag; nothing to change here" },
+  container: {
+    type: "boolean",
+    description: "zinit's flag: this mode always ends on SIGTERM/SIGINT (never reboots)",
+  },
 } as const;
 
 /** Pure: the `init` options of the parsed arguments and every -s given. */
@@ -72,8 +78,15 @@ const initCommand = defineCommand({
     usageExit: 2,
   },
   args: INIT_ARGS,
-  run: ({ args, rawArgs }) =>
-    runInitMode(initOptions(args, optionValues(rawArgs, INIT_ARGS, "socket"))),
+  run: ({ args, rawArgs, data }) => {
+    // zinit's order: `zinit -s SOCK init -c DIR` (the root's -s), or -s after `init`.
+    const up = runData(data).up.socket;
+    const sockets = [
+      ...(typeof up === "string" ? [up] : []),
+      ...optionValues(rawArgs, INIT_ARGS, "socket"),
+    ];
+    return runInitMode(initOptions(args, sockets));
+  },
 });
 
 /** `hero-init init` (and `zinit init`). */

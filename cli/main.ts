@@ -13,8 +13,11 @@
 import { basename } from "node:path";
 
 async function main(): Promise<void> {
-  // As PID 1 of a container/pid namespace, `init` runs the supervisor only.
-  if (process.pid === 1 && process.argv[2] !== "init") {
+  // As PID 1 of a container/pid namespace, `init` (after zinit's global
+  // options: `zinit -s SOCK init`) runs the supervisor only.
+  const init =
+    process.pid === 1 && (await import("./init-args.ts")).isInitCommand(process.argv.slice(2));
+  if (process.pid === 1 && !init) {
     const { runPid1 } = await import("../guest/pid1/run.ts");
     await runPid1();
     return;

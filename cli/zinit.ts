@@ -1,13 +1,18 @@
 /**
- * The zinit-compatible commands: `zinit [-s SOCKET] <command>` (or
+ * The zinit-compatible commands: `zinit [-s SOCKET] [-d] <command>` (or
  * `hero-init <command>`), each a citty command (cli/index.ts puts them
- * under both roots). Same commands, output formats and exit codes as zinit
- * (list and status print YAML; errors go to stderr with exit 1, usage
- * errors too), plus `--json` before or after the command.
+ * under both roots). zinit's commands, output formats, texts and exit
+ * codes (list, status and stats print YAML; an error is its text on stderr,
+ * exit 1; usage errors exit 1 too), against hero-init or a real zinit of
+ * either protocol (cli/zinit-daemon.ts); plus `--json` before or after the
+ * command.
  */
 import type { CommandDef } from "citty";
-import { connect, socketPath } from "../guest/control/client.ts";
+import { socketPath } from "../guest/control/client.ts";
+import { legacyText } from "../guest/control/errors.ts";
+import { isHeroError } from "../lib/errors.ts";
 import { type Command, runData } from "./run.ts";
+import { type Daemon, openDaemon } from "./zinit-daemon.ts";
 
 /**
  * Pure: a YAML string scalar as zinit's emitter (yaml-rust 0.4 `need_quotes`)
@@ -51,13 +56,33 @@ export function renderStatus(s: {
   return `---\nname: ${yamlScalar(s.name)}\npid: ${s.pid}\nstate: ${yamlScalar(s.state)}\ntarget: ${s.target}\nafter:${deps}\n`;
 }
 
-type Client = Awaited<ReturnType<typeof connect>>;
+/** Pure: a float as serde_yaml 0.8 writes an f32 (dtoa: always a fraction). */
+function yamlFloat(n: number): string {
+  return Number.isInteger(n) ? `${n}.0` : String(n);
+}
+
+interface Usage {
+  pid: number;
+  memory_usage: number;
+  cpu_usage: number;
+}
+
+/** Pure: zinit 0.2.28's `stats` rendering (fields name, pid, memory_usage, cpu_usage, children). */
+export function renderStats(s: Usage & { name: string; children: Usage[] }): string {
+  const usage = (u: Usage, pad: string) =>
+    `pid: ${u.pid}\n${pad}memory_usage: ${u.memory_usage}\n${pad}cpu_usage: ${yamlFloat(u.cpu_usage)}`;
+  const children = s.children.length
+    ? `\n${s.children.map((c) => `  - ${usage(c, "    ")}`).join("\n")}`
+    : " []";
+  return `---\nname: ${yamlScalar(s.name)}\n${usage(s, "")}\nchildren:${children}\n`;
+}
+
 /** What the helpers read of a command's context. */
 type Ctx = { args: Record<string, unknown>; data?: unknown };
 /** Prints a result: JSON with --json, else zinit's text. */
 type Out = (value: unknown, text: string) => void;
 
-/** Options every zinit command takes after its name (before it, the root's -s and --json). */
+/** Options every zinit command takes after its name (before it, the root's -s, -d and --json). */
 const JSON_ARG = { json: { type: "boolean", description: "print the result as JSON" } } as const;
 const SERVICE_ARG = {
   service: {
@@ -70,29 +95,37 @@ const SERVICE_ARG = {
 /** The socket (-s before the command) and --json (before or after it). */
 function options(ctx: Ctx): { socket?: string; json: boolean } {
   const up = runData(ctx.data).up;
+  const socket = up.socket ?? ctx.args.socket;
   return {
-    socket: typeof up.socket === "string" ? up.socket : undefined,
+    socket: typeof socket === "string" ? socket : undefined,
     json: ctx.args.json === true || up.json === true,
   };
 }
 
-/** Connects, runs fn, closes; an error (no daemon, a refusal) is one line on stderr, exit 1. */
-async function withClient(
+/**
+ * Connects, runs fn, closes; an error (no daemon, a refusal) is one line on
+ * stderr, exit 1. A refusal is worded as zinit 0.2.14's CLI prints it
+ * (`service name "x" unknown`), from the daemon's code and the service its
+ * data names, whichever protocol the daemon speaks.
+ */
+async function withDaemon(
   ctx: Ctx,
-  fn: (client: Client, out: Out, json: boolean) => Promise<void>,
+  cmd: string,
+  fn: (d: Daemon, out: Out, json: boolean, path: string) => Promise<void>,
 ): Promise<number> {
   const { socket, json } = options(ctx);
-  let client: Client | null = null;
+  const path = socketPath(socket);
+  let daemon: Daemon | null = null;
   try {
-    client = await connect(socketPath(socket));
+    daemon = await openDaemon(path);
     const out: Out = (v, text) => process.stdout.write(json ? `${JSON.stringify(v)}\n` : text);
-    await fn(client, out, json);
+    await fn(daemon, out, json, path);
     return 0;
   } catch (e) {
-    process.stderr.write(`${(e as Error).message}\n`);
+    process.stderr.write(`${legacyText(e, cmd)}\n`);
     return 1;
   } finally {
-    client?.close();
+    daemon?.close();
   }
 }
 
@@ -102,8 +135,8 @@ function serviceCall(name: string, description: string): Command {
     meta: { name, description, usageExit: 1 },
     args: { ...SERVICE_ARG, ...JSON_ARG },
     run: (ctx) =>
-      withClient(ctx, async (c, out, json) => {
-        await c.call(`service_${name}`, [ctx.args.service]);
+      withDaemon(ctx, name, async (d, out, json) => {
+        await d.call(`service_${name}`, [ctx.args.service]);
         if (json) out(null, "");
       }),
   };
@@ -115,20 +148,24 @@ function systemCall(name: string, description: string): Command {
     meta: { name, description, usageExit: 1 },
     args: JSON_ARG,
     run: (ctx) =>
-      withClient(ctx, async (c) => {
-        await c.call(`system_${name}`);
+      withDaemon(ctx, name, async (d) => {
+        await d.call(`system_${name}`);
       }),
   };
+}
+
+/** `list`, also what `zinit` alone runs (zinit's default command). */
+export function runList(ctx: Ctx): Promise<number> {
+  return withDaemon(ctx, "list", async (d, out) => {
+    const r = (await d.call("service_list")) as Record<string, string>;
+    out(r, yamlMap(r));
+  });
 }
 
 const list: CommandDef<typeof JSON_ARG> = {
   meta: { name: "list", description: "services and their states", usageExit: 1 },
   args: JSON_ARG,
-  run: (ctx) =>
-    withClient(ctx, async (c, out) => {
-      const r = (await c.call("service_list")) as Record<string, string>;
-      out(r, yamlMap(r));
-    }),
+  run: (ctx) => runList(ctx),
 };
 
 const status: CommandDef<typeof SERVICE_ARG & typeof JSON_ARG> = {
@@ -139,11 +176,27 @@ const status: CommandDef<typeof SERVICE_ARG & typeof JSON_ARG> = {
   },
   args: { ...SERVICE_ARG, ...JSON_ARG },
   run: (ctx) =>
-    withClient(ctx, async (c, out) => {
-      const r = (await c.call("service_status", [ctx.args.service])) as Parameters<
+    withDaemon(ctx, "status", async (d, out) => {
+      const r = (await d.call("service_status", [ctx.args.service])) as Parameters<
         typeof renderStatus
       >[0];
       out(r, renderStatus(r));
+    }),
+};
+
+const stats: CommandDef<typeof SERVICE_ARG & typeof JSON_ARG> = {
+  meta: {
+    name: "stats",
+    description: "memory (RSS) and CPU use of a running service and of its other processes",
+    usageExit: 1,
+  },
+  args: { ...SERVICE_ARG, ...JSON_ARG },
+  run: (ctx) =>
+    withDaemon(ctx, "stats", async (d, out) => {
+      const r = (await d.call("service_stats", [ctx.args.service])) as Parameters<
+        typeof renderStats
+      >[0];
+      out(r, renderStats(r));
     }),
 };
 
@@ -161,32 +214,97 @@ const kill: CommandDef<typeof KILL_ARGS> = {
   },
   args: KILL_ARGS,
   run: (ctx) =>
-    withClient(ctx, async (c) => {
-      await c.call("service_kill", [ctx.args.service, ctx.args.signal]);
+    withDaemon(ctx, "kill", async (d) => {
+      await d.call("service_kill", [ctx.args.service, ctx.args.signal]);
+    }),
+};
+
+/**
+ * `restart`: hero-init's service_restart (stop waits for the exit); on a
+ * zinit without it, zinit's own way: stop, poll the status for 20 s, then
+ * SIGKILL, then start.
+ */
+async function restartOn(d: Daemon, name: string): Promise<void> {
+  if (d.jsonRpc()) {
+    try {
+      await d.call("service_restart", [name]);
+      return;
+    } catch (e) {
+      const notFound = isHeroError(e, "control.method-not-found");
+      if (!notFound && !isHeroError(e, "control.legacy-error")) throw e;
+    }
+  }
+  await d.call("service_stop", [name]);
+  for (let i = 0; i < 20; i++) {
+    const s = (await d.call("service_status", [name])) as { pid: number; target: string };
+    if (s.pid === 0 && s.target === "Down") return void (await d.call("service_start", [name]));
+    await Bun.sleep(1000);
+  }
+  await d.call("service_kill", [name, "SIGKILL"]);
+  await d.call("service_start", [name]);
+}
+
+const restart: Command = {
+  meta: { name: "restart", description: "stop (waiting for the exit), then start", usageExit: 1 },
+  args: { ...SERVICE_ARG, ...JSON_ARG },
+  run: (ctx) =>
+    withDaemon(ctx, "restart", async (d, out, json) => {
+      await restartOn(d, ctx.args.service as string);
+      if (json) out(null, "");
     }),
 };
 
 const LOG_ARGS = {
   snapshot: { type: "boolean", alias: "s", description: "print the logs so far, do not follow" },
-  filter: { type: "positional", required: false, description: "only lines containing FILTER" },
+  filter: { type: "positional", required: false, description: "only this service's lines" },
   ...JSON_ARG,
 } as const;
 
 const log: CommandDef<typeof LOG_ARGS> = {
   meta: {
     name: "log",
-    description: "show logs for all services or FILTER, then follow them",
+    description: "show the logs of all services or of FILTER, then follow them",
     usageExit: 1,
   },
   args: LOG_ARGS,
-  async run(ctx) {
-    try {
-      return await followLog(socketPath(options(ctx).socket), ctx.args.snapshot, ctx.args.filter);
-    } catch (e) {
-      process.stderr.write(`${(e as Error).message}\n`);
-      return 1;
-    }
+  run: (ctx) =>
+    withDaemon(ctx, "log", async (d) => {
+      const filter = ctx.args.filter === undefined ? undefined : String(ctx.args.filter);
+      await d.logs(filter, ctx.args.snapshot !== true, (l) => process.stdout.write(`${l}\n`));
+    }),
+};
+
+const PROXY_ARGS = {
+  address: {
+    type: "string",
+    alias: "a",
+    default: "127.0.0.1:8080",
+    valueHint: "host:port",
+    description: "address of the HTTP/RPC server",
   },
+} as const;
+
+const proxy: CommandDef<typeof PROXY_ARGS> = {
+  meta: {
+    name: "proxy",
+    description:
+      "ask the daemon for an HTTP/RPC server until Ctrl+C (hero-init refuses: see docs/services.md)",
+    usageExit: 1,
+  },
+  args: PROXY_ARGS,
+  run: (ctx) =>
+    withDaemon(ctx, "proxy", async (d, _out, _json, path) => {
+      const address = ctx.args.address;
+      process.stdout.write(
+        `Starting HTTP/RPC server on ${address}\nConnecting to Zinit daemon at ${path}\n`,
+      );
+      process.stdout.write(
+        `${await d.call("system_start_http_server", [address])}\nPress Ctrl+C to stop\n`,
+      );
+      await new Promise((r) => process.once("SIGINT", r));
+      await d.call("system_stop_http_server");
+      process.stdout.write("HTTP/RPC server stopped\n");
+    }),
 };
 
 /** The zinit commands, by name (zinit's order). */
@@ -195,28 +313,13 @@ export const zinitCommands: Record<string, Command> = {
   status,
   start: serviceCall("start", "set target up and start"),
   stop: serviceCall("stop", "set target down and stop (waits until the process tree is gone)"),
-  restart: serviceCall("restart", "stop, then start"),
+  restart,
   monitor: serviceCall("monitor", "load /etc/zinit/SERVICE.yaml and start watching it"),
   forget: serviceCall("forget", "stop watching a stopped service"),
   kill,
+  stats,
   log,
   shutdown: systemCall("shutdown", "stop all services and power off"),
   reboot: systemCall("reboot", "stop all services and reboot"),
+  proxy,
 };
-
-async function followLog(path: string, snapshot = false, filter?: string): Promise<number> {
-  const matches = (l: string) => !filter || l.includes(filter);
-  const client = await connect(path, (p) => {
-    const line = (p as { result?: string })?.result;
-    if (typeof line === "string" && matches(line)) process.stdout.write(`${line}\n`);
-  });
-  const lines = (await client.call("stream_currentLogs")) as string[];
-  for (const l of lines) if (matches(l)) process.stdout.write(`${l}\n`);
-  if (snapshot) {
-    client.close();
-    return 0;
-  }
-  await client.call("stream_subscribeLogs");
-  await new Promise(() => {}); // follow until interrupted
-  return 0;
-}

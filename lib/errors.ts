@@ -19,10 +19,11 @@
  *   manifests, requests, command lines); where: file/line/column/field.
  * - sys.<ERRNO>: a failed system call (sys/ffi.ts); detail errno, call.
  * - supervisor.*: a request the supervisor refuses (guest/supervisor):
- *   not-found, exists, is-up, shutting-down, config, bad-signal.
+ *   not-found, exists, is-up, is-down, shutting-down, config, bad-signal.
  * - control.*: a zinit JSON-RPC error reply (guest/control), named after
  *   its code in RPC (control.service-not-found, control.invalid-params…);
- *   control.no-daemon when the client cannot talk to it; detail rpcCode.
+ *   control.no-daemon when the client cannot talk to it; detail rpcCode,
+ *   rpcData (the reply's data), service.
  * - agent.*: a guest-agent request that failed, named after the HTTP status
  *   (agent.bad-request, agent.forbidden, agent.not-found, agent.conflict,
  *   agent.too-large…) the same on both ends (lib/agent-protocol.ts);
@@ -69,6 +70,10 @@ export interface ErrorDetail {
   status?: number;
   /** control: the JSON-RPC error code of the reply. */
   rpcCode?: number;
+  /** control: the `data` member of the reply (zinit's object: code_name, action, hint…). */
+  rpcData?: unknown;
+  /** control: the service the request named. */
+  service?: string;
   /** download: the URL asked for. */
   url?: string;
   /** download: whether asking again could help. */

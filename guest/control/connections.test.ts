@@ -76,6 +76,19 @@ describe("Connections", () => {
     expect(f.events).toEqual(["shutdown", "timeout 5"]);
   });
 
+  test("a JSON message whose brackets never balance is bounded the same way; blanks between messages are not kept", () => {
+    const conns = new Connections();
+    const f = fakeSocket();
+    conns.accept(f.sock);
+    expect(conns.receive(f.sock, `{}${" \n".repeat(MAX_REQUEST)}`)).toBe(true);
+    expect(f.sock.data.buf).toBe("");
+    expect(conns.nextLine(f.sock)).toBe("{}");
+    expect(conns.receive(f.sock, "[")).toBe(true);
+    for (let i = 0; i < 20; i++) if (!conns.receive(f.sock, "[1,".repeat(MAX_REQUEST / 48))) break;
+    expect(f.written()).toBe(TOO_LONG_LINE);
+    expect(f.sock.data).toMatchObject({ closed: true, buf: "", lines: [] });
+  });
+
   test("answers the kernel does not take wait and pause reading; once written, reading resumes", () => {
     const conns = new Connections();
     const f = fakeSocket(3);

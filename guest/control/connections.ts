@@ -7,7 +7,13 @@
 import type { Socket } from "bun";
 import { log } from "../../lib/log.ts";
 import type { LogFollower } from "../supervisor/logs.ts";
-import { MAX_REQUEST, splitLines, TOO_LONG_LINE } from "./framing.ts";
+import {
+  type FrameState,
+  MAX_REQUEST,
+  newFrameState,
+  TOO_LONG_LINE,
+  takeMessages,
+} from "./framing.ts";
 
 /** Bytes of answers waiting for one client before it is dropped. */
 const MAX_PENDING = 4 * 1024 * 1024;
@@ -44,9 +50,11 @@ export interface Follower {
 
 /** One client's state. */
 export interface Conn {
-  /** Start of a request line not yet ended by a newline. */
+  /** Start of a request not yet ended (framing.ts). */
   buf: string;
-  /** Whole request lines waiting to be handled, in order. */
+  /** Where the framing of `buf` stands. */
+  frame: FrameState;
+  /** Whole requests waiting to be handled, in order. */
   lines: string[];
   lineChars: number;
   busy: boolean;
@@ -66,6 +74,7 @@ export type ControlSocket = Socket<Conn>;
 
 const newConn = (counted: boolean): Conn => ({
   buf: "",
+  frame: newFrameState(),
   lines: [],
   lineChars: 0,
   busy: false,
@@ -218,13 +227,13 @@ export class Connections {
   }
 
   /**
-   * Takes bytes the client sent: whole lines wait to be handled, within the
-   * bounds. False when the connection is done with (a line too long, or
-   * dropped to keep the total).
+   * Takes bytes the client sent: whole requests wait to be handled, within
+   * the bounds. False when the connection is done with (a request too long,
+   * or dropped to keep the total).
    */
   receive(s: ControlSocket, text: string): boolean {
     const c = s.data;
-    const { lines, rest } = splitLines(c.buf + text);
+    const { messages: lines, rest } = takeMessages(c.buf + text, c.frame);
     let chars = 0;
     for (const line of lines) {
       c.lines.push(line);

@@ -122,3 +122,13 @@ export function startFollow(
   }
   pump(conns, s);
 }
+
+/** Ends the JSON-RPC subscription `id` of a connection (stream_unsubscribeLogs); false if it has none such. */
+export function unfollow(conns: Connections, s: ControlSocket, id: number): boolean {
+  const c = s.data;
+  const f = c.followers.find((x) => x.id === id);
+  if (!f) return false;
+  c.followers = c.followers.filter((x) => x !== f);
+  conns.followers--;
+  return true;
+}

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { myceliumAdmin } from "../mycelium/admin.ts";
 import { createRing } from "../supervisor/logs.ts";
+import { serviceError } from "./errors.ts";
 import { handleJsonRpc } from "./jsonrpc.ts";
 import { methodNotFound, openrpcDocument } from "./methods.ts";
 import { type ControlApi, MAX_BATCH_REPLY, RPC } from "./protocol.ts";
@@ -68,7 +69,10 @@ async function ask(api: ControlApi, method: string, params?: unknown, discover?:
   const req = { jsonrpc: "2.0", id: 1, method, ...(params === undefined ? {} : { params }) };
   const r = await handleJsonRpc(api, JSON.stringify(req), discover);
   if (!r) throw new Error(`${method}: no answer`);
-  return JSON.parse(r.text) as { result?: unknown; error?: { code: number; message: string } };
+  return JSON.parse(r.text) as {
+    result?: unknown;
+    error?: { code: number; message: string; data?: unknown };
+  };
 }
 
 type Doc = {
@@ -76,19 +80,20 @@ type Doc = {
 };
 
 describe("the OpenRPC document and the dispatcher", () => {
-  test("rpc.discover answers the document made from the method table", async () => {
+  test("rpc.discover answers the document made from the method table, as JSON text (zinit's)", async () => {
     const r = await ask(fakeApi(), "rpc.discover");
-    expect(r.result).toEqual(JSON.parse(JSON.stringify(openrpcDocument())));
-    expect(r.result).toMatchObject({ openrpc: "1.2.6" });
+    expect(typeof r.result).toBe("string");
+    expect(JSON.parse(r.result as string)).toEqual(JSON.parse(JSON.stringify(openrpcDocument())));
+    expect(JSON.parse(r.result as string)).toMatchObject({ openrpc: "1.2.6" });
     // A caller's own document (tests) wins.
-    expect((await ask(fakeApi(), "rpc.discover", [], () => ({ mine: 1 }))).result).toEqual({
-      mine: 1,
-    });
+    expect((await ask(fakeApi(), "rpc.discover", [], () => ({ mine: 1 }))).result).toBe(
+      '{"mine":1}',
+    );
   });
 
   test("the document lists exactly the methods the dispatcher accepts (rpc.discover aside)", async () => {
     const doc = openrpcDocument() as Doc;
-    const listed = doc.methods.map((m) => m.name);
+    const listed = doc.methods.map((m) => m.name).filter((n) => n !== "rpc.discover");
     const probes = [
       ...listed,
       "rpc.discover",
@@ -121,7 +126,7 @@ describe("the OpenRPC document and the dispatcher", () => {
 
   test("without mycelium or an updater their methods are not found, in the usual words", async () => {
     const r = await ask(fakeApi(), "mycelium_status");
-    expect(r.error).toEqual({ code: -32601, message: "Method not found: mycelium_status" });
+    expect(r.error).toEqual({ code: -32601, message: "Method not found" });
     expect((await ask(fakeApi(), "update_check")).error?.code).toBe(-32601);
   });
 });
@@ -144,29 +149,27 @@ describe("parameters", () => {
     ]);
   });
 
-  test("zinit's error texts; service_create checks its content before its name", async () => {
-    const api = workingApi();
+  test("zinit's (jsonrpsee's) error texts: every parameter read in order before the method runs", async () => {
+    const calls: string[] = [];
+    const api = workingApi(calls);
     const err = async (method: string, params: unknown) => (await ask(api, method, params)).error;
-    expect(await err("service_status", [])).toEqual({
-      code: -32602,
-      message: 'missing parameter "name"',
-    });
-    expect(await err("service_status", [5])).toEqual({
-      code: -32602,
-      message: 'parameter "name" must be a string',
-    });
-    expect(await err("service_kill", ["web"])).toEqual({
-      code: -32602,
-      message: 'missing parameter "signal"',
-    });
-    expect(await err("service_create", [])).toEqual({
-      code: -32602,
-      message: 'parameter "content" must be an object',
-    });
-    expect(await err("stream_currentLogs", [7])).toEqual({
-      code: -32602,
-      message: 'parameter "name" must be a string',
-    });
+    const invalid = (data: string) => ({ code: -32602, message: "Invalid params", data });
+    expect(await err("service_status", [])).toEqual(invalid("No more params"));
+    expect(await err("service_status", [5])).toEqual(
+      invalid("invalid type: integer `5`, expected a string at line 1 column 1"),
+    );
+    expect(await err("service_kill", ["web"])).toEqual(invalid("No more params"));
+    expect(await err("service_create", [])).toEqual(invalid("No more params"));
+    expect(await err("service_create", ["x", "y"])).toEqual(
+      invalid('invalid type: string "y", expected a map at line 1 column 3'),
+    );
+    expect(await err("service_status", {})).toEqual(
+      invalid("missing field `name` at line 1 column 2"),
+    );
+    expect(await err("stream_currentLogs", [7])).toEqual(
+      invalid("invalid type: integer `7`, expected a string at line 1 column 1"),
+    );
+    expect(calls).toEqual([]);
   });
 });
 
@@ -183,11 +186,20 @@ describe("the envelope", () => {
     });
     const r = await handleJsonRpc(api, '{"jsonrpc":"2.0","id":"x","method":"nope"}');
     expect(r?.kind === "write" && r.text).toBe(
-      '{"jsonrpc":"2.0","id":"x","error":{"code":-32601,"message":"Method not found: nope"}}\n',
+      '{"jsonrpc":"2.0","id":"x","error":{"code":-32601,"message":"Method not found"}}\n',
     );
     expect(await handleJsonRpc(api, "[]")).toMatchObject({
-      text: '{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"empty batch"}}\n',
+      text: '{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Invalid request"}}\n',
     });
+    for (const bad of [
+      '{"jsonrpc":"1.0","id":3,"method":"x"}',
+      '{"id":3}',
+      '{"jsonrpc":"2.0","id":{},"method":"service_list"}',
+    ])
+      expect(JSON.parse(((await handleJsonRpc(api, bad)) as { text: string }).text).error).toEqual({
+        code: -32600,
+        message: "Invalid request",
+      });
   });
 });
 
@@ -236,5 +248,59 @@ describe("batches", () => {
     expect(answers.map((a) => a.id)).toEqual(batch.map((b) => b.id));
     expect(answers.at(-1)?.error?.message).toContain("request not run");
     expect(answers[0]?.error).toBeUndefined();
+  });
+});
+
+describe("zinit 0.2.28's replies", () => {
+  test("a refusal: '<action>: <text>' and zinit's data object", async () => {
+    const api = workingApi();
+    api.stats = async (n) => {
+      throw serviceError(RPC.SERVICE_IS_DOWN, n);
+    };
+    expect((await ask(api, "service_stats", ["web"])).error).toEqual({
+      code: -32003,
+      message: "collecting stats: service 'web' is down",
+      data: {
+        code_name: "ServiceIsDown",
+        service: "web",
+        action: "collecting stats",
+        retryable: true,
+        cause_chain: null,
+        hint: "Service is down; start it before sending signals or requesting stats",
+      },
+    });
+  });
+
+  test("system_start_http_server is refused (hero-init opens no HTTP copy); stop: none is running", async () => {
+    const api = workingApi();
+    const start = (await ask(api, "system_start_http_server", ["127.0.0.1:8080"])).error;
+    expect(start).toMatchObject({ code: -32603, data: { action: "starting http server" } });
+    expect(start?.message).toStartWith("starting http server: not provided by hero-init");
+    expect((await ask(api, "system_stop_http_server")).error).toMatchObject({
+      code: -32603,
+      message: "stopping http server: No HTTP/RPC server is currently running",
+    });
+  });
+
+  test("stream_unsubscribeLogs ends the connection's subscription: true once, then false", async () => {
+    const mine = new Set([7]);
+    const session = { unsubscribe: (id: number) => mine.delete(id) };
+    const unsub = async (params: unknown) => {
+      const req = { jsonrpc: "2.0", id: 3, method: "stream_unsubscribeLogs", params };
+      const r = await handleJsonRpc(workingApi(), JSON.stringify(req), undefined, session);
+      return JSON.parse((r as { text: string }).text).result;
+    };
+    expect(await unsub([7])).toBe(true);
+    expect(await unsub([7])).toBe(false);
+    expect(await unsub(["x"])).toBe(false);
+    expect(await unsub([])).toBe(false);
+  });
+
+  test("stream_subscribeLogs takes its filter as zinit's server names it too", async () => {
+    for (const params of [["web"], { name: "web" }, { filter: "web" }]) {
+      const req = { jsonrpc: "2.0", id: 1, method: "stream_subscribeLogs", params };
+      const r = await handleJsonRpc(fakeApi(), JSON.stringify(req));
+      expect(r).toMatchObject({ kind: "stream", follow: { name: "web" } });
+    }
   });
 });

@@ -1,56 +1,49 @@
 import { describe, expect, test } from "bun:test";
-import { type HeroError, isHeroError } from "../../lib/errors.ts";
-import { METHODS, openrpcDocument, readParam } from "./methods.ts";
+import { vendorSourceFile } from "../../test/vendor.ts";
+import { METHODS, openrpcDocument, ZINIT_METHODS } from "./methods.ts";
 
-const NAME = { type: "string", required: true, description: "" } as const;
-const OPTIONAL = { type: "string", required: false, description: "" } as const;
-const CONTENT = { type: "object", required: true, description: "" } as const;
+type Doc = {
+  openrpc: string;
+  info: { title: string };
+  methods: {
+    name: string;
+    description: string;
+    params: { name: string; required: boolean; schema: { type: string } }[];
+    result: { name: string; schema: object };
+    errors?: { code: number }[];
+  }[];
+};
 
-/** The RPC code and message of the control error `f` throws (and that it is one). */
-function refusal(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    expect(isHeroError(e, "control")).toBe(true);
-    return `${(e as HeroError).detail.rpcCode} ${(e as Error).message}`;
-  }
-  throw new Error("no error");
-}
+/**
+ * zinit 0.2.28's openrpc.json (methods, parameters, result names, error
+ * codes), as read from its source (../shared/vendor/zinit-0.2.28.tar.gz).
+ */
+const ZINIT_0_2_28: [string, string[], string, number[]][] = [
+  ["rpc.discover", [], "OpenRPCSpec", []],
+  ["service_list", [], "ServiceList", []],
+  ["service_status", ["name"], "ServiceStatus", [-32000]],
+  ["service_start", ["name"], "StartResult", [-32000]],
+  ["service_stop", ["name"], "StopResult", [-32000, -32003]],
+  ["service_monitor", ["name"], "MonitorResult", [-32001, -32005]],
+  ["service_forget", ["name"], "ForgetResult", [-32000, -32002]],
+  ["service_kill", ["name", "signal"], "KillResult", [-32000, -32003, -32004]],
+  ["system_shutdown", [], "ShutdownResult", [-32006]],
+  ["system_reboot", [], "RebootResult", [-32006]],
+  ["service_create", ["name", "content"], "CreateServiceResult", [-32007, -32008]],
+  ["service_delete", ["name"], "DeleteServiceResult", [-32000, -32008]],
+  ["service_get", ["name"], "GetServiceResult", [-32000, -32008]],
+  ["service_stats", ["name"], "ServiceStats", [-32000, -32003]],
+  ["system_start_http_server", ["address"], "StartHttpServerResult", [-32602]],
+  ["system_stop_http_server", [], "StopHttpServerResult", [-32602]],
+  ["stream_currentLogs", ["name"], "LogsResult", []],
+  ["stream_subscribeLogs", ["name"], "LogSubscription", []],
+];
 
-describe("readParam", () => {
-  test("by position in an array, by name in an object, nothing in anything else", () => {
-    expect(readParam(["web", "SIGHUP"], 1, "signal", NAME)).toBe("SIGHUP");
-    expect(readParam({ name: "web" }, 0, "name", NAME)).toBe("web");
-    expect(readParam("web", 0, "name", OPTIONAL)).toBeUndefined();
-    expect(readParam(null, 0, "name", OPTIONAL)).toBeUndefined();
-    expect(readParam([null], 0, "name", OPTIONAL)).toBeUndefined();
-  });
-
-  test("zinit's error texts, code -32602", () => {
-    expect(refusal(() => readParam([], 0, "name", NAME))).toBe('-32602 missing parameter "name"');
-    expect(refusal(() => readParam([1], 0, "name", OPTIONAL))).toBe(
-      '-32602 parameter "name" must be a string',
-    );
-    for (const bad of [undefined, "x", [1], null])
-      expect(refusal(() => readParam(["n", bad], 1, "content", CONTENT))).toBe(
-        '-32602 parameter "content" must be an object',
-      );
-    expect(readParam(["n", { exec: "x" }], 1, "content", CONTENT)).toEqual({ exec: "x" });
-  });
-});
-
-describe("the method table", () => {
+describe("the method table and its document", () => {
   test("the document mirrors the table: names in order, each parameter's name, type and requiredness", () => {
-    const doc = openrpcDocument() as {
-      methods: {
-        name: string;
-        description: string;
-        params: { name: string; required: boolean; schema: { type: string } }[];
-        result: { name: string; schema: object };
-      }[];
-    };
-    expect(doc.methods.map((m) => m.name)).toEqual([...METHODS.keys()]);
-    for (const m of doc.methods) {
+    const doc = openrpcDocument() as Doc;
+    expect(doc.methods.map((m) => m.name)).toEqual(["rpc.discover", ...METHODS.keys()]);
+    for (const m of doc.methods.slice(1)) {
       const row = METHODS.get(m.name);
       expect(m.description.length).toBeGreaterThan(0);
       expect(m.result).toEqual(row?.result as (typeof m)["result"]);
@@ -58,33 +51,37 @@ describe("the method table", () => {
         row?.params.map((p) => `${p.name}:${p.type}:${p.required}`) ?? [],
       );
     }
-    expect(doc.methods.find((m) => m.name === "service_kill")?.params.map((p) => p.name)).toEqual([
-      "name",
-      "signal",
-    ]);
     expect(doc.methods.find((m) => m.name === "stream_currentLogs")?.params[0]?.required).toBe(
       false,
     );
   });
 
-  test("the method names, in the order rpc.discover has always listed them", () => {
-    expect([...METHODS.keys()]).toEqual([
-      "service_list",
-      "service_status",
-      "service_start",
-      "service_stop",
+  test("zinit 0.2.28's methods first, in its order, with its parameters, result names and codes", () => {
+    const doc = openrpcDocument() as Doc;
+    expect(doc).toMatchObject({ openrpc: "1.2.6", info: { title: "Zinit JSON-RPC API" } });
+    const zinit = doc.methods.slice(0, ZINIT_0_2_28.length);
+    expect(zinit.map((m) => m.name)).toEqual(ZINIT_0_2_28.map(([n]) => n));
+    expect(ZINIT_METHODS).toEqual(ZINIT_0_2_28.map(([n]) => n));
+    for (const [name, params, result, codes] of ZINIT_0_2_28) {
+      const m = zinit.find((x) => x.name === name);
+      expect({ name, params: m?.params.map((p) => p.name), result: m?.result.name }).toEqual({
+        name,
+        params,
+        result,
+      });
+      // Every code zinit documents is documented here too (hero-init may list more).
+      const mine = (m?.errors ?? []).map((e) => e.code);
+      expect({ name, missing: codes.filter((c) => !mine.includes(c)) }).toEqual({
+        name,
+        missing: [],
+      });
+    }
+  });
+
+  test("hero-init's own methods follow zinit's", () => {
+    expect([...METHODS.keys()].slice(ZINIT_0_2_28.length - 1)).toEqual([
       "service_restart",
-      "service_monitor",
-      "service_forget",
-      "service_kill",
-      "system_shutdown",
-      "system_reboot",
-      "service_create",
-      "service_delete",
-      "service_get",
-      "service_stats",
-      "stream_currentLogs",
-      "stream_subscribeLogs",
+      "stream_unsubscribeLogs",
       "mycelium_status",
       "mycelium_peers",
       "mycelium_addPeer",
@@ -92,5 +89,19 @@ describe("the method table", () => {
       "update_check",
       "update_apply",
     ]);
+  });
+
+  test("zinit's openrpc.json in the vendored source lists the same", () => {
+    const theirs = JSON.parse(
+      vendorSourceFile("zinit-0.2.28.tar.gz", "zinit-0.2.28/openrpc.json"),
+    ) as Doc;
+    expect(
+      theirs.methods.map((m) => [
+        m.name,
+        m.params.map((p) => p.name),
+        m.result.name,
+        (m.errors ?? []).map((e) => e.code),
+      ]),
+    ).toEqual(ZINIT_0_2_28);
   });
 });

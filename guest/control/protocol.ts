@@ -2,11 +2,12 @@
  * What the control protocols share, pure: the API they call, their errors
  * and codes, the replies they hand the socket server, and the bounds of a
  * reply. Both of zinit's protocols share a socket, told apart by the first
- * byte of a line: `{` (or `[`) is JSON-RPC 2.0 (zinit ≥ 0.2.15, jsonrpc.ts
- * over the method table in methods.ts), anything else is the legacy line
- * protocol (legacy.ts: `status redis\n` → `{"state":"ok","body":…}`, then
- * close). The handlers call a {@link ControlApi}; the socket server
- * (server.ts) only moves bytes.
+ * byte of a message (framing.ts): `{` (or `[`) is JSON-RPC 2.0 (zinit ≥
+ * 0.2.15, jsonrpc.ts over the method table in methods.ts), anything else is
+ * the legacy line protocol (legacy.ts: `status redis\n` →
+ * `{"state":"ok","body":…}`, then close). The handlers call a
+ * {@link ControlApi}; the socket server (server.ts) only moves bytes;
+ * errors.ts words refusals as each protocol's zinit did.
  */
 import { HeroError } from "../../lib/errors.ts";
 import type { ServiceSpecInput } from "../../lib/service-spec.ts";
@@ -27,7 +28,8 @@ export interface ControlApi {
   create(name: string, content: ServiceSpecInput): string;
   remove(name: string): string;
   get(name: string): Record<string, unknown>;
-  stats(name: string): Record<string, unknown>;
+  /** zinit's service_stats: RSS bytes and CPU percent of the process and of each other process of the service. */
+  stats(name: string): Promise<Record<string, unknown>>;
   /** The ring's lines in zinit's format, oldest first (stream_currentLogs). */
   logs(name?: string): string[];
   /** The ring, read by position: followers (`log`, stream_subscribeLogs) take lines as their socket drains. */

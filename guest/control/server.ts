@@ -8,9 +8,11 @@
  *   follow logs, so followers alone cannot take every connection; a
  *   connection done with (answered, refused) waits LINGER_S at most for its
  *   peer to read the last line, MAX_LINGERING at once;
- * - requests (framing.ts): a line longer than MAX_REQUEST gets an error and
- *   the connection closes; while a client has answers it has not read (or
- *   MAX_REQUEST bytes of requests waiting), its socket is not read at all;
+ * - requests (framing.ts: JSON-RPC messages end where their brackets
+ *   balance, legacy commands at a newline): a request longer than
+ *   MAX_REQUEST gets an error and the connection closes; while a client has
+ *   answers it has not read (or MAX_REQUEST bytes of requests waiting), its
+ *   socket is not read at all;
  *   partial requests of all clients together are bounded by MAX_INPUT_TOTAL
  *   (the client holding the most is dropped);
  * - answers: bytes the kernel did not take wait per client (at most
@@ -28,17 +30,22 @@ import { dirname } from "node:path";
 import type { SocketHandler } from "bun";
 import { describeError, log } from "../../lib/log.ts";
 import { type Conn, Connections, type ControlSocket, controlCounters } from "./connections.ts";
-import { pump, startFollow } from "./followers.ts";
+import { pump, startFollow, unfollow } from "./followers.ts";
 import { handleJsonRpc } from "./jsonrpc.ts";
 import { handleLegacy } from "./legacy.ts";
 import { type ControlApi, MAX_FOLLOWERS, type Reply } from "./protocol.ts";
 
-/** The reply to one request line: JSON-RPC when it starts with `{` or `[`, else the legacy protocol. */
-function answer(api: ControlApi, line: string, discover?: () => unknown): Promise<Reply | null> {
-  const first = line.trimStart()[0];
-  return first === "{" || first === "["
-    ? handleJsonRpc(api, line, discover)
-    : handleLegacy(api, line);
+/** The reply to one request: JSON-RPC when it starts with `{` or `[`, else the legacy protocol. */
+function answer(
+  conns: Connections,
+  s: ControlSocket,
+  api: ControlApi,
+  message: string,
+  discover?: () => unknown,
+): Promise<Reply | null> {
+  const first = message[0];
+  if (first !== "{" && first !== "[") return handleLegacy(api, message);
+  return handleJsonRpc(api, message, discover, { unsubscribe: (id) => unfollow(conns, s, id) });
 }
 
 /** The socket handlers every control socket shares: the limits hold over all of them together. */
@@ -73,7 +80,7 @@ function createHandlers(api: ControlApi, discover?: () => unknown): SocketHandle
       while (c.lines.length && !c.closing && c.outBytes === 0) {
         const line = conns.nextLine(s);
         try {
-          const reply = await answer(api, line, discover);
+          const reply = await answer(conns, s, api, line, discover);
           if (!c.closed) perform(s, reply);
         } catch (e) {
           log.error("control", `request failed: ${describeError(e)}`);

@@ -91,7 +91,7 @@ export function startUpdater(
       await Bun.sleep(cfg.health_seconds * 1000);
       return known.filter((n) => {
         const s = sup.status(n);
-        return !(s.state === "Running" || (s.oneshot && s.state === "Success"));
+        return !(s.oneshot ? s.state === "Success" : s.state === "Running");
       });
     },
     selfUpdate: o.selfUpdate,

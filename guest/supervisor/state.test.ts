@@ -36,9 +36,9 @@ describe("transition table", () => {
     });
   });
 
-  test("a oneshot stays Spawned while it runs, Success on 0, Error otherwise, never restarted", () => {
+  test("a oneshot is Running while it runs (zinit's word), Success on 0, Error otherwise, never restarted", () => {
     expect(run("Spawned", { type: "spawned" }, { oneshot: true, hasTest: true })).toMatchObject({
-      state: "Spawned",
+      state: "Running",
       actions: [],
     });
     expect(
@@ -76,7 +76,7 @@ describe("transition table", () => {
     expect(t.reason).toBe("exit status 127: cannot exec /x");
   });
 
-  test("stop keeps the state until exit; exit with target Down is Success and no restart", () => {
+  test("stop keeps the state until exit; with target Down the exit's state (zinit's), no restart", () => {
     expect(run("Running", { type: "stop" }, { alive: true, target: "Down" })).toMatchObject({
       state: "Running",
       actions: [{ type: "kill" }],
@@ -86,8 +86,15 @@ describe("transition table", () => {
       { type: "exited", code: null, signal: "SIGTERM", ranMs: 10 },
       { target: "Down" },
     );
-    expect(t).toMatchObject({ state: "Success", reason: "killed by SIGTERM" });
+    // zinit shows a process its stop signal ended as Error(Signaled(…, SIGTERM, …)).
+    expect(t).toMatchObject({ state: "Error", reason: "killed by SIGTERM" });
     expect(t.actions.map((a) => a.type)).toEqual(["notifyDependents"]);
+    const clean = run(
+      "Running",
+      { type: "exited", code: 0, signal: null, ranMs: 10 },
+      { target: "Down" },
+    );
+    expect(clean).toMatchObject({ state: "Success", actions: [{ type: "notifyDependents" }] });
   });
 
   test("spawn failure is Failure; retried only for long-running services", () => {

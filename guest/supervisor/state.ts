@@ -12,11 +12,15 @@ export type State =
   | "Blocked"
   /** Process started; its `test` has not passed yet. */
   | "Spawned"
-  /** Long-running and ready (test passed, or no test). */
+  /** Long-running and ready (test passed, or no test), or a oneshot still running (zinit's words). */
   | "Running"
-  /** A oneshot exited 0, or a service we stopped exited cleanly. */
+  /** Exited 0: a oneshot that did its job, or a service we stopped that exited cleanly. */
   | "Success"
-  /** Exited with a failure (status in the reason); a long-running one will be restarted. */
+  /**
+   * Exited otherwise (status in the reason): a long-running one will be
+   * restarted; one we stopped that died of its stop signal shows it (zinit:
+   * `Error(Signaled(Pid(N), SIGTERM, false))`).
+   */
   | "Error"
   /** The readiness test could not be run. */
   | "TestFailure"
@@ -82,10 +86,8 @@ function exitStatus(e: Extract<Event, { type: "exited" }>): string {
 function onExited(f: Facts, e: Event): Transition | null {
   if (e.type !== "exited") return null;
   const ok = e.code === 0 && e.signal === null;
-  if (f.target === "Down") {
-    return { state: "Success", actions: [{ type: "notifyDependents" }], reason: exitStatus(e) };
-  }
-  if (f.oneshot) {
+  // Stopped (target Down): no restart; the state is the exit's, as zinit shows it.
+  if (f.target === "Down" || f.oneshot) {
     return ok
       ? { state: "Success", actions: [{ type: "notifyDependents" }] }
       : { state: "Error", actions: [{ type: "notifyDependents" }], reason: exitStatus(e) };
@@ -125,7 +127,8 @@ function onStop(f: Facts, e: Event, s: State): Transition | null {
 
 function onSpawned(f: Facts, e: Event): Transition | null {
   if (e.type !== "spawned") return null;
-  if (f.oneshot) return stay("Spawned");
+  // zinit shows a running oneshot as Running; dependents still wait for its Success.
+  if (f.oneshot) return stay("Running");
   if (f.hasTest) return { state: "Spawned", actions: [{ type: "startTest" }] };
   return { state: "Running", actions: [{ type: "notifyDependents" }] };
 }

@@ -223,11 +223,12 @@ describe("supervisor on a fake machine", () => {
     const f = setup();
     f.sup.monitor("setup", spec({ exec: "mkfs", oneshot: true }));
     f.sup.monitor("app", spec({ exec: "app", after: ["setup"] }));
-    expect(f.sup.status("setup").state).toBe("Spawned");
+    // A running oneshot shows Running (zinit's word); its dependent waits for Success.
+    expect(f.sup.status("setup").state).toBe("Running");
     expect(f.sup.status("app")).toMatchObject({
       state: "Blocked",
       reason: "waiting for setup",
-      after: { setup: "Spawned" },
+      after: { setup: "Running" },
     });
     await f.clock.advance(10_000);
     expect(f.calls).toEqual(["spawn mkfs"]);
@@ -287,8 +288,9 @@ describe("supervisor on a fake machine", () => {
     });
     await p;
     expect(stopped).toBe(true);
+    // zinit's state for a process its stop signal ended: Error(Signaled(…, SIGINT, …)).
     expect(f.sup.status("web")).toMatchObject({
-      state: "Success",
+      state: "Error",
       target: "Down",
       reason: "killed by SIGINT",
     });
@@ -297,7 +299,7 @@ describe("supervisor on a fake machine", () => {
     expect(f.clock.timers.size).toBe(0);
     await f.clock.advance(60_000);
     expect(f.calls).toHaveLength(3);
-    expect(f.steps("web").slice(3)).toEqual(["stop:Running→Running", "exited:Running→Success"]);
+    expect(f.steps("web").slice(3)).toEqual(["stop:Running→Running", "exited:Running→Error"]);
   });
 
   test("a service that ignores the stop signal is killed at its shutdown_timeout", async () => {
@@ -320,7 +322,7 @@ describe("supervisor on a fake machine", () => {
       "cgroup.kill stuck",
       "signal stuck 9",
     ]);
-    expect(f.sup.status("stuck")).toMatchObject({ state: "Success", reason: "killed by SIGKILL" });
+    expect(f.sup.status("stuck")).toMatchObject({ state: "Error", reason: "killed by SIGKILL" });
   });
 
   test("a dependency cycle is Blocked with the cycle named, and nothing is spawned", async () => {

@@ -215,7 +215,7 @@ function kill(core: Core, name: string, sig: string): void {
   const s = get(core, name);
   const n = signalName(sig);
   if (!n) throw new HeroError("supervisor.bad-signal", `unknown signal "${sig}"`);
-  if (!s.child) throw new HeroError("supervisor.not-found", `service "${name}" is not running`);
+  if (!s.child) throw new HeroError("supervisor.is-down", `service "${name}" is not running`);
   s.child.signal(SIGNALS[n] as number);
 }
 

@@ -221,8 +221,10 @@ describe("alias bomb (finding 6)", () => {
     expect(after - before).toBeLessThan(32 * 2 ** 20);
     expect(reply.length).toBeLessThan(4096);
     const r = JSON.parse(reply);
-    expect(r.error?.code).toBe(-32008);
-    expect(r.error?.message).toMatch(/bomb\.yaml:2: .*too large once expanded/);
+    // zinit's ConfigError and text; hero-init's reason in data.cause_chain.
+    expect(r.error?.code).toBe(-32005);
+    expect(r.error?.message).toBe("getting service: failed to parse YAML");
+    expect(r.error?.data?.cause_chain?.[0]).toMatch(/bomb\.yaml:2: .*too large once expanded/);
     expect((await list()).ok).toBe("Running"); // and it still answers
   });
 });
@@ -241,7 +243,8 @@ describe("service_create (finding 5)", () => {
     const pid = supervisorPid();
     const before = peakRss(pid);
     const r = await rpc("service_create", ["deep", { exec: "/bin/true", junk: root }]);
-    expect(r.error?.code).toBe(-32008);
+    // Content that is no service file: zinit's ConfigError (-32005).
+    expect(r.error?.code).toBe(-32005);
     expect(r.error?.message).toMatch(/deep\.yaml: junk(\.k)+: nested more than 16 levels/);
     expect(existsSync(join(etc, "deep.yaml"))).toBe(false);
     expect(leftovers()).toEqual([]);
@@ -251,7 +254,7 @@ describe("service_create (finding 5)", () => {
   test("a 900 KB spec is refused: the loader's 256 KiB limit holds here too", async () => {
     const env = Object.fromEntries(Array.from({ length: 15 }, (_, i) => [`V${i}`, BIG]));
     const r = await rpc("service_create", ["huge", { exec: "/bin/true", env }]);
-    expect(r.error?.code).toBe(-32008);
+    expect(r.error?.code).toBe(-32005);
     expect(r.error?.message).toMatch(/larger than a service file may be \(262144 bytes\)/);
     expect(existsSync(join(etc, "huge.yaml"))).toBe(false);
     expect(leftovers()).toEqual([]);
@@ -264,7 +267,7 @@ describe("service_create (finding 5)", () => {
       ["proto2", JSON.parse('{"exec":"/bin/true","env":{"__proto__":"x"}}'), /not allowed/],
     ] as const) {
       const r = await rpc("service_create", [name, content]);
-      expect(r.error?.code).toBe(-32008);
+      expect(r.error?.code).toBe(-32005);
       expect(r.error?.message).toMatch(re);
       expect(existsSync(join(etc, `${name}.yaml`))).toBe(false);
     }
