@@ -44,6 +44,8 @@ export const LAYOUT = {
   jobSecret: "/run/hero-job/secret",
   /** The agent behind the vsock listener (root only). */
   agentSocket: "/run/hero-init/agent.sock",
+  /** Per-service NOTIFY_SOCKET datagram sockets (`notify: true` services). */
+  notifyDir: "/run/hero-init/notify",
   /** What a re-exec of PID 1 hands to the new binary. */
   handoff: "/run/hero-init/handoff.json",
   /** zinit's control socket paths: the legacy default and the newer one. */

@@ -3,6 +3,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type HeroError, isHeroError } from "./errors.ts";
 import {
+  everySeconds,
   MAX_SERVICE_FILE,
   parseServiceFile,
   parseServiceYaml,
@@ -258,5 +259,42 @@ describe("serviceFileText: what service_create writes", () => {
     expect(thrown(() => serviceFileText({ exec: "x", env: env2 }, "c.yaml")).message).toMatch(
       /would be \d+ bytes \(limit 262144\)/,
     );
+  });
+});
+
+describe("hero-init extras: notify and every", () => {
+  const parse = (text: string) => parseServiceFile(text, "x.yaml");
+  const fails = (text: string): HeroError => {
+    try {
+      parse(text);
+    } catch (e) {
+      if (isHeroError(e, "input")) return e;
+      throw e;
+    }
+    throw new Error("parsed but should not have");
+  };
+  test("everySeconds: seconds or a number with a unit", () => {
+    expect(everySeconds(60)).toBe(60);
+    expect(everySeconds("90s")).toBe(90);
+    expect(everySeconds("5m")).toBe(300);
+    expect(everySeconds("2h")).toBe(7200);
+    expect(everySeconds("1d")).toBe(86400);
+    expect(everySeconds("5 min")).toBeNull();
+    expect(everySeconds("-5m")).toBeNull();
+    expect(everySeconds(Number.NaN)).toBeNull();
+  });
+  test("a periodic oneshot and a notify service parse; absent fields stay absent", () => {
+    expect(parse("exec: backup\noneshot: true\nevery: 10m\n").every).toBe(600);
+    expect(parse("exec: d\nnotify: true\n").notify).toBe(true);
+    const plain = parse("exec: d\n");
+    expect("every" in plain || "notify" in plain).toBe(false);
+  });
+  test("every: bounded, and only on a oneshot", () => {
+    const e = fails("exec: d\nevery: 60\n");
+    expect(e.where).toMatchObject({ field: "every", line: 2 });
+    expect(e.message).toMatch(/oneshot: true/);
+    for (const bad of ["0", "5 min", "32d", "true"])
+      expect(fails(`exec: d\noneshot: true\nevery: ${bad}\n`).where.field).toBe("every");
+    expect(fails("exec: d\nnotify: yes-please\n").where.field).toBe("notify");
   });
 });

@@ -86,6 +86,28 @@ export const RestartSchema = v.strictObject({
   window: v.optional(Seconds, 60),
 });
 
+/** Longest `every` period: 31 days. */
+const MAX_EVERY_S = 31 * 86400;
+const EVERY_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+
+/** Pure: an `every` value (seconds, or "90s", "5m", "2h", "1d") in seconds; null when malformed. */
+export function everySeconds(x: number | string): number | null {
+  if (typeof x === "number") return Number.isFinite(x) ? x : null;
+  const m = /^\s*(\d+)\s*([smhd])\s*$/.exec(x);
+  return m ? Number(m[1]) * (EVERY_UNITS[m[2] as string] as number) : null;
+}
+
+/** hero-init extra: a oneshot's period (seconds, or a number with unit s/m/h/d). */
+const Every = v.pipe(
+  v.union([v.number(), v.string()], 'must be seconds or a duration like "5m"'),
+  v.transform(everySeconds),
+  v.check(
+    (n): n is number => n !== null && n >= 1 && n <= MAX_EVERY_S,
+    `must be a duration from 1s to 31d (seconds, or a number with s, m, h or d)`,
+  ),
+  v.transform((n) => n as number),
+);
+
 /** hero-init extra: a rotated log file besides the ring. */
 export const LogFileSchema = v.strictObject({
   path: v.optional(v.pipe(Str, v.startsWith("/", "must be an absolute path"))),
@@ -145,6 +167,10 @@ export const ServiceSpecSchema = v.object({
   /** Run as this uid/gid (dropped by the hero-exec helper after joining the cgroup). */
   uid: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(2 ** 31 - 1))),
   gid: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(2 ** 31 - 1))),
+  /** Ready on systemd's `READY=1` through NOTIFY_SOCKET, not on spawn. */
+  notify: v.optional(v.boolean("must be true or false")),
+  /** A oneshot re-run on this period (seconds), never overlapping itself. */
+  every: v.optional(Every),
 });
 
 /** A validated service spec. */
@@ -249,6 +275,16 @@ export function validateServiceSpec(
           : issue.message;
     throw new HeroError("schema", message, { file, line: locateYamlKey(text, path), field });
   }
+  if (res.output.every !== undefined && !res.output.oneshot)
+    throw new HeroError(
+      "schema",
+      "a period needs `oneshot: true` (a long-running service restarts by itself)",
+      {
+        file,
+        line: locateYamlKey(text, ["every"]),
+        field: "every",
+      },
+    );
   return res.output;
 }
 

@@ -26,6 +26,7 @@ PACKAGES=(
   chromium fonts-dejavu-core  # the UI tests drive Debian's headless Chromium (playwright-core)
   minisign          # interoperability tests of manifest signatures
   nginx             # the bootstrap server tests run real nginx (as the test user, own config)
+  systemd           # systemd-notify: a real sd_notify sender for the notify: tests
 )
 
 SUDO=""

@@ -312,3 +312,38 @@ export function vsockConnectFd(cid: number, port: number): number {
   }
   return fd;
 }
+
+const AF_UNIX = 1;
+const SOCK_DGRAM = 2;
+
+/** Pure: struct sockaddr_un for a filesystem path (family, then the NUL-terminated path; at most 107 bytes). */
+export function sockaddrUn(path: string): Uint8Array {
+  const p = Buffer.from(path, "utf8");
+  if (p.length === 0 || p.length > 107 || p.includes(0))
+    throw new HeroError("sys.EINVAL", `unix socket path "${path}": empty, too long or has a NUL`);
+  const b = new Uint8Array(2 + p.length + 1);
+  new DataView(b.buffer).setUint16(0, AF_UNIX, true);
+  b.set(p, 2);
+  return b;
+}
+
+/**
+ * A non-blocking AF_UNIX datagram socket bound to `path` (systemd's
+ * NOTIFY_SOCKET, which Bun cannot open); returns its fd. Read it with
+ * fs.readSync: each read is one datagram, EAGAIN when none is waiting.
+ */
+export function unixDatagramBind(path: string): number {
+  const addr = sockaddrUn(path);
+  const fd = check(
+    libc().socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0),
+    "socket",
+    "AF_UNIX",
+  );
+  try {
+    check(libc().bind(fd, ptr(addr), addr.length), "bind", path);
+    return fd;
+  } catch (e) {
+    libc().close(fd);
+    throw e;
+  }
+}

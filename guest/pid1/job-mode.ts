@@ -61,14 +61,14 @@ export function jobMode(cfg: JobConfig, o: JobModeOptions): JobMode {
     setTimeout(() => o.power("poweroff", `job ${name} finished`), JOB_EXIT_GRACE_MS);
   };
   return {
-    onExit(sup, svc, exit, pid) {
+    onExit(_sup, svc, exit, pid) {
       if (svc.name !== job) return;
       if (runner) {
         cleanUpJob(cfg);
         end(runnerJobExit(exit), svc.name);
         return;
       }
-      end(serviceJobOutcome(sup, svc, exit, pid, o.cgroups !== false), svc.name);
+      end(serviceJobOutcome(svc, exit, pid, o.cgroups !== false), svc.name);
     },
     start(sup, dir) {
       if (runner) startRunnerJob(sup, dir, cfg, end);
@@ -77,22 +77,17 @@ export function jobMode(cfg: JobConfig, o: JobModeOptions): JobMode {
   };
 }
 
-/** A service job's outcome: its exit, told apart from an OOM kill, with its last stderr line. */
+/** A service job's outcome: its exit, told apart from an OOM kill, with its last stderr line (kept on the record: the ring skips zinit's start markers and `log: stdout` lines). */
 function serviceJobOutcome(
-  sup: Supervisor,
   svc: Service,
   exit: ExitInfo,
   pid: number,
   cgroups: boolean,
 ): JobOutcome {
-  const stderr = sup.ring
-    .since(0, svc.name)
-    .filter((l) => l.stream === "stderr")
-    .map((l) => l.text);
+  const last = svc.lastStderr;
   const oom = exit.signal === "SIGKILL" && wasOomKilled(cgroups ? groupOf(svc.name) : null, pid);
-  const { code, message } = jobExit(exit, oom, stderr.length ? stderr.slice(-1) : [svc.reason]);
-  if (exit.code === 127 || exit.code === 126)
-    log.warn("job", `${svc.name}: ${stderr.at(-1) ?? svc.reason}`);
+  const { code, message } = jobExit(exit, oom, [last ?? svc.reason]);
+  if (exit.code === 127 || exit.code === 126) log.warn("job", `${svc.name}: ${last ?? svc.reason}`);
   return { code, message };
 }
 

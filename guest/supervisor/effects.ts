@@ -10,6 +10,7 @@ import { log } from "../../lib/log.ts";
 import { SIGNALS, signalName } from "../../lib/service-spec.ts";
 import { nextRestart } from "./backoff.ts";
 import { formatZinit, type LogRing } from "./logs.ts";
+import { saysReady } from "./notify.ts";
 import type { Child, ExitInfo, SpawnSpec } from "./process.ts";
 import type { Service, SupervisorOptions } from "./service.ts";
 import { shellSplit } from "./shlex.ts";
@@ -44,6 +45,8 @@ export interface Effects {
   startTest(s: Service): void;
   /** Arms the restart timer with the backoff delay, or gives up. */
   scheduleRestart(s: Service): void;
+  /** Arms a periodic oneshot's next run (`every`). */
+  scheduleRun(s: Service): void;
   /** Resolves the stop waiters once the whole cgroup is empty (killed after the deadline). */
   finishStop(s: Service): Promise<void>;
 }
@@ -55,6 +58,7 @@ export function createEffects(ctx: EffectsContext): Effects {
     kill: (s) => killService(ctx, s),
     startTest: (s) => startTest(ctx, s),
     scheduleRestart: (s) => scheduleRestart(ctx, s),
+    scheduleRun: (s) => scheduleRun(ctx, s),
     finishStop: (s) => finishStop(ctx, s),
   };
 }
@@ -68,14 +72,32 @@ function serviceEnv(ctx: EffectsContext, s: Service): Record<string, string> {
   };
 }
 
-/** Where a service's output lines go: the ring, its log file, and our console for `log: stdout`. */
+/** zinit's line at the head of each run's output in the ring, on stderr (0.2.14 manager/mod.rs). */
+export const START_MARKER = "------------ [start] ------------";
+
+/** One line into the ring and the service's log file. */
+function toRing(ctx: EffectsContext, s: Service, stream: "stdout" | "stderr", text: string): void {
+  const line = ctx.ring.push(s.name, stream, text);
+  s.logFile?.write(`${new Date(line.time).toISOString()} ${formatZinit(line)}`);
+}
+
+/**
+ * Where a service's output lines go: `ring` into the ring and its log file;
+ * `stdout` to our console and its log file, not the ring (as zinit). The last
+ * stderr line is kept on the record either way (job mode reports it).
+ */
 function outputSink(ctx: EffectsContext, s: Service): SpawnSpec["onLine"] {
   if (s.spec.log === "none") return null;
-  const toConsole = s.spec.log === "stdout";
+  if (s.spec.log === "ring")
+    return (stream, text) => {
+      if (stream === "stderr") s.lastStderr = text;
+      toRing(ctx, s, stream, text);
+    };
   return (stream, text) => {
-    const line = ctx.ring.push(s.name, stream, text);
+    if (stream === "stderr") s.lastStderr = text;
+    const line = { seq: 0, time: Date.now(), service: s.name, stream, text };
     s.logFile?.write(`${new Date(line.time).toISOString()} ${formatZinit(line)}`);
-    if (toConsole) log.info(s.name, text);
+    log.info(s.name, text);
   };
 }
 
@@ -95,13 +117,17 @@ function spawnService(ctx: EffectsContext, s: Service): void {
     opts.adopt?.delete(s.name);
     s.restarts = adopted.restarts;
     started(ctx, s, sys.adopt(adopted, outputSink(ctx, s)));
+    // It said READY=1 to the previous hero-init already: ready as it was.
+    if (s.spec.notify) ctx.dispatch(s, { type: "ready" });
     return;
   }
   let child: Child;
+  s.lastStderr = undefined;
   try {
+    const notify = openNotify(ctx, s);
     child = sys.spawn({
       argv,
-      env: serviceEnv(ctx, s),
+      env: { ...serviceEnv(ctx, s), ...(notify ? { NOTIFY_SOCKET: notify } : {}) },
       cwd: s.spec.dir,
       cgroup,
       onLine: outputSink(ctx, s),
@@ -109,6 +135,7 @@ function spawnService(ctx: EffectsContext, s: Service): void {
       gid: s.spec.gid,
     });
   } catch (e) {
+    closeNotify(s);
     ctx.dispatch(s, {
       type: "spawnFailed",
       reason: `cannot start ${argv[0]}: ${(e as Error).message}`,
@@ -118,7 +145,34 @@ function spawnService(ctx: EffectsContext, s: Service): void {
     opts.onExit?.(s, { code, signal: null }, 0);
     return;
   }
+  // zinit marks each run's start in the ring (not on an adopt: the run goes on).
+  if (s.spec.log === "ring") toRing(ctx, s, "stderr", START_MARKER);
   started(ctx, s, child);
+}
+
+/**
+ * Opens a `notify` service's NOTIFY_SOCKET for the run about to start; its
+ * path, or undefined for a service without one. READY=1 from the running
+ * process makes it ready (once: the socket is closed then).
+ */
+function openNotify(ctx: EffectsContext, s: Service): string | undefined {
+  closeNotify(s);
+  if (!s.spec.notify || s.spec.oneshot) return undefined;
+  try {
+    s.notify = ctx.sys.notifySocket(s.name, s.spec.uid, (text) => {
+      if (!saysReady(text) || s.child === null) return;
+      closeNotify(s);
+      ctx.dispatch(s, { type: "ready" });
+    });
+  } catch (e) {
+    throw new Error(`notify socket: ${(e as Error).message}`);
+  }
+  return s.notify.path;
+}
+
+function closeNotify(s: Service): void {
+  s.notify?.close();
+  s.notify = undefined;
 }
 
 function started(ctx: EffectsContext, s: Service, child: Child): void {
@@ -132,6 +186,7 @@ function onExit(ctx: EffectsContext, s: Service, child: Child, exit: ExitInfo): 
   if (s.child !== child) return;
   const { sys } = ctx;
   s.child = null;
+  closeNotify(s);
   sys.clock.clearTimeout(s.timers.test);
   const ranMs = sys.clock.now() - child.startedAt;
   s.lastExit = exit;
@@ -139,13 +194,7 @@ function onExit(ctx: EffectsContext, s: Service, child: Child, exit: ExitInfo): 
   // Whatever the main process left in its group belongs to the dead instance.
   if (sys.groups.pids(s.name).length && s.target === "Up") sys.groups.kill(s.name);
   // 126/127: the command could not run; the helper's message says why (e.g. "cannot exec … No such file").
-  const detail =
-    exit.code === 126 || exit.code === 127
-      ? ctx.ring
-          .since(0, s.name)
-          .filter((l) => l.stream === "stderr")
-          .at(-1)?.text
-      : undefined;
+  const detail = exit.code === 126 || exit.code === 127 ? s.lastStderr : undefined;
   ctx.dispatch(s, { type: "exited", code: exit.code, signal: exit.signal, ranMs, detail });
   if (s.target === "Down") void finishStop(ctx, s);
   ctx.opts.onExit?.(s, exit, child.pid);
@@ -246,4 +295,27 @@ function scheduleRestart(ctx: EffectsContext, s: Service): void {
     ctx.dispatch(s, { type: "restartDue" });
     ctx.evaluate();
   }, d.delayMs);
+}
+
+/**
+ * A periodic oneshot's next run: at the first multiple of `every` after its
+ * last start that is still ahead, so runs keep their cadence and never
+ * overlap (a run longer than the period skips the slots it covered).
+ */
+export function nextRunDelay(everyMs: number, startedAt: number | null, now: number): number {
+  if (startedAt === null || startedAt > now) return everyMs;
+  const periods = Math.floor((now - startedAt) / everyMs) + 1;
+  return startedAt + periods * everyMs - now;
+}
+
+function scheduleRun(ctx: EffectsContext, s: Service): void {
+  if (ctx.shuttingDown() || s.spec.every === undefined) return;
+  const { clock } = ctx.sys;
+  clock.clearTimeout(s.timers.restart);
+  const delay = nextRunDelay(s.spec.every * 1000, s.startedAt, clock.now());
+  s.timers.restart = clock.setTimeout(() => {
+    if (s.target !== "Up" || s.child !== null || ctx.shuttingDown()) return;
+    ctx.dispatch(s, { type: "restartDue" });
+    ctx.evaluate();
+  }, delay);
 }

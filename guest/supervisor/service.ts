@@ -7,6 +7,7 @@ import type { HeroError } from "../../lib/errors.ts";
 import type { ServiceSpec } from "../../lib/service-spec.ts";
 import { noHistory, type RestartHistory } from "./backoff.ts";
 import type { LogFile } from "./logs.ts";
+import type { NotifySocket } from "./notify.ts";
 import type { AdoptedProcess, Child, ExitInfo } from "./process.ts";
 import type { Event, State, Target } from "./state.ts";
 import type { SupervisorSystem, TimerHandle } from "./system.ts";
@@ -31,6 +32,10 @@ export interface Service {
   configError: HeroError | null;
   timers: { restart?: TimerHandle; test?: TimerHandle; kill?: TimerHandle };
   stopWaiters: (() => void)[];
+  /** The last stderr line of the current (or last) run, whatever its `log` (job mode's message). */
+  lastStderr?: string;
+  /** The open NOTIFY_SOCKET while a `notify` service has not said READY=1. */
+  notify?: NotifySocket;
   /** The service's `log_file`, when it has one. */
   logFile?: LogFile;
 }

@@ -5,12 +5,52 @@ const facts = (f: Partial<Facts> = {}): Facts => ({
   oneshot: false,
   target: "Up",
   hasTest: false,
+  notify: false,
+  periodic: false,
   alive: false,
   ...f,
 });
 const run = (s: State, e: Event, f: Partial<Facts> = {}) => transition(s, e, facts(f));
 
 describe("transition table", () => {
+  test("notify: Spawned until READY=1, then Running (or its test); READY=1 elsewhere is ignored", () => {
+    const n = { notify: true, alive: true };
+    expect(run("Spawned", { type: "spawned" }, n)).toMatchObject({ state: "Spawned", actions: [] });
+    expect(run("Spawned", { type: "ready" }, n)).toMatchObject({
+      state: "Running",
+      actions: [{ type: "notifyDependents" }],
+    });
+    expect(run("Spawned", { type: "ready" }, { ...n, hasTest: true })).toMatchObject({
+      state: "Spawned",
+      actions: [{ type: "startTest" }],
+    });
+    expect(run("Running", { type: "ready" }, n).ignored).toBe(true);
+    expect(run("Spawned", { type: "ready" }, { alive: true }).ignored).toBe(true);
+    // A notify oneshot is Running while it runs, as any oneshot.
+    expect(run("Spawned", { type: "spawned" }, { ...n, oneshot: true }).state).toBe("Running");
+  });
+
+  test("periodic oneshot: every end (exit or failed spawn) arms the next run, unless stopped", () => {
+    const p = { oneshot: true, periodic: true, alive: true };
+    const ok = { type: "exited", code: 0, signal: null, ranMs: 5 } as const;
+    expect(run("Running", ok, p)).toMatchObject({
+      state: "Success",
+      actions: [{ type: "notifyDependents" }, { type: "scheduleRun" }],
+    });
+    expect(run("Running", { ...ok, code: 2 }, p)).toMatchObject({
+      state: "Error",
+      actions: [{ type: "notifyDependents" }, { type: "scheduleRun" }],
+    });
+    expect(run("Running", ok, { ...p, target: "Down" }).actions).toEqual([
+      { type: "notifyDependents" },
+    ]);
+    expect(run("Spawned", { type: "spawnFailed", reason: "x" }, p)).toMatchObject({
+      state: "Failure",
+      actions: [{ type: "scheduleRun" }],
+    });
+    expect(run("Success", { type: "restartDue" }, { ...p, alive: false }).state).toBe("Blocked");
+  });
+
   test("monitor and start go through Blocked; depsReady spawns", () => {
     expect(run("Unknown", { type: "monitor" })).toMatchObject({ state: "Blocked", actions: [] });
     expect(run("Blocked", { type: "depsReady" })).toMatchObject({

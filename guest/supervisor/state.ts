@@ -42,6 +42,7 @@ export type Event =
   | { type: "spawned" }
   | { type: "spawnFailed"; reason: string }
   | { type: "testPassed" }
+  | { type: "ready" } // the process said READY=1 on its NOTIFY_SOCKET
   | { type: "testError"; reason: string }
   | { type: "exited"; code: number | null; signal: string | null; ranMs: number; detail?: string }
   | { type: "restartDue" }
@@ -53,13 +54,18 @@ export type Action =
   | { type: "kill" } // send the stop signal, start the stop deadline
   | { type: "startTest" }
   | { type: "scheduleRestart" } // the supervisor computes the delay (backoff) or decides to give up
-  | { type: "notifyDependents" };
+  | { type: "notifyDependents" }
+  | { type: "scheduleRun" }; // a periodic oneshot: arm the timer of its next run
 
 /** Facts about the service the table needs. */
 export interface Facts {
   oneshot: boolean;
   target: Target;
   hasTest: boolean;
+  /** Ready only on READY=1 (NOTIFY_SOCKET), not on spawn. */
+  notify: boolean;
+  /** A oneshot with a period (`every`): each end arms the next run. */
+  periodic: boolean;
   /** Whether the process is currently alive. */
   alive: boolean;
 }
@@ -88,15 +94,19 @@ function onExited(f: Facts, e: Event): Transition | null {
   const ok = e.code === 0 && e.signal === null;
   // Stopped (target Down): no restart; the state is the exit's, as zinit shows it.
   if (f.target === "Down" || f.oneshot) {
-    return ok
-      ? { state: "Success", actions: [{ type: "notifyDependents" }] }
-      : { state: "Error", actions: [{ type: "notifyDependents" }], reason: exitStatus(e) };
+    const actions: Action[] = [{ type: "notifyDependents" }, ...nextRun(f)];
+    return ok ? { state: "Success", actions } : { state: "Error", actions, reason: exitStatus(e) };
   }
   return {
     state: "Error",
     actions: [{ type: "notifyDependents" }, { type: "scheduleRestart" }],
     reason: exitStatus(e),
   };
+}
+
+/** A periodic oneshot's next run, armed whenever a run ends while it is wanted Up. */
+function nextRun(f: Facts): Action[] {
+  return f.periodic && f.target === "Up" ? [{ type: "scheduleRun" }] : [];
 }
 
 /** Events that mean "try to run now", valid from the idle states. */
@@ -129,8 +139,18 @@ function onSpawned(f: Facts, e: Event): Transition | null {
   if (e.type !== "spawned") return null;
   // zinit shows a running oneshot as Running; dependents still wait for its Success.
   if (f.oneshot) return stay("Running");
+  if (f.notify) return stay("Spawned"); // until READY=1
+  return ready(f);
+}
+
+/** Ready to serve (spawned, or READY=1): the readiness test next if it has one, else Running. */
+function ready(f: Facts): Transition {
   if (f.hasTest) return { state: "Spawned", actions: [{ type: "startTest" }] };
   return { state: "Running", actions: [{ type: "notifyDependents" }] };
+}
+
+function onReady(f: Facts, e: Event): Transition | null {
+  return e.type === "ready" && f.notify && f.alive ? ready(f) : null;
 }
 
 function onSpawnFailed(f: Facts, e: Event): Transition | null {
@@ -138,7 +158,7 @@ function onSpawnFailed(f: Facts, e: Event): Transition | null {
   const retry = f.target === "Up" && !f.oneshot;
   return {
     state: "Failure",
-    actions: retry ? [{ type: "scheduleRestart" }] : [],
+    actions: retry ? [{ type: "scheduleRestart" }] : nextRun(f),
     reason: e.reason,
   };
 }
@@ -157,7 +177,7 @@ function onTest(_f: Facts, e: Event): Transition | null {
 const TABLE: Record<State, Handler[]> = {
   Unknown: [onConfigError, tryRun],
   Blocked: [tryRun, (f, e) => (e.type === "stop" && !f.alive ? stay("Blocked") : null)],
-  Spawned: [onSpawned, onTest, onSpawnFailed, onExited, onStop],
+  Spawned: [onSpawned, onReady, onTest, onSpawnFailed, onExited, onStop],
   Running: [onExited, onStop],
   TestFailure: [onExited, onStop],
   Success: [tryRun],

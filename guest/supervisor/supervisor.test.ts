@@ -73,6 +73,8 @@ function fakeSystem() {
   const exitAtOnce = new Map<string, number>();
   const missing = new Set<string>();
   let nextPid = 100;
+  /** Open notify sockets by service: what the service would send on its NOTIFY_SOCKET. */
+  const notify = new Map<string, (text: string) => void>();
   const sys: SupervisorSystem = {
     clock: {
       now: clock.now,
@@ -132,6 +134,17 @@ function fakeSystem() {
       remove: () => {},
     },
     environment: () => ({ FROM_SYSTEM: "1" }),
+    notifySocket(service, _uid, onMessage) {
+      calls.push(`notify.open ${service}`);
+      notify.set(service, onMessage);
+      return {
+        path: `/run/notify/${service}.sock`,
+        close: () => {
+          calls.push(`notify.close ${service}`);
+          notify.delete(service);
+        },
+      };
+    },
   };
   /** The last process started with this argv[0]. */
   const proc = (name: string): FakeProc => {
@@ -139,7 +152,7 @@ function fakeSystem() {
     if (!p) throw new Error(`no process ${name}`);
     return p;
   };
-  return { sys, clock, calls, procs, proc, stubborn, exitAtOnce, missing };
+  return { sys, clock, calls, procs, proc, stubborn, exitAtOnce, missing, notify };
 }
 
 const spec = (raw: ServiceSpecInput) => validateServiceSpec(raw, "test.yaml");
@@ -391,6 +404,106 @@ describe("supervisor on a fake machine", () => {
     f.missing.delete("nope");
     await f.clock.advance(50);
     expect(f.sup.status("gone").state).toBe("Running");
+  });
+
+  test("the ring: zinit's start marker at each spawn; log: stdout stays out; the last stderr line is kept", async () => {
+    const f = setup();
+    f.sup.monitor("web", spec({ exec: "web", restart: { delay: 10 } }));
+    f.proc("web").spec.onLine?.("stdout", "hi");
+    f.proc("web").spec.onLine?.("stderr", "oops");
+    f.proc("web").exit(1);
+    await f.clock.advance(10);
+    const lines = f.sup.ring.since(0, "web").map((l) => `${l.stream} ${l.text}`);
+    expect(lines).toEqual([
+      "stderr ------------ [start] ------------",
+      "stdout hi",
+      "stderr oops",
+      "stderr ------------ [start] ------------",
+    ]);
+    expect(f.sup.service("web").lastStderr).toBeUndefined(); // a new run
+    f.sup.monitor("cons", spec({ exec: "cons", log: "stdout" }));
+    f.proc("cons").spec.onLine?.("stdout", "to the console");
+    f.proc("cons").spec.onLine?.("stderr", "last words");
+    expect(f.sup.ring.since(0, "cons")).toEqual([]);
+    expect(f.sup.service("cons").lastStderr).toBe("last words");
+    f.sup.monitor("quiet", spec({ exec: "quiet", log: "none" }));
+    expect(f.proc("quiet").spec.onLine).toBeNull();
+    expect(f.sup.ring.since(0, "quiet")).toEqual([]);
+  });
+
+  test("notify: Spawned until READY=1 on its NOTIFY_SOCKET; dependants wait for ready, not for spawn", async () => {
+    const f = setup();
+    f.sup.monitor("db", spec({ exec: "db", notify: true, restart: { delay: 10 } }));
+    f.sup.monitor("app", spec({ exec: "app", after: ["db"] }));
+    expect(f.proc("db").spec.env.NOTIFY_SOCKET).toBe("/run/notify/db.sock");
+    await f.clock.advance(0);
+    expect(f.sup.status("db").state).toBe("Spawned");
+    expect(f.sup.status("app").state).toBe("Blocked");
+    f.notify.get("db")?.("STATUS=loading\nMAINPID=100");
+    await f.clock.advance(0);
+    expect(f.sup.status("db").state).toBe("Spawned");
+    f.notify.get("db")?.("STATUS=up\nREADY=1\n");
+    await f.clock.advance(0);
+    expect(f.sup.status("db").state).toBe("Running");
+    expect(f.sup.status("app").state).toBe("Running");
+    // The socket is closed once ready; a restarted process gets a fresh one and waits again.
+    expect(f.notify.has("db")).toBe(false);
+    f.proc("db").exit(1);
+    await f.clock.advance(10);
+    expect(f.sup.status("db").state).toBe("Spawned");
+    expect(f.calls.filter((c) => c.startsWith("notify"))).toEqual([
+      "notify.open db",
+      "notify.close db",
+      "notify.open db",
+    ]);
+    // A process that exits before READY=1 has its socket closed.
+    f.proc("db").exit(1);
+    await f.clock.advance(0);
+    expect(f.notify.has("db")).toBe(false);
+    expect(f.sup.status("db").state).toBe("Error");
+  });
+
+  test("notify with a test: READY=1 first, then the test", async () => {
+    const f = setup();
+    f.sup.monitor("db", spec({ exec: "db", notify: true, test: "probe" }));
+    await f.clock.advance(0);
+    expect(f.calls).toEqual(["notify.open db", "spawn db"]);
+    f.notify.get("db")?.("READY=1");
+    await f.clock.advance(0);
+    expect(f.calls.at(-1)).toBe("spawn probe");
+    f.proc("probe").exit(0);
+    await f.clock.advance(0);
+    expect(f.sup.status("db").state).toBe("Running");
+  });
+
+  test("every: a periodic oneshot re-runs on its period, never overlapping; Success/Error between runs", async () => {
+    const f = setup();
+    f.sup.monitor("tick", spec({ exec: "tick", oneshot: true, every: 60 }));
+    f.sup.monitor("after", spec({ exec: "after", oneshot: true, after: ["tick"] }));
+    expect(f.sup.status("tick").state).toBe("Running");
+    await f.clock.advance(5_000);
+    f.proc("tick").exit(0);
+    await f.clock.advance(0);
+    expect(f.sup.status("tick").state).toBe("Success");
+    expect(f.calls).toContain("timer 55000"); // the next slot: 60 s after the start
+    expect(f.procs.filter((p) => p.argv[0] === "after")).toHaveLength(1);
+    await f.clock.advance(55_000);
+    expect(f.sup.status("tick")).toMatchObject({ state: "Running", restarts: 0 });
+    // A run longer than the period: no second process meanwhile, the next slot after its end.
+    await f.clock.advance(130_000);
+    expect(f.procs.filter((p) => p.argv[0] === "tick")).toHaveLength(2);
+    f.proc("tick").exit(3);
+    await f.clock.advance(0);
+    expect(f.sup.status("tick")).toMatchObject({ state: "Error", reason: "exit status 3" });
+    expect(f.calls.at(-1)).toBe("timer 50000"); // ran 130 s from t=60: next slot at t=240
+    await f.clock.advance(50_000);
+    expect(f.procs.filter((p) => p.argv[0] === "tick")).toHaveLength(3);
+    // Stopped: the run ends and no next one is armed; start resumes at once.
+    await f.sup.stop("tick");
+    await f.clock.advance(600_000);
+    expect(f.procs.filter((p) => p.argv[0] === "tick")).toHaveLength(3);
+    f.sup.start("tick");
+    expect(f.procs.filter((p) => p.argv[0] === "tick")).toHaveLength(4);
   });
 
   test("shutdownAll stops dependents before their dependencies and refuses new starts", async () => {

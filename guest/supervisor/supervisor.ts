@@ -79,6 +79,8 @@ function dispatch(core: Core, s: Service, event: Event): void {
     oneshot: s.spec.oneshot,
     target: s.target,
     hasTest: !!s.spec.test,
+    notify: s.spec.notify === true,
+    periodic: s.spec.every !== undefined,
     alive: s.child !== null,
   });
   if (t.ignored) return;
@@ -94,6 +96,7 @@ function dispatch(core: Core, s: Service, event: Event): void {
     else if (a.type === "kill") core.fx.kill(s);
     else if (a.type === "startTest") core.fx.startTest(s);
     else if (a.type === "scheduleRestart") core.fx.scheduleRestart(s);
+    else if (a.type === "scheduleRun") core.fx.scheduleRun(s);
     else if (a.type === "notifyDependents") queueMicrotask(() => evaluate(core));
   }
 }

@@ -8,6 +8,7 @@
  */
 import { readFileSync } from "node:fs";
 import { ensureGroup, groupPids, killGroup, removeGroup } from "./cgroup.ts";
+import { type NotifySocket, openNotifySocket } from "./notify.ts";
 import {
   type AdoptedProcess,
   adoptChild,
@@ -53,6 +54,15 @@ export interface SupervisorSystem {
   groups: ServiceGroups;
   /** The environment every service inherits: ours (no loader path) under /etc/environment. */
   environment(): Record<string, string>;
+  /**
+   * Opens a service's NOTIFY_SOCKET (owned by `uid` when it runs as one);
+   * `onMessage` gets each datagram's text. Throws when it cannot.
+   */
+  notifySocket(
+    service: string,
+    uid: number | undefined,
+    onMessage: (text: string) => void,
+  ): NotifySocket;
 }
 
 /** Pure: the assignments of an /etc/environment text (`export`, quotes and comments allowed). */
@@ -102,5 +112,6 @@ export function realSystem(): SupervisorSystem {
     },
     groups: { ensure: ensureGroup, pids: groupPids, kill: killGroup, remove: removeGroup },
     environment: inheritedEnvironment,
+    notifySocket: (service, uid, onMessage) => openNotifySocket(service, uid, onMessage),
   };
 }

@@ -55,13 +55,11 @@ const statusShows = (d: Daemon, name: string, text: string) =>
   );
 
 /**
- * The distinct log lines of a snapshot, sorted, without zinit's start
- * markers (hero-init's ring has none yet). Distinct: how many runs' lines
- * a ring holds at a given moment is timing (zinit itself may show a run's
- * stdout line before its stderr one).
+ * The distinct log lines of a snapshot, sorted, zinit's start markers
+ * included. Distinct: how many runs' lines a ring holds at a given moment is
+ * timing (zinit itself may show a run's stdout line before its stderr one).
  */
-const logLines = (out: string) =>
-  [...new Set(sortedLines(out))].filter((l) => !l.endsWith(": ------------ [start] ------------"));
+const logLines = (out: string) => [...new Set(sortedLines(out))];
 
 /** One legacy request, raw: the reply (until the daemon closes), parsed. */
 function legacy(sock: string, line: string): Promise<unknown> {
@@ -203,11 +201,12 @@ describe("(a) the real zinit 0.2.14 CLI: hero-init answers as zinit does", () =>
     await Promise.all([settle(zinit), settle(hero)]);
   });
 
-  test("log -s: the same lines (zinit's start markers aside), filtered by service", async () => {
+  test("log -s: the same lines (zinit's start markers included), filtered by service", async () => {
     const [z, h] = await both("log", "-s");
     expect(h?.code).toBe(0);
     expect(logLines(h?.out ?? "")).toEqual(logLines(z?.out ?? ""));
     expect(h?.out).toContain("[+] once: once\n");
+    expect(h?.out).toContain("[-] web: ------------ [start] ------------\n");
     const [zw, hw] = await both("log", "-s", "web");
     expect(logLines(hw?.out ?? "")).toEqual(logLines(zw?.out ?? ""));
     expect(logLines(hw?.out ?? "").every((l) => l.slice(4).startsWith("web: "))).toBe(true);

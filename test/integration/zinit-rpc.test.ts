@@ -383,18 +383,22 @@ describe("every method of zinit 0.2.28's openrpc.json", () => {
   test("stream_currentLogs, stream_subscribeLogs, stream_unsubscribeLogs", async () => {
     const all = (await c.call("stream_currentLogs")).result as string[];
     expect(all).toContain("[+] once: once");
+    expect(all).toContain("[-] once: ------------ [start] ------------");
     const web = (await c.call("stream_currentLogs", ["web"])).result as string[];
     expect(web.length).toBeGreaterThan(0);
     expect(web.every((l) => l.slice(4).startsWith("web:"))).toBe(true);
     const sub = await c.call("stream_subscribeLogs", ["once"]);
     expect(typeof sub.result).toBe("number");
     expect(await c.call("service_start", ["once"])).toMatchObject({ result: null });
-    const note = await c.reply((r) => r.method === "stream_subscribeLogs");
-    expect(note).toEqual({
-      jsonrpc: "2.0",
-      method: "stream_subscribeLogs",
-      params: { subscription: sub.result as number, result: "[+] once: once" },
-    } as Reply);
+    // zinit's start marker first (on stderr), then the run's line.
+    for (const result of ["[-] once: ------------ [start] ------------", "[+] once: once"]) {
+      const note = await c.reply((r) => r.method === "stream_subscribeLogs");
+      expect(note).toEqual({
+        jsonrpc: "2.0",
+        method: "stream_subscribeLogs",
+        params: { subscription: sub.result as number, result },
+      } as Reply);
+    }
     expect((await c.call("stream_unsubscribeLogs", [sub.result])).result).toBe(true);
     expect((await c.call("stream_unsubscribeLogs", [sub.result])).result).toBe(false);
   });
