@@ -10,12 +10,14 @@
  * command in VM B over the overlay with B's token (B's agent logs A's
  * overlay address as the client); a wrong token is refused.
  */
+
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Deployment } from "../../host/deploy.ts";
 import { ensureKernel } from "../../host/kernel.ts";
+import { until } from "../helpers/poll.ts";
 import {
   deployWithMycelium,
   MyceliumNode,
@@ -23,7 +25,6 @@ import {
   overlayVmConfig,
   peerSocket,
   tapNic,
-  until,
 } from "../vm/mycelium-node.ts";
 import { bootVm, type Vm } from "../vm/qemu.ts";
 

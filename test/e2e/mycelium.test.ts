@@ -17,12 +17,14 @@
  * namespace, where QEMU runs), so the overlay can be cut without losing the
  * VM. The last test boots an image without mycelium: the VM still boots.
  */
+
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Deployment } from "../../host/deploy.ts";
 import { ensureKernel, type Kernel } from "../../host/kernel.ts";
+import { until } from "../helpers/poll.ts";
 import { buildImage } from "../vm/image.ts";
 import {
   deployWithMycelium,
@@ -31,7 +33,6 @@ import {
   overlayVmConfig,
   peerSocket,
   tapNic,
-  until,
 } from "../vm/mycelium-node.ts";
 import { bootVm, type Vm } from "../vm/qemu.ts";
 

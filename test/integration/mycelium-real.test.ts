@@ -11,6 +11,7 @@
  * (The stand-in that earlier tests used is gone: the real daemon runs here
  * and in the VM tests.)
  */
+
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -24,6 +25,7 @@ import {
   watchMycelium,
 } from "../../guest/mycelium/discover.ts";
 import { addressOfKey, generateKey, isPeerUri, publicKeyOf, subnetOf } from "../../lib/mycelium.ts";
+import { until as poll } from "../helpers/poll.ts";
 import { vendorBinary } from "../vendor.ts";
 
 setDefaultTimeout(90_000);
@@ -47,25 +49,9 @@ function freePort(): number {
   return port;
 }
 
-/** Polls `check` until it returns a value (not undefined), or fails naming `what` after `ms`. */
-async function until<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  ms = 30_000,
-): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what} (${String(last ?? "")})`);
-    await Bun.sleep(200);
-  }
-}
+/** Polls every 200 ms until `check` gives a value, for at most `ms`. */
+const until = <T>(what: string, check: () => Promise<T | undefined>, ms = 30_000): Promise<T> =>
+  poll(what, check, ms, 200);
 
 interface Daemon {
   proc: Bun.Subprocess;

@@ -8,6 +8,7 @@
  * here gets SIGKILL when the test process dies (setpriv --pdeathsig), and
  * the namespace is deleted on close and, as a last resort, at exit.
  */
+
 import { closeSync, copyFileSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Deployment, deployVm } from "../../host/deploy.ts";
@@ -242,28 +243,6 @@ export class MyceliumNode {
     const gone = await Promise.race([this.proc.exited.then(() => true), Bun.sleep(3000)]);
     if (!gone) this.proc.kill("SIGKILL");
     await this.proc.exited;
-  }
-}
-
-/** Polls `check` (every `everyMs`) until it returns a value other than undefined; throws `what` after the deadline. */
-export async function until<T>(
-  what: string,
-  check: () => T | undefined | Promise<T | undefined>,
-  timeoutMs: number,
-  everyMs = 1000,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end)
-      throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (last error: ${last})` : ""}`);
-    await Bun.sleep(everyMs);
   }
 }
 
