@@ -7,7 +7,10 @@ cd "$(dirname "$0")/.."
 mkdir -p dist
 BUN=node_modules/.bin/bun
 [ -x "$BUN" ] || { echo "build: run 'npm install' first (bun comes from npm)" >&2; exit 1; }
-"$BUN" build --compile --target=bun-linux-x64 --minify-syntax --minify-whitespace \
+# --bytecode: JavaScriptCore bytecode is embedded instead of source to parse
+# at every start (a CLI call 44 → 15-20 ms on the host; more under TCG,
+# docs/benchmarks.md). --format=esm keeps top-level await (cli/main.ts).
+"$BUN" build --compile --bytecode --format=esm --target=bun-linux-x64 --minify-syntax --minify-whitespace \
   cli/main.ts --outfile dist/hero-init.tmp
 mv -f dist/hero-init.tmp dist/hero-init
 if ! command -v musl-gcc >/dev/null; then
