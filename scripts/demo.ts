@@ -159,11 +159,11 @@ function deploy(manifest: string, peer: string | null): { myceliumAddress: strin
 /**
  * Waits until the VM's UI answers over the overlay from this host, as a
  * browser here would reach it (GET / and /health through the node's TUN);
- * false if the VM stopped or the time ran out.
+ * false if the VM is stopping or the time ran out.
  */
-async function waitOverlay(url: string, vm: { exitCode: number | null }): Promise<boolean> {
+async function waitOverlay(url: string, stopped: () => boolean): Promise<boolean> {
   const end = Date.now() + OVERLAY_TIMEOUT_MS;
-  while (vm.exitCode === null && Date.now() < end) {
+  while (!stopped() && Date.now() < end) {
     if ((await httpStatus(`${url}health`, 3000)) === 200 && (await httpStatus(url, 10_000)) === 200)
       return true;
     await Bun.sleep(1000);
@@ -223,27 +223,29 @@ const health = await fetch(`${url}health`).then(
 );
 console.log(`demo: READY. UI address: ${url}  (health: ${health})`);
 console.log(`demo: UI password (one-time, admin): in ${join(work, "vm", "ui-password")}`);
-if (host && myceliumAddress) {
+const stopping = () => interrupts > 0 || vm.exitCode !== null;
+if (host && myceliumAddress && !stopping()) {
   const overlay = `http://[${myceliumAddress}]:9999/`;
-  console.log("demo: waiting for the VM's mycelium to peer with the host node (TCG: ~30 s)…");
+  console.log("demo: waiting for the VM's mycelium to peer with the host node (seconds)…");
   const t0 = Date.now();
-  if (await waitOverlay(overlay, vm))
+  if (await waitOverlay(overlay, stopping))
     console.log(
       `demo: over mycelium — open ${overlay} in a browser on this host (checked: it answered here over the overlay, ${((Date.now() - t0) / 1000).toFixed(0)} s after READY).\n` +
         `demo: from another machine: run mycelium there with --peers tcp://<this host's IP>:${host.port}, then open the same URL.`,
     );
-  else if (vm.exitCode === null)
+  else if (!stopping())
     console.log(
       `demo: the VM's UI did not answer over the overlay within ${OVERLAY_TIMEOUT_MS / 1000} s; see ${log} and ${host.node.logFile}`,
     );
 }
-console.log("demo: press Ctrl-C to power the VM off.");
+if (!stopping()) console.log("demo: press Ctrl-C to power the VM off.");
 if (process.env.DEMO_EXIT_AFTER_READY) vm.kill("SIGINT");
 const code = await vm.exited;
 await host?.node.stop();
 console.log(
-  code === 0
-    ? `demo: the VM powered off${host ? "; the host mycelium node stopped" : ""}.`
-    : `demo: the VM was stopped (vm run exit ${code}: 124 power-down timed out, 130 second Ctrl-C).`,
+  (code === 0
+    ? "demo: the VM powered off"
+    : `demo: the VM was stopped (vm run exit ${code}: 124 power-down timed out, 130 second Ctrl-C)`) +
+    (host ? "; the host mycelium node stopped." : "."),
 );
 process.exit(code);

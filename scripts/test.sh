@@ -30,7 +30,7 @@ step "build"
 bash scripts/build.sh || { echo "build failed: cannot run the rest"; echo "0 passed, 1 failed, 0 skipped"; exit 1; }
 
 step "unit tests"
-run ./cli ./guest ./host ./lib ./sys ./update ./test/fuzz ./test/architecture
+run ./cli ./guest ./host ./lib ./sys ./update ./scripts ./test/fuzz ./test/architecture
 
 step "attack tests (hostile images, manifests, clients; test/attack)"
 run --timeout 120000 ./test/attack
