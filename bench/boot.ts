@@ -237,6 +237,9 @@ try {
   out("hero_guest_kernel_run_init_uptime_median_s", median(each(R)));
   out("hero_guest_run_init_to_js_start_median_s", median(each((i) => Y(i) - R(i))));
   out("hero_guest_js_start_to_ready_median_s", median(each((i) => X(i) - Y(i))));
+  // Boot step durations hero-init logs ("step modules done in N ms").
+  const stepMs = (s: Sample) => num(/step modules done in (\d+) ms/, s.console);
+  out("hero_guest_step_modules_median_ms", median(h.map(stepMs).filter(Number.isFinite)));
   out("hero_guest_run_init_to_ready_median_s", median(each((i) => X(i) - R(i))));
   const bReady = (s: Sample) => num(/busybox boot: READY at ([\d.]+)/, s.console);
   out("busybox_guest_ready_uptime_median_s", median(b.map(bReady).filter(Number.isFinite)));

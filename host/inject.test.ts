@@ -21,6 +21,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { isHeroError } from "../lib/errors.ts";
+import { LOAD_ORDER_HEADER } from "../lib/kernel-modules.ts";
 import { LAYOUT } from "../lib/layout.ts";
 import { writeTar } from "../lib/tar.ts";
 import { readConcatenated, writeNewc } from "./cpio/newc.ts";
@@ -167,6 +168,31 @@ describe("dir", () => {
     symlinkSync("/real-etc", join(root, "etc"));
     await inject({ ...base, format: "dir", target: root });
     expect(existsSync(join(root, "real-etc/zinit/web.yaml"))).toBe(true);
+  });
+
+  test("kernel modules come with the load-order file the guest reads instead of modules.dep", async () => {
+    const kdir = join(dir, "kernel/lib/modules/6.1.0-test");
+    mkdirSync(join(kdir, "kernel/fs"), { recursive: true });
+    writeFileSync(
+      join(kdir, "modules.dep"),
+      "kernel/fs/ext4.ko: kernel/fs/jbd2.ko\nkernel/fs/jbd2.ko:\nkernel/fs/xfs.ko:\n",
+    );
+    writeFileSync(join(kdir, "modules.builtin"), "kernel/net/unix/unix.ko\n");
+    for (const m of ["ext4", "jbd2", "xfs"]) writeFileSync(join(kdir, `kernel/fs/${m}.ko`), m);
+    const root = glibcRoot(join(dir, "root-modules"));
+    await inject({
+      ...base,
+      format: "dir",
+      target: root,
+      kernelModules: { dir: kdir, names: ["ext4", "unix"] },
+    });
+    const mods = join(root, "lib/modules/6.1.0-test");
+    expect(readFileSync(join(mods, LAYOUT.moduleLoadOrder), "utf8")).toBe(
+      `${LOAD_ORDER_HEADER}6.1.0-test\nkernel/fs/jbd2.ko:\nkernel/fs/ext4.ko: kernel/fs/jbd2.ko\nbuiltin unix\n`,
+    );
+    // The full modules.dep still comes along: a vm.toml edited later can name any module.
+    expect(readFileSync(join(mods, "modules.dep"), "utf8")).toContain("xfs.ko");
+    expect(existsSync(join(mods, "kernel/fs/xfs.ko"))).toBe(false);
   });
 
   test("dry run returns the plan and writes nothing", async () => {

@@ -8,7 +8,7 @@
 import { existsSync, readdirSync, readFileSync, realpathSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { HeroError } from "../lib/errors.ts";
-import { moduleName, parseModulesDep, planModules } from "../lib/kernel-modules.ts";
+import { LAYOUT } from "../lib/layout.ts";
 import { parseManifest } from "../lib/manifest.ts";
 import { readServiceText } from "../lib/service-file.ts";
 import { parseServiceFile, SERVICE_NAME_RE } from "../lib/service-spec.ts";
@@ -22,6 +22,7 @@ import { initramfsFormat } from "./formats/initramfs.ts";
 import { ociFormat } from "./formats/oci.ts";
 import type { RootfsFormat } from "./formats/types.ts";
 import { glibcProblem, resolve } from "./inspect.ts";
+import { moduleLoadPlan } from "./kernel.ts";
 import { buildPlan, type PlanEntry, type PlanInputs, sha256 } from "./plan.ts";
 
 /** The rootfs formats. */
@@ -139,14 +140,7 @@ function readServices(s: InjectOptions["services"]): Record<string, string> {
 function readModules(m: InjectOptions["kernelModules"]): PlanInputs["modules"] {
   if (!m) return null;
   const version = basename(m.dir);
-  const depText = readFileSync(join(m.dir, "modules.dep"), "utf8");
-  const builtin = new Set(
-    readFileSync(join(m.dir, "modules.builtin"), "utf8")
-      .split("\n")
-      .filter(Boolean)
-      .map(moduleName),
-  );
-  const plan = planModules(m.names, parseModulesDep(depText), builtin, new Set());
+  const plan = moduleLoadPlan(m.dir, m.names);
   if (plan.missing.length)
     throw new HeroError("modules", `not in ${m.dir}: ${plan.missing.join(", ")}`);
   const files: Record<string, Uint8Array> = {};
@@ -154,6 +148,8 @@ function readModules(m: InjectOptions["kernelModules"]): PlanInputs["modules"] {
   for (const f of ["modules.dep", "modules.builtin", "modules.order"]) {
     if (existsSync(join(m.dir, f))) files[f] = new Uint8Array(readFileSync(join(m.dir, f)));
   }
+  // The guest reads this short list instead of modules.dep (lib/kernel-modules.ts).
+  files[LAYOUT.moduleLoadOrder] = new TextEncoder().encode(plan.loadOrder);
   return { version, files };
 }
 

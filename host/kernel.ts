@@ -15,9 +15,15 @@ import {
   rmSync,
   writeFileSync,
 } from "node:fs";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { atomicWrite } from "../lib/atomic-file.ts";
-import { moduleName, parseModulesDep, planModules } from "../lib/kernel-modules.ts";
+import {
+  formatLoadOrder,
+  type ModulePlan,
+  moduleName,
+  parseModulesDep,
+  planModules,
+} from "../lib/kernel-modules.ts";
 import { runChecked } from "../sys/command.ts";
 import { defaultCacheDir } from "./cache.ts";
 
@@ -93,16 +99,26 @@ export async function ensureKernel(): Promise<Kernel> {
   return k;
 }
 
-/** Module files (relative to modulesDir) for `names` and their dependencies, dependencies first. */
-export async function moduleClosure(kernel: Kernel, names: string[]): Promise<string[]> {
-  const dep = parseModulesDep(readFileSync(join(kernel.modulesDir, "modules.dep"), "utf8"));
+/**
+ * The modules `names` need in a host lib/modules/<version> dir (with their
+ * dependencies, dependencies first) and the load-order file the guest reads
+ * instead of modules.dep (lib/kernel-modules.ts).
+ */
+export function moduleLoadPlan(
+  dir: string,
+  names: readonly string[],
+): ModulePlan & { loadOrder: string } {
+  const dep = parseModulesDep(readFileSync(join(dir, "modules.dep"), "utf8"));
   const builtin = new Set(
-    readFileSync(join(kernel.modulesDir, "modules.builtin"), "utf8")
-      .split("\n")
-      .filter(Boolean)
-      .map(moduleName),
+    readFileSync(join(dir, "modules.builtin"), "utf8").split("\n").filter(Boolean).map(moduleName),
   );
   const plan = planModules(names, dep, builtin, new Set());
+  return { ...plan, loadOrder: formatLoadOrder(basename(dir), plan, dep) };
+}
+
+/** Module files (relative to modulesDir) for `names` and their dependencies, dependencies first. */
+export async function moduleClosure(kernel: Kernel, names: string[]): Promise<string[]> {
+  const plan = moduleLoadPlan(kernel.modulesDir, names);
   if (plan.missing.length)
     throw new Error(`modules not in ${kernel.version}: ${plan.missing.join(", ")}`);
   return plan.load;

@@ -34,6 +34,8 @@ export const LAYOUT = {
   /** zinit service files. */
   services: "/etc/zinit",
   modules: "/lib/modules",
+  /** File name, in modules/<kernel version>/, of the injector's module load order (lib/kernel-modules.ts). */
+  moduleLoadOrder: "hero-load-order",
   /** The mycelium key (persisted: the address survives reboots). */
   myceliumKey: "/var/lib/mycelium/key.bin",
   /** The updater's state (installed versions, pending confirmation). */

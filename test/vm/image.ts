@@ -9,7 +9,7 @@ import { readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type CpioEntry, writeNewc } from "../../host/cpio/newc.ts";
 import { usePrivateLoader } from "../../host/elf/private-loader.ts";
-import { type Kernel, moduleClosure } from "../../host/kernel.ts";
+import { type Kernel, moduleClosure, moduleLoadPlan } from "../../host/kernel.ts";
 import { LAYOUT } from "../../lib/layout.ts";
 
 const ROOT = join(import.meta.dir, "../..");
@@ -116,6 +116,13 @@ export async function imageEntries(o: ImageOptions): Promise<CpioEntry[]> {
     for (const f of ["modules.dep", "modules.builtin", "modules.order"]) {
       e.push(hostFile(join(o.kernel.modulesDir, f), join(modRoot, f), 0o644));
     }
+    // The injector's load-order file, so a test boot takes the same path as a deployed VM.
+    e.push({
+      type: "file",
+      path: join(modRoot, LAYOUT.moduleLoadOrder),
+      mode: 0o644,
+      data: new TextEncoder().encode(moduleLoadPlan(o.kernel.modulesDir, modules).loadOrder),
+    });
   }
   if (o.busybox) {
     e.push(hostFile("/bin/busybox", "bin/busybox"));
