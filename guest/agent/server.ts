@@ -11,7 +11,7 @@
 import type { Server } from "bun";
 import type { JobExit } from "../../lib/agent-protocol.ts";
 import { isAllowedClient } from "../../lib/net-acl.ts";
-import { type AgentAppDeps, createAgentApp } from "./app.ts";
+import type { AgentAppDeps, createAgentApp } from "./app.ts";
 import {
   DEFAULT_TUNING,
   defaultSpawn,
@@ -106,11 +106,27 @@ function bunEnv(server: Server<ExecWsData>, onUpgrade: () => void): AgentEnv {
   };
 }
 
+type AgentApp = ReturnType<typeof createAgentApp>;
+
 /** Creates the agent. Throws if the token is empty. */
 export function createAgent(opts: AgentOptions): Agent {
   const deps = resolveOptions(opts);
   const slots = new ExecSlots(deps.maxExecs);
-  const app = createAgentApp({ ...deps, slots });
+  // The routes (exec, files, control) load at the first request, not at boot.
+  let app: Promise<AgentApp> | null = null;
+  const loadApp = (): Promise<AgentApp> => {
+    if (app) return app;
+    // A failed load answers that request with a 500 and is tried again by the next one.
+    const loading = import("./app.ts").then(
+      (m) => m.createAgentApp({ ...deps, slots }),
+      (e: unknown) => {
+        app = null;
+        throw new Error(`cannot load the agent's routes: ${(e as Error)?.message ?? e}`);
+      },
+    );
+    app = loading;
+    return loading;
+  };
   const websocket = wsExecHandler({
     spawn: deps.spawn,
     onEnd: () => slots.release(),
@@ -126,7 +142,7 @@ export function createAgent(opts: AgentOptions): Agent {
       let upgraded = false;
       try {
         const env = server ? bunEnv(server, () => (upgraded = true)) : {};
-        const res = await app.fetch(req, env);
+        const res = await (await loadApp()).fetch(req, env);
         // After an upgrade Bun owns the connection: answer nothing.
         return upgraded ? undefined : res;
       } catch (e) {

@@ -26,9 +26,7 @@ import { dirname } from "node:path";
 import { replaceFile } from "../../lib/atomic-file.ts";
 import { LAYOUT } from "../../lib/layout.ts";
 import { log } from "../../lib/log.ts";
-import { extractMember } from "../../lib/tar.ts";
 import type { VmConfig } from "../../lib/vm-config.ts";
-import { download } from "../../update/download.ts";
 import type { ExitInfo } from "../supervisor/process.ts";
 
 /** The documented exit codes of a job VM. */
@@ -95,6 +93,11 @@ export async function prepareJob(
       mkdirSync(dirname(r.path), { recursive: true, mode: 0o755 });
       const target = r.archive_member ? `${r.path}.archive` : r.path;
       log.info("job", `downloading the runner (${r.size} bytes)`);
+      // Loaded here: only a job with a runner needs the downloader and the tar reader.
+      const [{ download }, { extractMember }] = await Promise.all([
+        import("../../update/download.ts"),
+        import("../../lib/tar.ts"),
+      ]);
       await download(r.url, target, { expectSize: r.size, sha256: r.sha256 });
       if (r.archive_member) {
         const data = extractMember(readFileSync(target), r.archive_member, "runner archive");

@@ -39,7 +39,6 @@ import { LAYOUT } from "../../lib/layout.ts";
 import { describeError, log } from "../../lib/log.ts";
 import type { Change } from "../../lib/manifest.ts";
 import { execve, setCloexec } from "../../sys/ffi.ts";
-import { markBad, removeOtherVersions } from "../../update/engine.ts";
 import { type AdoptedProcess, outputFds, spawnOwned } from "../supervisor/process.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
 
@@ -278,17 +277,19 @@ export function finishResume(h: Handoff, sup: Supervisor, healthyAfterMs = 5000)
     } catch {
       // not empty: an earlier version is installed there
     }
-    try {
-      markBad(LAYOUT.updateState, "hero-init", h.version);
-    } catch (e) {
-      log.warn("reexec", `cannot record the failed version: ${describeError(e)}`);
-    }
-    return Promise.resolve();
+    // The update engine loads here, not at boot: only a resume after a self-update needs it.
+    return import("../../update/engine.ts")
+      .then((engine) => {
+        engine.markBad(LAYOUT.updateState, "hero-init", h.version);
+      })
+      .catch((e) => log.warn("reexec", `cannot record the failed version: ${describeError(e)}`));
   }
   log.info("reexec", `resumed as hero-init ${h.version}: adopted ${h.services.length} services`);
   return new Promise<void>((done) =>
-    setTimeout(() => {
+    setTimeout(async () => {
       try {
+        // Loaded before anything is confirmed: failing to load it rolls back, as any failure here.
+        const engine = await import("../../update/engine.ts");
         const lost = h.services.filter((s) => !sup.has(s.name));
         if (lost.length)
           throw new Error(`services lost in the hand-off: ${lost.map((s) => s.name).join(", ")}`);
@@ -301,7 +302,7 @@ export function finishResume(h: Handoff, sup: Supervisor, healthyAfterMs = 5000)
         // The rename must be on disk before anything else counts as confirmed.
         fsyncPath(dirname(BOOT_BINARY));
         switchLink(join(pkgDir, "current"), h.version);
-        removeOtherVersions(dirname(pkgDir), "hero-init", h.version);
+        engine.removeOtherVersions(dirname(pkgDir), "hero-init", h.version);
         log.info(
           "reexec",
           `self-update to hero-init ${h.version} confirmed; boots use it from now on`,

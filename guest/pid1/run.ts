@@ -9,13 +9,11 @@ import { describeError, log, logHistory, uptime } from "../../lib/log.ts";
 import { RB, reboot } from "../../sys/ffi.ts";
 import type { BootContext } from "../boot/context.ts";
 import { BOOT_STEPS, boot, RESUME_STEPS } from "../boot/index.ts";
-import { type MyceliumStatus, watchMycelium } from "../mycelium/discover.ts";
-import { startMycelium } from "../mycelium/service.ts";
+import type { MyceliumStatus } from "../mycelium/discover.ts";
 import { scheduleReap } from "../supervisor/reaper.ts";
-import { createApp } from "../ui/app.ts";
-import { bindAddresses, type Listener, serveApp } from "../ui/serve.ts";
-import { supervisorSource } from "../ui/source.ts";
-import { createTerminals } from "../ui/terminal.ts";
+import type { Supervisor } from "../supervisor/supervisor.ts";
+import { bindAddresses, type Fetcher, type Listener, lazyApp, serveApp } from "../ui/serve.ts";
+import type { Terminals } from "../ui/terminal.ts";
 import { watchPowerButton } from "./acpi.ts";
 import { startAgent } from "./agent.ts";
 import type { JobOutcome } from "./job-runner.ts";
@@ -88,6 +86,81 @@ function injectFault(ctx: BootContext): void {
   if (fault === "exit") setTimeout(() => process.exit(3), 100);
 }
 
+/** The debug web terminal's manager; null (logged) when it cannot be loaded. */
+async function loadTerminals(): Promise<Terminals | null> {
+  try {
+    return (await import("../ui/terminal.ts")).createTerminals();
+  } catch (e) {
+    log.error("ui", `web terminal not available: ${describeError(e)}`);
+    return null;
+  }
+}
+
+/**
+ * The UI app, built at its first request (lazyApp): its pages, assets and
+ * routes are not loaded at boot. A failure here answers that request 503.
+ */
+async function buildUi(
+  ctx: BootContext,
+  sup: Supervisor,
+  terminals: Terminals | null,
+  mycelium: () => MyceliumStatus | null,
+  updater: Updater | undefined,
+): Promise<Fetcher> {
+  const [{ createApp }, { supervisorSource }] = await Promise.all([
+    import("../ui/app.ts"),
+    import("../ui/source.ts"),
+  ]);
+  const ui = ctx.config.ui;
+  return createApp({
+    hostname: () => hostname(),
+    uptime,
+    allow: ui.allow,
+    mycelium,
+    source: supervisorSource(sup, {
+      hostname: () => hostname(),
+      mycelium,
+      bootLog: logHistory,
+      updates: () => {
+        const l = updater?.last();
+        return {
+          manifest:
+            l?.result.manifestVersion !== undefined
+              ? { version: l.result.manifestVersion, env: ctx.config.update?.env }
+              : null,
+          lastCheck: l ? { at: l.at, result: summary(l.result) } : null,
+        };
+      },
+      updater,
+    }),
+    passwordHash: ui.password_hash,
+    readonlyPasswordHash: ui.readonly_password_hash,
+    terminals,
+  });
+}
+
+/**
+ * Starts mycelium (loaded only for a VM with [mycelium]) and watches for its
+ * overlay address. A failed load is logged; the VM runs without it.
+ */
+async function startOverlay(
+  sup: Supervisor,
+  m: NonNullable<BootContext["config"]["mycelium"]>,
+  onAddress: (address: string) => void,
+): Promise<MyceliumStatus | null> {
+  try {
+    const [{ startMycelium }, { watchMycelium }] = await Promise.all([
+      import("../mycelium/service.ts"),
+      import("../mycelium/discover.ts"),
+    ]);
+    startMycelium(sup, m);
+    return watchMycelium(m.api_addr, m.tun_name, onAddress);
+  } catch (e) {
+    log.error("mycelium", `not started: ${describeError(e)}`);
+    return null;
+  }
+}
+
 /** Runs hero-init as PID 1. Never returns while the machine runs. */
 export async function runPid1(): Promise<void> {
   guardProcess();
@@ -132,36 +205,13 @@ export async function runPid1(): Promise<void> {
     }
   }
   const ui = ctx.config.ui;
-  const terminals = ui.terminal ? createTerminals() : null;
-  const app = createApp({
-    hostname: () => hostname(),
-    uptime,
-    allow: ui.allow,
-    mycelium: () => mycelium,
-    source: supervisorSource(sup, {
-      hostname: () => hostname(),
-      mycelium: () => mycelium,
-      bootLog: logHistory,
-      updates: () => {
-        const l = updater?.last();
-        return {
-          manifest:
-            l?.result.manifestVersion !== undefined
-              ? { version: l.result.manifestVersion, env: ctx.config.update?.env }
-              : null,
-          lastCheck: l ? { at: l.at, result: summary(l.result) } : null,
-        };
-      },
-      updater: updater ?? undefined,
-    }),
-    passwordHash: ui.password_hash,
-    readonlyPasswordHash: ui.readonly_password_hash,
-    terminals,
-  });
+  const terminals = ui.terminal ? await loadTerminals() : null;
+  const app = lazyApp(() => buildUi(ctx, sup, terminals, () => mycelium, updater ?? undefined));
   if (!ui.password_hash)
     log.info("ui", "no [ui] password_hash: the UI is read-only, loopback only");
   if (terminals) log.warn("ui", "debug web terminal enabled ([ui] terminal = true): admins only");
   const websocket = terminals?.websocket;
+  let overlay: Listener[] = [];
   serveApp(app, bindAddresses(ui.listen), ui.port, websocket);
   const bindAgent = startAgent(ctx.config.agent, {
     sup,
@@ -174,9 +224,7 @@ export async function runPid1(): Promise<void> {
   const m = ctx.config.mycelium;
   if (m) {
     // The UI answers on loopback at once, and on the overlay address as soon as it is usable.
-    startMycelium(sup, m);
-    let overlay: Listener[] = [];
-    mycelium = watchMycelium(m.api_addr, m.tun_name, (address) => {
+    mycelium = await startOverlay(sup, m, (address) => {
       for (const l of overlay) l.stop();
       overlay = serveApp(app, [address], ui.port, websocket);
       bindAgent?.(address);

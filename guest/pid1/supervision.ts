@@ -8,7 +8,7 @@ import { LAYOUT } from "../../lib/layout.ts";
 import type { VmConfig } from "../../lib/vm-config.ts";
 import { controlApi } from "../control/api.ts";
 import { startControlServer } from "../control/server.ts";
-import { myceliumAdmin } from "../mycelium/admin.ts";
+import type { myceliumAdmin } from "../mycelium/admin.ts";
 import type { MyceliumStatus } from "../mycelium/discover.ts";
 import { monitorDir } from "../supervisor/load.ts";
 import type { AdoptedProcess } from "../supervisor/process.ts";
@@ -35,6 +35,27 @@ export interface SupervisionOptions {
   update?: (method: string, params: unknown) => Promise<unknown>;
 }
 
+/**
+ * The `mycelium_*` control methods, loaded at their first call (not at
+ * boot). A failed load fails that call (the control server answers the
+ * error) and the next call tries again.
+ */
+function lazyMyceliumAdmin(
+  ...args: Parameters<typeof myceliumAdmin>
+): ReturnType<typeof myceliumAdmin> {
+  let admin: Promise<ReturnType<typeof myceliumAdmin>> | null = null;
+  return async (method, params) => {
+    admin ??= import("../mycelium/admin.ts").then(
+      (m) => m.myceliumAdmin(...args),
+      (e: unknown) => {
+        admin = null;
+        throw new Error(`cannot load the mycelium admin client: ${(e as Error)?.message ?? e}`);
+      },
+    );
+    return (await admin)(method, params);
+  };
+}
+
 /** Starts the supervisor and everything around it. */
 export function startSupervision(o: SupervisionOptions): Supervisor {
   const dir = o.configDir ?? o.config.services.dir;
@@ -52,7 +73,7 @@ export function startSupervision(o: SupervisionOptions): Supervisor {
     reboot: () => o.power("reboot", "control socket: reboot"),
   });
   if (o.update) api.update = o.update;
-  api.mycelium = myceliumAdmin(o.config.mycelium?.api_addr ?? null, o.mycelium ?? (() => null));
+  api.mycelium = lazyMyceliumAdmin(o.config.mycelium?.api_addr ?? null, o.mycelium ?? (() => null));
   startControlServer(api, o.sockets ?? LAYOUT.zinitSockets);
   if (job) job.start(sup, dir);
   else monitorDir(sup, dir);

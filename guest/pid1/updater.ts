@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { LAYOUT } from "../../lib/layout.ts";
 import { describeError, log } from "../../lib/log.ts";
 import type { VmConfig } from "../../lib/vm-config.ts";
-import { runUpdate, type UpdateHooks, type UpdateResult } from "../../update/engine.ts";
+import type { UpdateHooks, UpdateResult } from "../../update/engine.ts";
 import { machineId as stateMachineId } from "../../update/state.ts";
 import { controlError, RPC } from "../control/protocol.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
@@ -102,6 +102,8 @@ export function startUpdater(
     await o.notBefore;
     if (running) return running;
     running = (async () => {
+      // The engine (manifests, signatures, downloads) loads at the first check, not at boot.
+      const { runUpdate } = await import("../../update/engine.ts");
       const result = await runUpdate(
         {
           manifestUrl: cfg.manifest,

@@ -3,10 +3,38 @@
  * A bind failure is logged and the others still serve; the UI failing never
  * touches PID 1's other work.
  */
-import type { WebSocketHandler } from "bun";
-import { log } from "../../lib/log.ts";
-import type { createApp } from "./app.ts";
+import type { Server, WebSocketHandler } from "bun";
+import { describeError, log } from "../../lib/log.ts";
 import type { TerminalData } from "./terminal.ts";
+
+/** What serveApp serves: the Hono app, or `lazyApp` standing in for it. */
+export interface Fetcher {
+  fetch(req: Request, server: Server<TerminalData>): Response | Promise<Response>;
+}
+
+/**
+ * A Fetcher that builds the real one at the first request (the UI's pages,
+ * assets and routes then cost nothing at boot). A failed build answers that
+ * request with a 503 naming the error, and the next request tries again.
+ */
+export function lazyApp(build: () => Promise<Fetcher>): Fetcher {
+  let app: Promise<Fetcher> | null = null;
+  return {
+    async fetch(req, server) {
+      app ??= build();
+      let ready: Fetcher;
+      try {
+        ready = await app;
+      } catch (e) {
+        app = null;
+        log.error("ui", `cannot load the UI: ${describeError(e)}`);
+        const why = e instanceof Error ? e.message : String(e);
+        return new Response(`UI unavailable: ${why}\n`, { status: 503 });
+      }
+      return ready.fetch(req, server);
+    },
+  };
+}
 
 /** A bound listener, so it can be stopped or rebound. */
 export interface Listener {
@@ -29,7 +57,7 @@ export function bindAddresses(extra: readonly string[]): string[] {
 
 /** Starts one Bun server per address; returns those that bound. */
 export function serveApp(
-  app: ReturnType<typeof createApp>,
+  app: Fetcher,
   addresses: readonly string[],
   port: number,
   websocket?: WebSocketHandler<TerminalData>,
