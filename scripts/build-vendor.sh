@@ -52,8 +52,10 @@ tun = { path = "$work/rust-tun-ae4c222" }
 cdn-meta = { path = "$work/mycelium-cdn-registry-b5848e6/crates/cdn-meta" }
 TOML
   echo "build-vendor: building mycelium (first time on this machine; several minutes)" >&2
+  # cargo's "Compiling …" lines are the progress; its error, if any, says why.
   (cd "$work/mycelium-0.7.10/myceliumd" &&
-    CARGO_TARGET_DIR="$CACHE/target/mycelium" nice cargo build --release --quiet >&2)
+    CARGO_TARGET_DIR="$CACHE/target/mycelium" nice cargo build --release >&2) ||
+    { echo "build-vendor: building mycelium failed (cargo's error above; source in $work)" >&2; exit 1; }
   mkdir -p "$out.tmp"
   cp "$CACHE/target/mycelium/release/mycelium" "$out.tmp/mycelium"
   rm -rf "$out" && mv "$out.tmp" "$out"
@@ -73,7 +75,8 @@ build_zinit() {
   (cd "$work/zinit-0.2.14" && git init -q && git add -A &&
     git -c user.name=build -c user.email=build@localhost commit -qm v0.2.14 && git tag v0.2.14)
   echo "build-vendor: building zinit 0.2.14 (first time on this machine)" >&2
-  (cd "$work/zinit-0.2.14" && CARGO_TARGET_DIR="$CACHE/target/zinit" nice cargo build --release --quiet >&2)
+  (cd "$work/zinit-0.2.14" && CARGO_TARGET_DIR="$CACHE/target/zinit" nice cargo build --release >&2) ||
+    { echo "build-vendor: building zinit failed (cargo's error above; source in $work)" >&2; exit 1; }
   mkdir -p "$out.tmp"
   cp "$CACHE/target/zinit/release/zinit" "$out.tmp/zinit"
   rm -rf "$out" && mv "$out.tmp" "$out"
