@@ -212,7 +212,10 @@ describe("UI log clients that never read (a separate server process)", () => {
     const r = await fetch(`http://127.0.0.1:${port}/api/v1/services/quiet/logs?after=0`, {
       signal: AbortSignal.timeout(30_000),
     });
-    expect(((await r.json()) as { text: string }[]).map((l) => l.text)).toEqual(["hello"]);
+    expect(((await r.json()) as { text: string }[]).map((l) => l.text)).toEqual([
+      "------------ [start] ------------",
+      "hello",
+    ]);
   }, 120_000);
 
   test("a service flooding its log: 256 silent SSE followers stay under 128 MB, /health answers within 1 s", async () => {
