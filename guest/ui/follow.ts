@@ -30,6 +30,26 @@ export interface Budget {
 }
 
 /** A budget of `max` bytes, none used. */
+
+/**
+ * Pieces gathered for one push: `add` takes a piece while it fits the
+ * client's queue bound and the shared budget, counting what is pending.
+ */
+function gather(out: { fits(n: number, pending?: number): boolean }) {
+  const parts: Uint8Array[] = [];
+  let pending = 0;
+  return {
+    parts,
+    add(b: Uint8Array): boolean {
+      if (!out.fits(b.byteLength, pending)) return false;
+      parts.push(b);
+      pending += b.byteLength;
+      return true;
+    },
+    size: (): number => pending,
+  };
+}
+
 export function createBudget(max: number): Budget {
   return { used: 0, max, waiters: new Set() };
 }
@@ -303,14 +323,7 @@ export function createFollower(out: Outbox, o: FollowerOptions) {
     if (unsubscribe || !out.open) return 0;
     out.sync();
     if (!out.hungry(later)) return 0;
-    const parts: Uint8Array[] = [];
-    let size = 0;
-    const add = (b: Uint8Array) => {
-      if (!out.fits(b.byteLength, size)) return false;
-      parts.push(b);
-      size += b.byteLength;
-      return true;
-    };
+    const { parts, add, size } = gather(out);
     let complete = true;
     read: for (;;) {
       const lines = o.since(cursor, o.service, BATCH);
@@ -335,7 +348,7 @@ export function createFollower(out: Outbox, o: FollowerOptions) {
     // Pushed as they are: events shared with other followers are not copied.
     for (const b of parts) out.push(b);
     if (complete && out.open) unsubscribe = o.subscribe(line);
-    return size;
+    return size();
   };
   /** Refill now, or in the scheduler's next turn. */
   const later = (): void => {
@@ -429,14 +442,7 @@ export function createPage(out: Outbox, o: PageOptions) {
       return 0;
     }
     if (!out.hungry(later)) return 0;
-    const parts: Uint8Array[] = [];
-    let size = 0;
-    const add = (b: Uint8Array) => {
-      if (!out.fits(b.byteLength, size)) return false;
-      parts.push(b);
-      size += b.byteLength;
-      return true;
-    };
+    const { parts, add, size } = gather(out);
     if (!opened) {
       if (!add(enc.encode("["))) return 0;
       opened = true;
@@ -470,8 +476,8 @@ export function createPage(out: Outbox, o: PageOptions) {
       const end = enc.encode("]");
       if (add(end)) done = true;
     }
-    if (size > 0) out.push(concat(parts, size));
-    return size;
+    if (size() > 0) out.push(concat(parts, size()));
+    return size();
   };
   return {
     start: later,
