@@ -12,6 +12,7 @@
  * cgroups under a private cgroup2 subtree `hero-attack-agent-<pid>`. The
  * check is the kernel's: pgrep for a sleep duration unique to this run.
  */
+
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import {
   existsSync,
@@ -30,6 +31,7 @@ import { CGROUP_ROOT, setCgroupRoot } from "../../guest/supervisor/cgroup.ts";
 import type { Supervisor } from "../../guest/supervisor/supervisor.ts";
 import { AgentClient } from "../../host/agent-client.ts";
 import { defaultVmConfig } from "../../lib/vm-config.ts";
+import { until } from "../helpers/poll.ts";
 import { freePort } from "../vm/qemu.ts";
 
 setDefaultTimeout(60_000);
@@ -65,15 +67,8 @@ async function survivors(n: number, ms = 15_000): Promise<number[]> {
   }
 }
 
-async function until<T>(fn: () => T | undefined | false, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error("timed out waiting");
-    await Bun.sleep(50);
-  }
-}
+const waitFor = <T>(fn: () => T | undefined | false, ms = 15_000) =>
+  until("the agent's child", fn, ms, 50);
 
 beforeAll(async () => {
   // Fail loudly: without cgroup2 or the helper this test would prove nothing.
@@ -156,8 +151,8 @@ describe("agent exec: a command that leaves its process group", () => {
         },
       )
       .catch(() => null);
-    await until(() => said.includes("started"));
-    const escaped = await until(() => pids(4)[0]);
+    await waitFor(() => said.includes("started"));
+    const escaped = await waitFor(() => pids(4)[0]);
     const itsGroup = readFileSync(`/proc/${escaped}/cgroup`, "utf8");
     ac.abort();
     await running;
@@ -186,8 +181,8 @@ describe("agent exec: a command that leaves its process group", () => {
         tty: true,
       }),
     );
-    await until(() => out.includes("started"));
-    await until(() => pids(6).length > 0);
+    await waitFor(() => out.includes("started"));
+    await waitFor(() => pids(6).length > 0);
     ws.close();
     expect(await survivors(7)).toEqual([]);
     expect(await survivors(6)).toEqual([]);
@@ -196,6 +191,6 @@ describe("agent exec: a command that leaves its process group", () => {
   test("no exec group is left behind once its processes are gone", async () => {
     const execs = join(cgroot, "agent:exec");
     expect(existsSync(execs)).toBe(true);
-    await until(() => readdirSync(execs).filter((d) => d.startsWith("exec-")).length === 0);
+    await waitFor(() => readdirSync(execs).filter((d) => d.startsWith("exec-")).length === 0);
   });
 });

@@ -10,6 +10,7 @@
  * namespace (as in test/integration/supervisor.test.ts); the injector is
  * called directly. PID 1's memory is read from /proc (VmHWM), not timed.
  */
+
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import {
   existsSync,
@@ -28,6 +29,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inject } from "../../host/inject.ts";
 import { isHeroError } from "../../lib/errors.ts";
+import { until } from "../helpers/poll.ts";
 
 setDefaultTimeout(120_000);
 const ROOT = join(import.meta.dir, "../..");
@@ -86,15 +88,8 @@ const rpc = async (method: string, params: unknown) =>
     error?: { code: number; message: string };
   };
 
-async function waitFor<T>(fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out; daemon output:\n${daemonOut}`);
-    await Bun.sleep(100);
-  }
-}
+const waitFor = <T>(fn: () => Promise<T | undefined>, ms = 20_000) =>
+  until("the daemon", fn, ms, 100, () => `daemon output:\n${daemonOut}`);
 
 /** The supervisor's pid on the host: the hero-init process serving our socket. */
 function supervisorPid(): number {

@@ -15,10 +15,12 @@
  * QMP and dies of SIGINT as QEMU does, and writes down what reached it. The
  * same Ctrl-C with a real QEMU and guest: test/e2e/vm-run.test.ts.
  */
+
 import { afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { until } from "../helpers/poll.ts";
 
 setDefaultTimeout(60_000);
 const ROOT = join(import.meta.dir, "../..");
@@ -71,13 +73,7 @@ interface Run {
   exit(ms?: number): Promise<number>;
 }
 
-async function until(what: string, fn: () => boolean, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(50);
-  }
-}
+const waitFor = (what: string, fn: () => boolean, ms = 30_000) => until(what, fn, ms, 50);
 
 /** Starts `hero-init vm run` in a fresh PTY and waits until the stand-in QEMU runs. */
 async function vmRun(args: string[] = [], env: Record<string, string> = {}): Promise<Run> {
@@ -110,9 +106,9 @@ async function vmRun(args: string[] = [], env: Record<string, string> = {}): Pro
       return r;
     },
   };
-  await until("the stand-in QEMU", () => journal().some((l) => l.startsWith("start ")));
+  await waitFor("the stand-in QEMU", () => journal().some((l) => l.startsWith("start ")));
   started.push(Number(/^start (\d+)/.exec(journal()[0] as string)?.[1]));
-  await until("the stand-in's console", () => screen.includes("READY"));
+  await waitFor("the stand-in's console", () => screen.includes("READY"));
   return run;
 }
 
@@ -135,7 +131,7 @@ describe("vm run: Ctrl-C in the terminal", () => {
   test("a second Ctrl-C stops QEMU at once through QMP quit (exit 130)", async () => {
     const r = await vmRun(["--powerdown-timeout", "600"], { STANDIN_NO_ACPI: "1" });
     r.ctrlC();
-    await until("the power button", () => r.journal().includes("qmp system_powerdown"));
+    await waitFor("the power button", () => r.journal().includes("qmp system_powerdown"));
     r.ctrlC();
     const code = await r.exit();
     expect(r.journal()).toContain("qmp quit");
@@ -161,7 +157,7 @@ describe("vm run: Ctrl-C in the terminal", () => {
       STANDIN_NO_QUIT: "1",
     });
     r.ctrlC();
-    await until("the power button", () => r.journal().includes("qmp system_powerdown"));
+    await waitFor("the power button", () => r.journal().includes("qmp system_powerdown"));
     r.ctrlC();
     const code = await r.exit();
     expect(r.journal()).toContain("qmp quit");

@@ -10,6 +10,7 @@
  * QEMU stand-in version of the same (second Ctrl-C, timeout):
  * test/attack/vm-run-ctrlc.test.ts.
  */
+
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -18,6 +19,7 @@ import { deployVm } from "../../host/deploy.ts";
 import { ensureKernel, type Kernel } from "../../host/kernel.ts";
 import { parseToml } from "../../lib/toml.ts";
 import type { VmConfigInput } from "../../lib/vm-config.ts";
+import { until } from "../helpers/poll.ts";
 import { testVmToml } from "../vm/image.ts";
 import { freePort, stripAnsi, VM_LOGS } from "../vm/qemu.ts";
 
@@ -33,13 +35,8 @@ beforeAll(async () => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Resolves once `fn` is true; throws with the screen after `ms`. */
-async function until(what: string, fn: () => boolean, screen: () => string, ms: number) {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}; screen:\n${screen()}`);
-    await Bun.sleep(100);
-  }
-}
+const waitFor = (what: string, fn: () => boolean, screen: () => string, ms: number) =>
+  until(what, fn, ms, 100, () => `screen:\n${screen()}`);
 
 describe("vm run (QEMU)", () => {
   test("Ctrl-C in the terminal powers an ext4 VM off cleanly: shutdown sequence, QEMU exits 0, disk clean", async () => {
@@ -72,7 +69,7 @@ describe("vm run (QEMU)", () => {
     );
     let code: number | null = null;
     try {
-      await until("the probe's write", () => screen().includes("PROBE-WROTE"), screen, 300_000);
+      await waitFor("the probe's write", () => screen().includes("PROBE-WROTE"), screen, 300_000);
       proc.terminal?.write("\x03");
       code = await Promise.race([proc.exited, Bun.sleep(180_000).then(() => null)]);
     } finally {

@@ -9,11 +9,13 @@
  * removes the directory. Needs `unshare`, a built dist/hero-init and the
  * real zinit (test/vendor.ts): fails loudly without them.
  */
+
 import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { vendorBinary } from "../vendor.ts";
+import { until } from "./poll.ts";
 
 const ROOT = join(import.meta.dir, "../..");
 const BIN = join(ROOT, "dist/hero-init");
@@ -74,19 +76,11 @@ export function cliOf(kind: Kind): (sock: string, ...args: string[]) => Promise<
 }
 
 /** Polls `fn` until it returns something other than undefined/false. */
-export async function waitFor<T>(
+export const waitFor = <T>(
   fn: () => Promise<T | undefined | false> | T | undefined | false,
   what: string,
   ms = 20_000,
-): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v as T;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(50);
-  }
-}
+) => until(what, fn, ms, 50);
 
 /** Starts a daemon of `kind` with these service files; resolves once its socket answers. */
 export async function startDaemon(kind: Kind, services: Record<string, string>): Promise<Daemon> {

@@ -3,6 +3,7 @@
  * inside a pid namespace, driven through the zinit CLI and both control
  * protocols. Services run in a real cgroup v2 subtree when the host has one.
  */
+
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import {
   existsSync,
@@ -17,6 +18,7 @@ import {
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { until } from "../helpers/poll.ts";
 
 setDefaultTimeout(60_000);
 const ROOT = join(import.meta.dir, "../..");
@@ -93,18 +95,8 @@ async function raw(line: string, untilClose = true): Promise<string> {
 const rpc = async (method: string, params: unknown = []) =>
   JSON.parse(await raw(`${JSON.stringify({ jsonrpc: "2.0", id: 7, method, params })}\n`, false));
 
-async function waitFor<T>(
-  fn: () => Promise<T | undefined> | T | undefined,
-  ms = 10_000,
-): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out; daemon output:\n${daemonOut}`);
-    await Bun.sleep(50);
-  }
-}
+const waitFor = <T>(fn: () => Promise<T | undefined> | T | undefined, ms = 10_000) =>
+  until("the daemon", fn, ms, 50, () => `daemon output:\n${daemonOut}`);
 
 const hostPids = (pattern: string) =>
   Bun.spawnSync(["pgrep", "-f", pattern]).stdout.toString().split("\n").filter(Boolean);
