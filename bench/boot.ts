@@ -1,281 +1,235 @@
 /**
- * Boot benchmark: QEMU start → READY line and → first HTTP 200 from /health
- * on :9999, hero-init as PID 1 vs a baseline VM of the same kind (same
- * kernel, 1024 MB, 1 vCPU, virtio-net, virtio_pci + virtio_net loaded,
- * uncompressed initramfs written with writeNewc) whose /init is a busybox
- * script (mounts, insmod, static network) that execs busybox init, which
- * starts busybox httpd on :9999 from its sysinit script. RUNS boots of each,
- * interleaved (the order alternates per round), in one run.
+ * Boot benchmark (issue 17's figures): hero-init as PID 1 against busybox
+ * init + httpd booted the same way, in the same run, interleaved (the order
+ * rotates per round), each as
  *
- * Also, in the guest: hero-init's READY line (READY at X; started at Y;
- * pre-init exec'ed it at Z), the kernel's "Run /init as init process" timestamp (dmesg)
- * for both images, and the idle RSS/PSS of PID 1 read from
- * /proc/1/smaps_rollup 5 s after READY by a oneshot service (hero-init) or
- * an inittab `once` script (busybox init).
+ * - an initramfs VM (uncompressed; BENCH_COMPRESS=gzip,zstd,lz4 adds hero
+ *   initramfs variants compressed that way), and
+ * - an ext4-disk VM behind a boot initramfs: hero-init through the tiny
+ *   pre-init initramfs (host/boot-initramfs.ts), hero-init through today's
+ *   switch-root initramfs (hero-init in the initramfs mounts the disk and
+ *   execs it again), busybox through a busybox script that switch_roots.
  *
- * Run: node_modules/.bin/bun bench/boot.ts   (BENCH_RUNS=N to change 5)
+ * Same kernel, 1024 MB, 1 vCPU, virtio-net (+ virtio-blk for disks), 10 idle
+ * `sleep` services in every image (zinit files / inittab respawn lines). Per
+ * boot: QEMU start → the kernel's clock starting (host time of READY minus the
+ * guest's uptime in it) → the kernel running /init (dmesg) → hero-init's first
+ * line of JavaScript → READY → first HTTP 200 from /health; PID 1's idle
+ * RSS/PSS and the VM's used memory (MemTotal − MemAvailable) 5 s after boot.
+ * On the host: `hero-init list` as a new process against a supervisor with
+ * 10 services. Then the ratios and the goal verdicts.
+ *
+ * Run: node_modules/.bin/bun bench/boot.ts   (BENCH_RUNS=N, default 3;
+ * BENCH_ONLY=name,name to boot only some variants; BENCH_APPEND="k=v" extra
+ * kernel arguments for the hero variants, e.g. to try Bun/JSC settings)
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type CpioEntry, writeNewc } from "../host/cpio/newc.ts";
-import { ensureKernel, moduleClosure } from "../host/kernel.ts";
-import { buildImage, testVmToml } from "../test/vm/image.ts";
+import { ensureKernel } from "../host/kernel.ts";
 import { bootVm } from "../test/vm/qemu.ts";
-import { median, out, parseRollup, printRatios, ratio } from "./lib.ts";
+import { buildVariants, freshDisk, type Variant } from "./boot-images.ts";
+import { median, out, printRatios, ratio } from "./lib.ts";
 
-const RUNS = Number(process.env.BENCH_RUNS ?? 5);
-const MEM_MB = 1024;
-const MODULES = ["virtio_pci", "virtio_net"];
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const COMPRESS = (process.env.BENCH_COMPRESS ?? "").split(",").filter(Boolean);
+const ONLY = (process.env.BENCH_ONLY ?? "").split(",").filter(Boolean);
+const HERO_APPEND = process.env.BENCH_APPEND ?? "";
+const HERO = join(import.meta.dir, "../dist/hero-init");
 const kernel = await ensureKernel();
 const dir = mkdtempSync(join(tmpdir(), "hero-bench-boot-"));
-const enc = new TextEncoder();
-const text = (path: string, s: string, mode = 0o644): CpioEntry => ({
-  type: "file",
-  path,
-  mode,
-  data: enc.encode(s),
-});
-// Printed after the measurements (sleep 6), so it does not compete with them.
-// (No ": " in it: the service file is YAML.)
-const DMESG = "dmesg | grep 'Run /init as init process'";
 
-/** The baseline: busybox /init script → busybox init → busybox httpd. */
-async function baselineImage(): Promise<string> {
-  const mods = await moduleClosure(kernel, MODULES);
-  const modDir = `lib/modules/${kernel.version}`;
-  const dirs = new Set(["bin", "sbin", "dev", "proc", "sys", "etc", "tmp", "www"]);
-  for (const m of mods) {
-    const parts = `${modDir}/${m}`.split("/").slice(0, -1);
-    for (let i = 1; i <= parts.length; i++) dirs.add(parts.slice(0, i).join("/"));
-  }
-  const e: CpioEntry[] = [...dirs].sort().map((path) => ({ type: "dir", path, mode: 0o755 }));
-  e.push({ type: "char", path: "dev/console", mode: 0o600, major: 5, minor: 1 });
-  e.push({ type: "char", path: "dev/null", mode: 0o666, major: 1, minor: 3 });
-  e.push({
-    type: "file",
-    path: "bin/busybox",
-    mode: 0o755,
-    data: new Uint8Array(await Bun.file("/bin/busybox").arrayBuffer()),
-  });
-  const applets = Bun.spawnSync(["/bin/busybox", "--list"]).stdout.toString().split("\n");
-  for (const a of applets.filter((x) => x && x !== "busybox"))
-    e.push({ type: "symlink", path: `bin/${a}`, target: "busybox" });
-  e.push({ type: "symlink", path: "sbin/init", target: "../bin/busybox" });
-  for (const m of mods)
-    e.push({
-      type: "file",
-      path: `${modDir}/${m}`,
-      mode: 0o644,
-      data: new Uint8Array(await Bun.file(join(kernel.modulesDir, m)).arrayBuffer()),
-    });
-  e.push(text("www/health", "ok\n"));
-  const insmods = mods.map((m) => `insmod /${modDir}/${m}`).join("\n");
-  e.push(
-    text(
-      "init",
-      `#!/bin/sh
-export PATH=/bin:/sbin
-mount -t proc proc /proc
-echo "baseline: /init at $(cut -d' ' -f1 /proc/uptime) s uptime"
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-${insmods}
-while [ ! -e /sys/class/net/eth0 ]; do usleep 10000; done
-ip link set lo up
-ip addr add 10.0.2.15/24 dev eth0
-ip link set eth0 up
-ip route add default via 10.0.2.2
-exec /sbin/init
-`,
-      0o755,
-    ),
-  );
-  e.push(text("etc/inittab", "::sysinit:/etc/rcS\n::once:/etc/mem.sh\n"));
-  e.push(
-    text(
-      "etc/rcS",
-      `#!/bin/sh
-httpd -p 9999 -h /www
-echo "busybox boot: READY at $(cut -d' ' -f1 /proc/uptime) s uptime"
-`,
-      0o755,
-    ),
-  );
-  e.push(
-    text(
-      "etc/mem.sh",
-      `#!/bin/sh
-sleep 5; grep -E '^(Rss|Pss):' /proc/1/smaps_rollup | sed 's/^/busybox mem: /'
-sleep 1; ${DMESG}
-`,
-      0o755,
-    ),
-  );
-  const path = join(dir, "baseline.cpio");
-  await Bun.write(path, writeNewc(e));
-  return path;
-}
-
-/** hero-init as PID 1 (via the pre-init), busybox for the oneshot services. */
-async function heroImage(): Promise<string> {
-  return buildImage(join(dir, "hero.cpio"), {
-    kernel,
-    modules: MODULES,
-    busybox: true,
-    vmToml: testVmToml(),
-    extra: [
-      { type: "dir", path: "etc/zinit", mode: 0o755 },
-      text(
-        "etc/zinit/mem.yaml",
-        `exec: sh -c "sleep 5; grep -E '^(Rss|Pss):' /proc/1/smaps_rollup"\nlog: stdout\noneshot: true\n`,
-      ),
-      text("etc/zinit/kinfo.yaml", `exec: sh -c "sleep 6; ${DMESG}"\nlog: stdout\noneshot: true\n`),
-    ],
-  });
-}
-
+/** What one boot gives. */
 interface Sample {
-  /** QEMU start → READY on the console, s. */
   ready: number;
-  /** QEMU start → first HTTP 200 from /health, s. */
   http: number;
   console: string;
 }
 
-/**
- * One boot: polls the console for READY and starts a probe of /health every
- * 25 ms without waiting for the previous ones (before the guest's network is
- * up, a connection to the forward hangs inside QEMU's slirp, so probes must
- * overlap; each gives up after 1 s).
- */
-async function once(initrd: string, name: string, ready: RegExp): Promise<Sample> {
-  const t0 = performance.now();
-  await using vm = await bootVm({ kernel, initrd, memMB: MEM_MB, hostfwd: [9999], name });
-  const url = `http://127.0.0.1:${vm.ports[9999]}/health`;
-  let readyAt = 0;
-  let httpAt = 0;
-  const probe = async () => {
-    try {
-      const r = await fetch(url, { signal: AbortSignal.timeout(1000) });
-      if (r.status === 200 && !httpAt) httpAt = performance.now();
-      await r.arrayBuffer();
-    } catch {
-      // not listening yet
+/** One boot: polls the console for READY and probes /health every 25 ms (overlapping, 1 s each). */
+async function once(v: Variant, i: number): Promise<Sample> {
+  const disk = v.disk ? freshDisk(v.disk, join(dir, `disk-${v.name}-${i}.ext4`)) : null;
+  const hero = v.name.startsWith("hero");
+  const append = [v.append ?? "", hero ? HERO_APPEND : ""].filter(Boolean).join(" ");
+  try {
+    const t0 = performance.now();
+    await using vm = await bootVm({
+      kernel,
+      initrd: v.initrd,
+      memMB: 1024,
+      hostfwd: [9999],
+      name: `bench-${v.name}-${i}`,
+      append: append || undefined,
+      disks: disk ? [{ path: disk }] : [],
+    });
+    const url = `http://127.0.0.1:${vm.ports[9999]}/health`;
+    let readyAt = 0;
+    let httpAt = 0;
+    const probe = async () => {
+      try {
+        const r = await fetch(url, { signal: AbortSignal.timeout(1000) });
+        if (r.status === 200 && !httpAt) httpAt = performance.now();
+        await r.arrayBuffer();
+      } catch {
+        // not listening yet
+      }
+    };
+    const deadline = Date.now() + 180_000;
+    while (!readyAt || !httpAt) {
+      if (Date.now() > deadline) throw new Error(`${v.name}: no READY/HTTP 200 within 180 s`);
+      if (!readyAt && v.ready.test(vm.console())) readyAt = performance.now();
+      if (!httpAt) void probe();
+      await Bun.sleep(25);
     }
-  };
-  const deadline = Date.now() + 180_000;
-  while (!readyAt || !httpAt) {
-    if (Date.now() > deadline) throw new Error(`${name}: no READY/HTTP 200 within 180 s`);
-    if (!readyAt && ready.test(vm.console())) readyAt = performance.now();
-    if (!httpAt) void probe();
-    await Bun.sleep(25);
+    await vm.waitFor(/\] Run \/init as init process/, 60_000).catch(() => "");
+    await vm.waitFor(/mem: MemAvailable/, 30_000).catch(() => "");
+    return { ready: (readyAt - t0) / 1000, http: (httpAt - t0) / 1000, console: vm.console() };
+  } finally {
+    if (disk) rmSync(disk, { force: true });
   }
-  await vm.waitFor(/\] Run \/init as init process/, 60_000).catch(() => "");
-  return { ready: (readyAt - t0) / 1000, http: (httpAt - t0) / 1000, console: vm.console() };
 }
 
 const num = (re: RegExp, s: string) => Number(re.exec(s)?.[1] ?? Number.NaN);
-const runInit = (s: Sample) => num(/\[\s*([\d.]+)\] Run \/init as init process/, s.console);
+const HERO_LINE =
+  /READY at ([\d.]+) s uptime; hero-init started at ([\d.]+) s, pre-init exec'ed it at ([\d.]+) s/;
+
+/** Per-sample phase figures (s, NaN where not applicable) and memory (kB). */
+function phases(s: Sample, hero: boolean) {
+  const m = HERO_LINE.exec(s.console);
+  const X = hero ? Number(m?.[1]) : num(/busybox boot: READY at ([\d.]+)/, s.console);
+  const Y = hero ? Number(m?.[2]) : Number.NaN;
+  const R = num(/\[\s*([\d.]+)\] Run \/init as init process/, s.console);
+  const memKb = (k: string) => num(new RegExp(`mem: ${k}:\\s+(\\d+)`), s.console);
+  return {
+    qemu_to_kernel_s: s.ready - X,
+    kernel_to_init_s: R,
+    init_to_js_s: Y - R,
+    js_to_ready_s: X - Y,
+    init_to_ready_s: X - R,
+    ready_to_http200_s: s.http - s.ready,
+    qemu_to_ready_s: s.ready,
+    qemu_to_http200_s: s.http,
+    pid1_idle_rss_kb: memKb("Rss"),
+    pid1_idle_pss_kb: memKb("Pss"),
+    vm_used_mb: (memKb("MemTotal") - memKb("MemAvailable")) / 1024,
+    step_modules_ms: num(/step modules done in (\d+) ms/, s.console),
+  };
+}
+type Phases = ReturnType<typeof phases>;
+
+/** `hero-init list` as a new process (median of 20) against a host supervisor with 10 services. */
+async function listTime(): Promise<number> {
+  const etc = join(dir, "list-etc");
+  mkdirSync(etc, { recursive: true });
+  for (let i = 0; i < 10; i++) writeFileSync(join(etc, `s${i}.yaml`), "exec: sleep 100000\n");
+  const sock = join(dir, "list.sock");
+  const sup = Bun.spawn([HERO, "init", "-c", etc, "-s", sock], {
+    stdout: "ignore",
+    stderr: "ignore",
+  });
+  try {
+    const list = () =>
+      Bun.spawnSync([HERO, "-s", sock, "list"], { stdout: "pipe", stderr: "pipe" });
+    const end = Date.now() + 30_000;
+    while (!/s9/.test(list().stdout.toString())) {
+      if (Date.now() > end) throw new Error("host supervisor did not list its 10 services in 30 s");
+      await Bun.sleep(100);
+    }
+    const ms: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const t = performance.now();
+      if (list().exitCode !== 0) throw new Error("hero-init list failed");
+      ms.push(performance.now() - t);
+    }
+    return median(ms);
+  } finally {
+    sup.kill("SIGKILL");
+  }
+}
 
 try {
-  const hero = await heroImage();
-  const base = await baselineImage();
-  const h: Sample[] = [];
-  const b: Sample[] = [];
+  const all = await buildVariants(kernel, dir, COMPRESS);
+  const variants = ONLY.length ? all.filter((v) => ONLY.includes(v.name)) : all;
+  const got = new Map<string, Sample[]>(variants.map((v) => [v.name, []]));
+  const load: number[] = [];
   for (let i = 0; i < RUNS; i++) {
-    // A failed boot is reported on stderr and left out; the counts below show it.
-    const run = (initrd: string, name: string, re: RegExp, into: Sample[]) => () =>
-      once(initrd, name, re).then(
-        (s) => void into.push(s),
-        (e) => console.error(`# ${name} failed: ${(e as Error).message.slice(0, 2000)}`),
+    for (let k = 0; k < variants.length; k++) {
+      const v = variants[(k + i) % variants.length] as Variant;
+      load.push(Number((await Bun.file("/proc/loadavg").text()).split(" ")[0]));
+      // A failed boot is reported on stderr and left out; the counts below show it.
+      await once(v, i).then(
+        (s) => void got.get(v.name)?.push(s),
+        (e) => console.error(`# ${v.name} failed: ${(e as Error).message.slice(0, 2000)}`),
       );
-    const heroRun = run(hero, `bench-hero-${i}`, /hero-init boot: READY/, h);
-    const baseRun = run(base, `bench-busybox-${i}`, /busybox boot: READY/, b);
-    if (i % 2 === 0) {
-      await heroRun();
-      await baseRun();
-    } else {
-      await baseRun();
-      await heroRun();
     }
   }
-  const med = (xs: Sample[], k: "ready" | "http") => median(xs.map((x) => x[k]));
-  const min = (xs: Sample[], k: "ready" | "http") => Math.min(...xs.map((x) => x[k]));
   out("runs", RUNS);
-  out("runs_ok_hero", h.length);
-  out("runs_ok_busybox", b.length);
-  out("initrd_hero_mb", Bun.file(hero).size / 1e6);
-  out("initrd_busybox_mb", Bun.file(base).size / 1e6);
-  for (const [label, xs] of [
-    ["busybox", b],
-    ["hero", h],
-  ] as const) {
-    out(`${label}_qemu_to_ready_median_s`, med(xs, "ready"));
-    out(`${label}_qemu_to_ready_min_s`, min(xs, "ready"));
-    out(`${label}_qemu_to_http200_median_s`, med(xs, "http"));
-    out(`${label}_qemu_to_http200_min_s`, min(xs, "http"));
-    out(`${label}_qemu_to_http200_each_s`, xs.map((x) => x.http.toFixed(2)).join(" "));
-  }
-
-  // In the guest, hero-init's READY line: READY at X; hero-init (its JavaScript) started at Y;
-  // "pre-init exec'ed it at" Z (CLOCK_BOOTTIME stamped by the pre-init just before execve), so
-  // Y - Z is Bun's runtime start. The kernel's "Run /init as init process" stamp R (from dmesg,
-  // read by a oneshot after the measurements) is the exec of the pre-init itself.
-  const line =
-    /READY at ([\d.]+) s uptime; hero-init started at ([\d.]+) s, pre-init exec'ed it at ([\d.]+) s/;
-  const hx = h.map((s) => ({ m: line.exec(s.console), run: runInit(s) }));
-  const X = (i: number) => Number(hx[i]?.m?.[1]);
-  const Y = (i: number) => Number(hx[i]?.m?.[2]);
-  const Z = (i: number) => Number(hx[i]?.m?.[3]);
-  const R = (i: number) => hx[i]?.run ?? Number.NaN;
-  const each = (f: (i: number) => number) => h.map((_, i) => f(i)).filter(Number.isFinite);
-  out("hero_guest_ready_uptime_median_s", median(each(X)));
-  out("hero_guest_preinit_exec_uptime_median_s", median(each(Z)));
-  out("hero_guest_bun_start_median_s", median(each((i) => Y(i) - Z(i))));
-  out("hero_guest_ready_minus_hero_exec_median_s", median(each((i) => X(i) - Z(i))));
-  out("hero_guest_kernel_run_init_uptime_median_s", median(each(R)));
-  out("hero_guest_run_init_to_js_start_median_s", median(each((i) => Y(i) - R(i))));
-  out("hero_guest_js_start_to_ready_median_s", median(each((i) => X(i) - Y(i))));
-  // Boot step durations hero-init logs ("step modules done in N ms").
-  const stepMs = (s: Sample) => num(/step modules done in (\d+) ms/, s.console);
-  out("hero_guest_step_modules_median_ms", median(h.map(stepMs).filter(Number.isFinite)));
-  out("hero_guest_run_init_to_ready_median_s", median(each((i) => X(i) - R(i))));
-  const bReady = (s: Sample) => num(/busybox boot: READY at ([\d.]+)/, s.console);
-  out("busybox_guest_ready_uptime_median_s", median(b.map(bReady).filter(Number.isFinite)));
-  out(
-    "busybox_guest_kernel_run_init_uptime_median_s",
-    median(b.map(runInit).filter(Number.isFinite)),
-  );
-  out(
-    "busybox_guest_run_init_to_ready_median_s",
-    median(b.map((s) => bReady(s) - runInit(s)).filter(Number.isFinite)),
-  );
-
-  // Idle PID 1 memory, median over the runs.
-  const mem = (xs: Sample[], prefix: string) =>
-    xs.map((s) =>
-      parseRollup(
-        (s.console.match(new RegExp(`${prefix} mem: \\w+:\\s+\\d+`, "g")) ?? []).join("\n"),
-      ),
+  out("host_loadavg_1min_at_boots", load.map((x) => x.toFixed(2)).join(" "));
+  const med: Record<string, Phases> = {};
+  for (const v of variants) {
+    const hero = v.name.startsWith("hero");
+    const xs = (got.get(v.name) ?? []).map((s) => phases(s, hero));
+    out(`${v.name}_runs_ok`, xs.length);
+    out(`${v.name}_initrd_mb`, Bun.file(v.initrd).size / 1e6);
+    const m = {} as Record<string, number>;
+    for (const key of Object.keys(phases({ ready: 0, http: 0, console: "" }, hero))) {
+      const vals = xs.map((x) => x[key as keyof Phases]).filter(Number.isFinite);
+      if (!vals.length) continue;
+      m[key] = median(vals);
+      out(`${v.name}_${key}_median`, m[key] as number);
+    }
+    out(
+      `${v.name}_qemu_to_http200_each_s`,
+      xs.map((x) => x.qemu_to_http200_s.toFixed(2)).join(" "),
     );
-  const hm = mem(h, "hero-init");
-  const bm = mem(b, "busybox");
-  const m = (xs: { rssKb: number; pssKb: number }[], k: "rssKb" | "pssKb") =>
-    median(xs.map((x) => x[k]).filter(Number.isFinite));
-  out("hero_pid1_idle_rss_kb", m(hm, "rssKb"));
-  out("hero_pid1_idle_pss_kb", m(hm, "pssKb"));
-  out("busybox_pid1_idle_rss_kb", m(bm, "rssKb"));
-  out("busybox_pid1_idle_pss_kb", m(bm, "pssKb"));
+    med[v.name] = m as Phases;
+  }
+  const list = await listTime();
+  out("hero_list_10_services_cli_median_ms", list);
 
+  const r = (a: string, b: string, k: keyof Phases) =>
+    (med[a]?.[k] ?? Number.NaN) / (med[b]?.[k] ?? Number.NaN);
+  const d = (a: string, b: string, k: keyof Phases) =>
+    (med[a]?.[k] ?? Number.NaN) - (med[b]?.[k] ?? Number.NaN);
+  const verdict = (name: string, ok: boolean, value: number) =>
+    out(
+      `goal_${name}`,
+      `${Number.isFinite(value) ? value.toFixed(3) : "n/a"} ${ok ? "MET" : "NOT MET"}`,
+    );
+  const hi = r("hero_initramfs", "busybox_initramfs", "qemu_to_http200_s");
+  const hd = r("hero_disk", "busybox_disk", "qemu_to_http200_s");
+  const pss =
+    (med.hero_disk?.pid1_idle_pss_kb ?? med.hero_initramfs?.pid1_idle_pss_kb ?? Number.NaN) / 1024;
+  const usedI = d("hero_initramfs", "busybox_initramfs", "vm_used_mb");
+  const usedD = d("hero_disk", "busybox_disk", "vm_used_mb");
+  const js = med.hero_initramfs?.js_to_ready_s ?? Number.NaN;
+  verdict("http200_initramfs_ratio_le_1.15", hi <= 1.15, hi);
+  verdict("http200_disk_ratio_le_1.15", hd <= 1.15, hd);
+  verdict("pid1_idle_pss_10_services_le_40_mb", pss <= 40, pss);
+  verdict("vm_used_initramfs_minus_busybox_le_64_mb", usedI <= 64, usedI);
+  verdict("vm_used_disk_minus_busybox_le_64_mb", usedD <= 64, usedD);
+  verdict("list_cli_le_15_ms", list <= 15, list);
+  verdict("js_to_ready_initramfs_le_0.5_s", js <= 0.5, js);
+
+  ratio("ratio_http200_hero_initramfs_vs_busybox_initramfs", hi);
+  ratio("ratio_http200_hero_disk_vs_busybox_disk", hd);
   ratio(
-    "ratio_guest_run_init_to_ready_median_hero_vs_busybox",
-    median(each((i) => X(i) - R(i))) /
-      median(b.map((s) => bReady(s) - runInit(s)).filter(Number.isFinite)),
+    "ratio_http200_hero_disk_switchroot_vs_busybox_disk",
+    r("hero_disk_switchroot", "busybox_disk", "qemu_to_http200_s"),
   );
-  ratio("ratio_ready_median_hero_vs_busybox", med(h, "ready") / med(b, "ready"));
-  ratio("ratio_http200_min_hero_vs_busybox", min(h, "http") / min(b, "http"));
-  ratio("ratio_http200_median_hero_vs_busybox", med(h, "http") / med(b, "http"));
+  ratio(
+    "ratio_http200_hero_disk_vs_hero_disk_switchroot",
+    r("hero_disk", "hero_disk_switchroot", "qemu_to_http200_s"),
+  );
+  ratio(
+    "ratio_init_to_ready_hero_initramfs_vs_busybox_initramfs",
+    r("hero_initramfs", "busybox_initramfs", "init_to_ready_s"),
+  );
+  for (const c of COMPRESS)
+    ratio(
+      `ratio_http200_hero_initramfs_${c}_vs_uncompressed`,
+      r(`hero_initramfs_${c}`, "hero_initramfs", "qemu_to_http200_s"),
+    );
   printRatios();
 } finally {
   rmSync(dir, { recursive: true, force: true });

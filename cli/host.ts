@@ -80,9 +80,20 @@ const deployCommand = defineCommand({
     "vm-config": { type: "string", description: "vm.toml for the VM" },
     services: { type: "string", description: "directory of zinit service files to add" },
     overlay: { type: "boolean", description: "ext4: read-only disk under a tmpfs overlay" },
+    "config-disk": {
+      type: "boolean",
+      description:
+        "put vm.toml, services and secrets on a config disk (config.ext4), not in the rootfs",
+    },
     "job-secret": {
       type: "string",
       description: "job VMs: file with the short-lived token (written 0600 to [job] secret_file)",
+    },
+    mycelium: {
+      type: "boolean",
+      default: true,
+      description:
+        "add the manifest's [vm] mycelium with a new key when vm.toml has no [mycelium] (--no-mycelium: don't)",
     },
     json: { type: "boolean" },
   },
@@ -100,8 +111,10 @@ const deployCommand = defineCommand({
       manifest: a.manifest,
       vm,
       overlay: a.overlay,
+      configDisk: a["config-disk"],
       services: a.services ? readServiceDir(a.services) : undefined,
       jobSecret: a["job-secret"] ? new Uint8Array(readFileSync(a["job-secret"])) : undefined,
+      mycelium: a.mycelium !== false,
       progress: progress(a.json),
     });
     if (a.json) process.stdout.write(`${JSON.stringify(d)}\n`);
@@ -158,7 +171,12 @@ const vmRun = defineCommand({
       append: d.kernelCmdline,
       memMB: Number(a.mem),
       forwards: { [Number(a.port)]: 9999 },
-      disks: d.disk ? [{ path: d.disk }] : [],
+      // root disk, config disk, volumes: the guest finds the last two by label and serial
+      disks: [
+        ...(d.disk ? [{ path: d.disk }] : []),
+        ...(d.configDisk ? [{ path: d.configDisk }] : []),
+        ...(d.volumes ?? []).map((v) => ({ path: v.path, serial: v.serial })),
+      ],
       accel: a.kvm ? "kvm" : "tcg",
       serial: "stdio",
       qmpSocket: qmp,

@@ -15,9 +15,13 @@ import { LAYOUT } from "../lib/layout.ts";
 import { addressOfKey, generateKey } from "../lib/mycelium.ts";
 import { parseToml, stringifyToml } from "../lib/toml.ts";
 import { type VmConfigInput, validateVmConfig } from "../lib/vm-config.ts";
+import { writeBootInitramfs } from "./boot-initramfs.ts";
+import { buildConfigDisk, secretsForConfigDisk } from "./config-disk.ts";
 import { type FormatName, type InjectReport, inject } from "./inject.ts";
 import { ensureKernel, type Kernel } from "./kernel.ts";
 import { buildTemplate, loadTemplate } from "./templates.ts";
+import { withDefaultMycelium } from "./vm-mycelium.ts";
+import { ensureVolumeImages, type VolumeImage } from "./volumes.ts";
 
 /** Inputs of {@link deployVm}. */
 export interface DeployVmOptions {
@@ -36,6 +40,12 @@ export interface DeployVmOptions {
   kernel?: Kernel;
   /** ext4 only: mount the disk read-only under a tmpfs overlay. */
   overlay?: boolean;
+  /**
+   * ext4 only: the boot initramfs. "preinit" (default without overlay): ~1 MB, the
+   * pre-init mounts the disk and execs its init (host/boot-initramfs.ts); "hero-init"
+   * (always with overlay): hero-init switches root, and stays in the initramfs if it cannot.
+   */
+  bootInitramfs?: "preinit" | "hero-init";
   cacheDir?: string;
   mtime?: number;
   /**
@@ -44,6 +54,14 @@ export interface DeployVmOptions {
    * /run and deletes it once the job has read it. Never put in deployment.json.
    */
   jobSecret?: Uint8Array;
+  /** false: no mycelium by default (see host/vm-mycelium.ts); a `[mycelium]` in vm.toml still counts. */
+  mycelium?: boolean;
+  /**
+   * Put vm.toml, the services and the secrets on a config disk
+   * (<out>/config.ext4, label HEROCFG) instead of into the rootfs, which then
+   * holds nothing per VM (docs/images.md).
+   */
+  configDisk?: boolean;
   progress?: (msg: string) => void;
 }
 
@@ -55,6 +73,10 @@ export interface Deployment {
   /** The initramfs to boot with (the image itself for initramfs, the switch-root initramfs for ext4). */
   initrd: string;
   disk: string | null;
+  /** The config disk (attach after the root disk), when deployed with one. */
+  configDisk?: string | null;
+  /** Volume images deploy_vm made or kept (attach after the config disk). */
+  volumes?: VolumeImage[];
   kernel: { vmlinuz: string; version: string };
   kernelCmdline: string;
   agentToken: string;
@@ -115,8 +137,13 @@ export async function deployVm(o: DeployVmOptions): Promise<Deployment> {
     uiPasswordFile = join(out, "ui-password");
     writeFileSync(uiPasswordFile, `${pw}\n`, { mode: 0o600 });
   }
+  vmToml = withDefaultMycelium(vmToml, o.manifest, o.mycelium === false, o.progress);
   const cfg = validateVmConfig(parseToml(vmToml, "vm.toml"), "vm.toml").config;
-  const modules = [...new Set([...BASE_MODULES, ...cfg.modules, ...(cfg.mycelium ? ["tun"] : [])])];
+  // A config disk or volumes need the disk modules in the image.
+  const diskMods = o.configDisk || cfg.volumes.length ? ROOT_MODULES : [];
+  const modules = [
+    ...new Set([...BASE_MODULES, ...cfg.modules, ...(cfg.mycelium ? ["tun"] : []), ...diskMods]),
+  ];
   const agentToken = randomBytes(32).toString("hex");
   const secrets: Record<string, Uint8Array> = {
     [LAYOUT.agentToken]: new TextEncoder().encode(`${agentToken}\n`),
@@ -137,11 +164,23 @@ export async function deployVm(o: DeployVmOptions): Promise<Deployment> {
     secrets[cfg.mycelium.key_file] = key;
     myceliumAddress = addressOfKey(key);
   }
+  let configDisk: string | null = null;
+  if (o.configDisk) {
+    const moved = secretsForConfigDisk(parseToml(vmToml, "vm.toml"), secrets);
+    configDisk = join(out, "config.ext4");
+    buildConfigDisk(configDisk, {
+      vmToml: stringifyToml(moved.raw),
+      services: o.services,
+      secrets: moved.secrets,
+    });
+    o.progress?.(`config disk: ${configDisk}`);
+  }
+  const volumes = ensureVolumeImages(out, cfg.volumes, o.progress);
   const common = {
     manifest: o.manifest,
-    vmConfig: vmToml,
-    services: o.services,
-    secrets,
+    vmConfig: configDisk ? undefined : vmToml,
+    services: configDisk ? undefined : o.services,
+    secrets: configDisk ? {} : secrets,
     kernelModules: { dir: kernel.modulesDir, names: modules },
     cacheDir: o.cacheDir,
     mtime: o.mtime,
@@ -163,16 +202,21 @@ export async function deployVm(o: DeployVmOptions): Promise<Deployment> {
   let disk: string | null = null;
   let cmdline = "";
   if (format === "ext4") {
-    // A small initramfs with only hero-init and the disk modules: it mounts root= and switches into it.
     initrd = join(out, "boot.cpio");
-    await inject({
-      format: "initramfs",
-      target: initrd,
-      createFrom: [],
-      privateLoader: "always",
-      kernelModules: { dir: kernel.modulesDir, names: [...ROOT_MODULES, ...BASE_MODULES] },
-      mtime: o.mtime,
-    });
+    // Faster boot, less RAM (docs/benchmarks.md): the pre-init alone mounts root= and execs it.
+    if (!o.overlay && o.bootInitramfs !== "hero-init") {
+      await writeBootInitramfs(initrd, kernel);
+    } else {
+      // hero-init and the disk modules: hero-init mounts root= and switches into it.
+      await inject({
+        format: "initramfs",
+        target: initrd,
+        createFrom: [],
+        privateLoader: "always",
+        kernelModules: { dir: kernel.modulesDir, names: [...ROOT_MODULES, ...BASE_MODULES] },
+        mtime: o.mtime,
+      });
+    }
     disk = image;
     cmdline = `root=/dev/vda rw${o.overlay ? " hero.overlay=tmpfs" : ""}`;
   } else if (format === "dir") {
@@ -186,6 +230,8 @@ export async function deployVm(o: DeployVmOptions): Promise<Deployment> {
     image,
     initrd,
     disk,
+    configDisk,
+    volumes,
     kernel: { vmlinuz: kernel.vmlinuz, version: kernel.version },
     kernelCmdline: cmdline,
     agentToken,

@@ -15,4 +15,15 @@ describe("qemuArgs", () => {
     expect(args).toContain("unix:/tmp/q,,wait=on,server=on,wait=off");
     expect(optValue("plain/path")).toBe("plain/path");
   });
+
+  test("a disk's serial goes on its virtio-blk device (volumes find it in /sys/block/*/serial)", () => {
+    const args = qemuArgs({
+      vmlinuz: "/k",
+      initrd: "/i",
+      disks: [{ path: "/r" }, { path: "/v", serial: "data1" }],
+      serial: "stdio",
+    });
+    expect(args).toContain("virtio-blk-pci,drive=d0");
+    expect(args).toContain("virtio-blk-pci,drive=d1,serial=data1");
+  });
 });

@@ -23,7 +23,8 @@ export interface QemuSpec {
   cpus?: number;
   /** host port → guest port */
   forwards?: Record<number, number>;
-  disks?: { path: string; readonly?: boolean }[];
+  /** virtio-blk disks; `serial` is what the guest sees in /sys/block/<dev>/serial. */
+  disks?: { path: string; readonly?: boolean; serial?: string }[];
   accel?: "tcg" | "kvm";
   noReboot?: boolean;
   /** How the serial console is wired: a file, or "stdio". */
@@ -76,7 +77,7 @@ export function qemuArgs(s: QemuSpec): string[] {
       "-drive",
       `file=${optValue(d.path)},if=none,id=d${i},format=raw${d.readonly ? ",readonly=on" : ""}`,
       "-device",
-      `virtio-blk-pci,drive=d${i}`,
+      `virtio-blk-pci,drive=d${i}${d.serial ? `,serial=${optValue(d.serial)}` : ""}`,
     );
   });
   return args;

@@ -48,6 +48,12 @@ export const LAYOUT = {
   agentSocket: "/run/hero-init/agent.sock",
   /** Per-service NOTIFY_SOCKET datagram sockets (`notify: true` services). */
   notifyDir: "/run/hero-init/notify",
+  /** What hero-init copied off the config disk (vm.toml, services/), tmpfs, 0700. */
+  configDiskCopy: "/run/hero-init/config-disk",
+  /** Where the config disk is mounted (read-only) while it is copied; unmounted after. */
+  configDiskMount: "/run/hero-init/config-disk.mnt",
+  /** Secrets from the config disk, one 0600 file each (tmpfs, dir 0700). */
+  secretsDir: "/run/hero-init/secrets",
   /** What a re-exec of PID 1 hands to the new binary. */
   handoff: "/run/hero-init/handoff.json",
   /** zinit's control socket paths: the legacy default and the newer one. */

@@ -8,6 +8,8 @@
  * buckets). See docs/manifest.md.
  */
 import * as v from "valibot";
+import { AccessSchema, checkAccess } from "./access.ts";
+import { ConfigFileSchema } from "./config-files.ts";
 import { HeroError } from "./errors.ts";
 import { SERVICE_NAME_RE } from "./service-spec.ts";
 import { locateKey, parseToml } from "./toml.ts";
@@ -76,14 +78,19 @@ export type Binary = v.InferOutput<typeof BinarySchema>;
 export const isArchive = (b: Binary) =>
   b.archive_member !== undefined || /\.(tar\.gz|tgz)$/.test(new URL(b.url).pathname);
 
-const Section = v.strictObject({ binaries: v.optional(v.array(BinarySchema), []) });
+const Section = v.strictObject({
+  binaries: v.optional(v.array(BinarySchema), []),
+  /** Config files (lib/config-files.ts), shipped and updated like binaries. */
+  files: v.optional(v.array(ConfigFileSchema), []),
+});
 
-/** The deployment environments (seed 002), from least to most conservative. */
-export const ENVIRONMENTS = ["dev", "testing", "canary", "production"] as const;
-/** One of {@link ENVIRONMENTS}. */
-export type Environment = (typeof ENVIRONMENTS)[number];
+import { ENVIRONMENTS, type Environment } from "./environments.ts";
+
+export { ENVIRONMENTS, type Environment };
 
 const EnvSection = v.strictObject({
+  /** Users, SSH keys, sudo and sshd of this environment (lib/access.ts, docs/environments.md). */
+  access: v.optional(AccessSchema),
   node: v.optional(Section),
   vm: v.optional(Section),
 });
@@ -103,8 +110,8 @@ export const ManifestSchema = v.strictObject({
   expires: v.optional(Expires),
   /** Free text shown by `manifest verify` and the UI. */
   description: v.optional(v.string()),
-  node: v.optional(Section, { binaries: [] }),
-  vm: v.optional(Section, { binaries: [] }),
+  node: v.optional(Section, { binaries: [], files: [] }),
+  vm: v.optional(Section, { binaries: [], files: [] }),
   /** Per-environment sections; their binaries replace the top-level ones of the same name. */
   env: v.optional(
     v.strictObject(
@@ -155,6 +162,10 @@ export function parseManifest(text: string, file: string): Manifest {
       seen.add(b.name);
     }
   }
+  checkAccess(Object.fromEntries(ENVIRONMENTS.map((e) => [e, m.env[e]?.access])), (e, path) => {
+    const full = ["env", e, "access", ...path];
+    return { file, line: locateKey(text, full), field: full.join(".") };
+  });
   return m;
 }
 

@@ -46,6 +46,15 @@ export function isMyceliumAddress(ip: string): boolean {
   return ipaddr.IPv6.parse(ip).match(net, bits);
 }
 
+/** True if `ip` lies in one of `ranges` (and nowhere else: no default range is added). */
+export function isListedClient(ip: string | undefined | null, ranges: readonly Range[]): boolean {
+  if (!ip || !ipaddr.isValid(ip)) return false;
+  let addr = ipaddr.parse(ip);
+  if (addr.kind() === "ipv6" && (addr as ipaddr.IPv6).isIPv4MappedAddress())
+    addr = (addr as ipaddr.IPv6).toIPv4Address();
+  return ranges.some(([net, bits]) => net.kind() === addr.kind() && addr.match(net, bits));
+}
+
 const LOOPBACK = parseCidrs(["127.0.0.0/8", "::1/128"]);
 
 /** True if `ip` is a loopback address (IPv4-mapped IPv6 included). */

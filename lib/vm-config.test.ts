@@ -46,6 +46,19 @@ describe("vm.toml", () => {
     expect(config.hostname).toBe("hero-vm");
     expect(errors[0]?.where.field).toBe("hostname");
   });
+
+  test("dhcp = true is an interface; with a static address it is an error naming the interface", () => {
+    const ok = parseVmConfig(`[[network.interfaces]]\nname = "eth0"\ndhcp = true\n`, "vm.toml");
+    expect(ok.errors).toEqual([]);
+    expect(ok.config.network.interfaces).toEqual([{ name: "eth0", dhcp: true }]);
+    const bad = parseVmConfig(
+      `[[network.interfaces]]\nname = "eth0"\ndhcp = true\naddress = "10.0.0.5/24"\n`,
+      "vm.toml",
+    );
+    expect(bad.config.network.interfaces).toEqual([]);
+    expect(bad.errors[0]?.message).toContain("dhcp = true takes the address");
+    expect(bad.errors[0]?.where.field).toBe("network.interfaces.0");
+  });
 });
 
 describe("[mycelium]", () => {

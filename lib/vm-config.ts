@@ -10,10 +10,11 @@
 
 import ipaddr from "ipaddr.js";
 import * as v from "valibot";
+import { ENVIRONMENTS } from "./environments.ts";
 import { HeroError, isHeroError } from "./errors.ts";
+import { IdentitySchema } from "./identity.ts";
 import { LAYOUT } from "./layout.ts";
-import { ENVIRONMENTS } from "./manifest.ts";
-import { isPeerUri } from "./mycelium.ts";
+import { isPeerUri } from "./peer-uri.ts";
 import { locateKey, parseToml } from "./toml.ts";
 
 const hostnameRe =
@@ -32,30 +33,38 @@ const Cidr4 = v.pipe(
   }, "must be an IPv4 address with prefix, like 10.0.2.15/24"),
 );
 
-/** One statically configured network interface. */
-export const InterfaceSchema = v.strictObject({
-  name: v.pipe(v.string(), v.regex(ifnameRe, "must be an interface name like eth0")),
-  address: v.optional(Cidr4),
-  gateway: v.optional(Ipv4),
-  /** A static IPv6 address with prefix, e.g. "2001:db8:1::2/64". */
-  address6: v.optional(
-    v.pipe(
-      v.string(),
-      v.check((s) => {
-        const [ip, len, ...rest] = s.split("/");
-        const n = Number(len);
-        return (
-          rest.length === 0 &&
-          ipaddr.IPv6.isValid(ip ?? "") &&
-          Number.isInteger(n) &&
-          n >= 1 &&
-          n <= 128
-        );
-      }, "must be an IPv6 address with prefix, like 2001:db8::2/64"),
+/** One network interface: a static address, or `dhcp = true` (docs/images.md). */
+export const InterfaceSchema = v.pipe(
+  v.strictObject({
+    name: v.pipe(v.string(), v.regex(ifnameRe, "must be an interface name like eth0")),
+    /** IPv4 from DHCP (and IPv6 router advertisements accepted); excludes address and gateway. */
+    dhcp: v.optional(v.boolean()),
+    address: v.optional(Cidr4),
+    gateway: v.optional(Ipv4),
+    /** A static IPv6 address with prefix, e.g. "2001:db8:1::2/64". */
+    address6: v.optional(
+      v.pipe(
+        v.string(),
+        v.check((s) => {
+          const [ip, len, ...rest] = s.split("/");
+          const n = Number(len);
+          return (
+            rest.length === 0 &&
+            ipaddr.IPv6.isValid(ip ?? "") &&
+            Number.isInteger(n) &&
+            n >= 1 &&
+            n <= 128
+          );
+        }, "must be an IPv6 address with prefix, like 2001:db8::2/64"),
+      ),
     ),
+    mtu: v.optional(v.pipe(v.number(), v.integer(), v.minValue(576), v.maxValue(65535))),
+  }),
+  v.check(
+    (i) => !(i.dhcp && (i.address || i.gateway)),
+    "dhcp = true takes the address and gateway from the lease: remove address/gateway, or dhcp",
   ),
-  mtu: v.optional(v.pipe(v.number(), v.integer(), v.minValue(576), v.maxValue(65535))),
-});
+);
 
 const NetworkSchema = v.strictObject({
   interfaces: v.optional(v.array(InterfaceSchema), []),
@@ -91,6 +100,30 @@ const UiSchema = v.strictObject({
   ),
   /** The debug web terminal: off unless set (admins only, allowed addresses only). */
   terminal: v.optional(v.boolean(), false),
+  /**
+   * Who may open the debug terminal besides loopback: mycelium addresses or
+   * subnets of named debugger nodes (default none). The admin password is
+   * needed as well.
+   */
+  terminal_allow: v.optional(
+    v.array(
+      v.pipe(
+        v.string(),
+        v.check((s) => {
+          const [ip, len, ...rest] = s.split("/");
+          const n = len === undefined ? 128 : Number(len);
+          return (
+            rest.length === 0 &&
+            ipaddr.isValid(ip ?? "") &&
+            Number.isInteger(n) &&
+            n >= 0 &&
+            n <= (ipaddr.IPv4.isValid(ip ?? "") ? 32 : 128)
+          );
+        }, "must be an address or a subnet, like 4a2:1b3c::1 or 4a2:1b3c::/64"),
+      ),
+    ),
+    [],
+  ),
 });
 
 /** A peer URI the real mycelium takes (an address, not a name: a named peer stops it from starting). */
@@ -179,10 +212,57 @@ const JobSchema = v.pipe(
     gid: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 0),
     /** Seconds the job gets after its stop signal before SIGKILL (graceful shutdown). */
     stop_timeout: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(3600)), 10),
+    /** The job's working directory (its cwd), made for its uid, removed after the job (seed 004 work_dir). */
+    work_dir: v.optional(
+      v.pipe(
+        AbsPath,
+        v.check(
+          (p) => p.split("/").filter(Boolean).length >= 2,
+          "must be at least two levels deep, like /tmp/runner-work (it is deleted after the job)",
+        ),
+      ),
+      "/tmp/runner-work",
+    ),
+    /**
+     * CI runner registration (docs/jobs.md): PID 1 trades the short-lived
+     * token of `secret_file` for a runner credential at `url`, the job runs
+     * with that credential, and the runner is removed after it.
+     */
+    registration: v.optional(
+      v.strictObject({
+        url: v.pipe(
+          v.string(),
+          v.regex(/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/, "must be an http(s):// URL without query"),
+        ),
+        runner_name: v.pipe(
+          v.string(),
+          v.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "must be 1-64 letters, digits, _ . -"),
+        ),
+        labels: v.optional(
+          v.pipe(
+            v.array(
+              v.pipe(
+                v.string(),
+                v.regex(
+                  /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/,
+                  "must be 1-64 letters, digits, _ . : -",
+                ),
+              ),
+            ),
+            v.maxLength(32, "at most 32 labels"),
+          ),
+          [],
+        ),
+      }),
+    ),
   }),
   v.check(
     (j) => (j.service === undefined) !== (j.runner === undefined && j.command === undefined),
     "set either service, or runner/command (not both, not neither)",
+  ),
+  v.check(
+    (j) => j.registration === undefined || j.secret_file !== undefined,
+    "[job.registration] needs secret_file (the file with the registration token)",
   ),
 );
 
@@ -198,6 +278,58 @@ const AgentSchema = v.strictObject({
   /** Also listen on vsock (the agent's port, any CID) when the VM has a vsock transport. */
   vsock: v.optional(v.boolean(), true),
 });
+
+/** `[[volumes]]`: a block device mounted at boot (docs/images.md). */
+const VolumeSchema = v.pipe(
+  v.strictObject({
+    /** The virtio-blk serial (QEMU `-drive …,serial=`), as /sys/block/<dev>/serial shows it. */
+    serial: v.optional(
+      v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.-]{1,20}$/, "must be 1-20 of A-Z a-z 0-9 _ . -")),
+    ),
+    /** The ext2/3/4 filesystem label. */
+    label: v.optional(
+      v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.-]{1,16}$/, "must be 1-16 of A-Z a-z 0-9 _ . -")),
+    ),
+    /** The device node, e.g. /dev/vdc. */
+    device: v.optional(v.pipe(AbsPath, v.regex(/^\/dev\//, "must be a device under /dev/"))),
+    /** The mount point. */
+    path: v.pipe(
+      AbsPath,
+      v.check(
+        (p) => p !== "/" && !/^\/(proc|sys|dev|run)(\/|$)/.test(p),
+        "must not be /, /proc, /sys, /dev or /run",
+      ),
+    ),
+    readonly: v.optional(v.boolean(), false),
+    fs: v.optional(
+      v.picklist(["ext4", "ext3", "ext2"], 'must be "ext4", "ext3" or "ext2"'),
+      "ext4",
+    ),
+    /** Format the device with the rootfs's mkfs.ext4 when it is blank (all zeros). Opt-in. */
+    mkfs: v.optional(v.boolean(), false),
+    /** Owner of the mounted filesystem's root, "uid:gid" (read-write volumes). */
+    owner: v.optional(
+      v.pipe(v.string(), v.regex(/^\d{1,10}:\d{1,10}$/, 'must be "uid:gid", e.g. "1000:1000"')),
+    ),
+    /** Mode of the mounted filesystem's root, octal, e.g. "0750" (read-write volumes). */
+    mode: v.optional(
+      v.pipe(v.string(), v.regex(/^0?[0-7]{3,4}$/, 'must be an octal mode, e.g. "0750"')),
+    ),
+    /** Allow executing programs from it (default: noexec). nosuid and nodev always apply. */
+    exec: v.optional(v.boolean(), false),
+    /** Seconds to wait for the device to appear. */
+    wait: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(300)), 10),
+    /** deploy_vm only: size of the image it creates (MiB) when none exists. */
+    size_mb: v.optional(
+      v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(16 * 1024 * 1024)),
+    ),
+  }),
+  v.check(
+    (x) => [x.serial, x.label, x.device].filter((s) => s !== undefined).length === 1,
+    "set exactly one of serial, label or device",
+  ),
+  v.check((x) => !(x.mkfs && x.readonly), "mkfs = true needs a read-write volume"),
+);
 
 /** `[update]`: follow a signed bootstrapper.toml (see docs/manifest.md). */
 export const UpdateSchema = v.strictObject({
@@ -220,18 +352,33 @@ export const UpdateSchema = v.strictObject({
   health_seconds: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(600)), 5),
 });
 
+/** `init` in vm.toml: who runs as PID 1 once the early boot is done. */
+export const INIT_MODES = ["hero", "systemd", "auto"] as const;
+
 /** The whole vm.toml. Every section is optional and has safe defaults. */
 export const VmConfigSchema = v.strictObject({
   hostname: v.optional(
     v.pipe(v.string(), v.regex(hostnameRe, "must be a valid host name (RFC 1123)")),
     "hero-vm",
   ),
+  /**
+   * Who is PID 1 after the early boot (docs/images.md): "hero" stays PID 1;
+   * "systemd" hands off to the image's systemd, hero-init running on as
+   * units; "auto" hands off only when the image's own /sbin/init was systemd.
+   */
+  init: v.optional(v.picklist(INIT_MODES, 'must be "hero", "systemd" or "auto"'), "hero"),
   modules: v.optional(
     v.array(v.pipe(v.string(), v.regex(moduleRe, "must be a kernel module name"))),
     [],
   ),
   network: v.optional(NetworkSchema, { interfaces: [], dns: [], search: [] }),
-  ui: v.optional(UiSchema, { port: 9999, listen: [], allow: [], terminal: false }),
+  ui: v.optional(UiSchema, {
+    port: 9999,
+    listen: [],
+    allow: [],
+    terminal: false,
+    terminal_allow: [],
+  }),
   /** SSH public keys for root, written to /root/.ssh/authorized_keys by the injector. */
   ssh_authorized_keys: v.optional(
     v.array(
@@ -249,6 +396,8 @@ export const VmConfigSchema = v.strictObject({
   job: v.optional(JobSchema),
   mycelium: v.optional(MyceliumSchema),
   update: v.optional(UpdateSchema),
+  /** The machine's identity, shown by the UI and `hero-init status` (lib/identity.ts). */
+  identity: v.optional(IdentitySchema),
   agent: v.optional(AgentSchema, {
     enabled: true,
     port: 9998,
@@ -261,10 +410,24 @@ export const VmConfigSchema = v.strictObject({
     v.record(v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/)), v.string()),
     {},
   ),
+  volumes: v.optional(
+    v.pipe(
+      v.array(VolumeSchema),
+      v.maxLength(64, "at most 64 volumes"),
+      v.check(
+        (vs) => new Set(vs.map((x) => x.path)).size === vs.length,
+        "two volumes have the same path",
+      ),
+    ),
+    [],
+  ),
 });
 
-/** A validated VM config. */
-export type VmConfig = v.InferOutput<typeof VmConfigSchema>;
+/**
+ * A validated VM config. `jobError` is set when vm.toml had a `[job]` that
+ * was invalid: that VM ends with code 3 instead of running without its job.
+ */
+export type VmConfig = v.InferOutput<typeof VmConfigSchema> & { jobError?: string };
 /** The raw input form (what the injector writes). */
 export type VmConfigInput = v.InferInput<typeof VmConfigSchema>;
 
@@ -292,9 +455,10 @@ export function validateVmConfig(raw: unknown, file: string, text = ""): LoadedV
   const isTable = typeof raw === "object" && raw !== null && !Array.isArray(raw);
   if (!isTable) errors.push(new HeroError("schema", "config must be a table", { file }));
   let input: Record<string, unknown> = isTable ? { ...(raw as Record<string, unknown>) } : {};
+  let jobError: string | undefined;
   for (let attempt = 0; attempt < 32; attempt++) {
     const res = v.safeParse(VmConfigSchema, input);
-    if (res.success) return { config: res.output, errors };
+    if (res.success) return { config: jobError ? { ...res.output, jobError } : res.output, errors };
     const dropped = new Set<string>();
     for (const issue of res.issues) {
       const path = issuePath(issue);
@@ -312,6 +476,7 @@ export function validateVmConfig(raw: unknown, file: string, text = ""): LoadedV
         ),
       );
       dropped.add(top);
+      if (top === "job") jobError ??= `vm.toml [job] ${field}: ${issue.message}`;
     }
     if (dropped.has("")) break;
     input = Object.fromEntries(Object.entries(input).filter(([k]) => !dropped.has(k)));

@@ -27,6 +27,8 @@ PACKAGES=(
   minisign          # interoperability tests of manifest signatures
   nginx             # the bootstrap server tests run real nginx (as the test user, own config)
   systemd           # systemd-notify: a real sd_notify sender for the notify: tests
+  openssh-client    # ssh and ssh-keygen: the environment access VM test logs in to a real sshd
+  dnsmasq-base      # the DHCP client's tests run real dnsmasq in a network namespace (no system service)
 )
 
 SUDO=""
@@ -55,4 +57,12 @@ fi
 # (cached outside the clone; instant when the cache is warm).
 echo "setup: real mycelium and zinit (scripts/build-vendor.sh)"
 bash scripts/build-vendor.sh all | sed 's/^/setup: /'
+# The debian-systemd template's base (debootstrap from the host's Debian
+# mirror: minutes once, then cached in ~/.cache/hero-init/templates, keyed
+# by its template.toml): the systemd hand-off and node tests boot it.
+echo "setup: debian-systemd template base (debootstrap on the first run only; cached)"
+node_modules/.bin/bun -e 'import { loadTemplate, templateBase } from "./host/templates.ts";
+const t0 = Date.now();
+const dir = templateBase(loadTemplate("debian-systemd"));
+console.log(`setup: debian-systemd base ${dir} (${Math.round((Date.now() - t0) / 1000)} s)`);'
 echo "setup: ok (bun $(node_modules/.bin/bun --version))"

@@ -37,6 +37,9 @@ function openLibc() {
     accept4: { args: [i32, P, P, i32], returns: i32 },
     connect: { args: [i32, P, u32], returns: i32 },
     fcntl: { args: [i32, i32, i32], returns: i32 },
+    setsockopt: { args: [i32, i32, i32, P, u32], returns: i32 },
+    sendto: { args: [i32, P, u64, i32, P, u32], returns: i64 },
+    recv: { args: [i32, P, u64, i32], returns: i64 },
   });
 }
 
@@ -346,4 +349,40 @@ export function unixDatagramBind(path: string): number {
     libc().close(fd);
     throw e;
   }
+}
+
+/** setsockopt(2) with the option's value as bytes (an int is 4 little-endian bytes). */
+export function setsockopt(
+  fd: number,
+  level: number,
+  name: number,
+  value: Uint8Array,
+  what: string,
+): void {
+  check(libc().setsockopt(fd, level, name, ptr(value), value.length), "setsockopt", what);
+}
+
+/** bind(2) to a socket address built by the caller. */
+export function bindAddr(fd: number, addr: Uint8Array, what: string): void {
+  check(libc().bind(fd, ptr(addr), addr.length), "bind", what);
+}
+
+/** sendto(2) one datagram to `addr`. */
+export function sendTo(fd: number, data: Uint8Array, addr: Uint8Array, what: string): void {
+  check(libc().sendto(fd, ptr(data), data.length, 0, ptr(addr), addr.length), "sendto", what);
+}
+
+const MSG_DONTWAIT = 0x40;
+/** recv(2) without blocking: the datagram's length (truncated to `buf`), or null when none is waiting. */
+export function recvNonBlocking(fd: number, buf: Uint8Array): number | null {
+  const rc = Number(libc().recv(fd, ptr(buf), buf.length, MSG_DONTWAIT));
+  if (rc >= 0) return rc;
+  const e = errno();
+  if (
+    e === constants.errno.EAGAIN ||
+    e === constants.errno.EWOULDBLOCK ||
+    e === constants.errno.EINTR
+  )
+    return null;
+  throw sysError("recv", e, String(fd));
 }

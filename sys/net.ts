@@ -95,6 +95,29 @@ export function addDefaultRoute(gateway: string): void {
   });
 }
 
+const SIOCDELRT = 0x890c;
+
+/** Removes the interface's IPv4 address (SIOCSIFADDR 0.0.0.0); the kernel drops the routes through it. */
+export function clearIpv4(name: string): void {
+  withSocket((fd) => {
+    const a = ifreq(name);
+    putSockaddrIn(a, 16, "0.0.0.0");
+    ioctl(fd, SIOCSIFADDR, a, `SIOCSIFADDR ${name} 0.0.0.0`);
+  });
+}
+
+/** Deletes the IPv4 default route via `gateway`. */
+export function delDefaultRoute(gateway: string): void {
+  withSocket((fd) => {
+    const rt = new Uint8Array(RTENTRY_SIZE);
+    putSockaddrIn(rt, 8, "0.0.0.0");
+    putSockaddrIn(rt, 24, gateway);
+    putSockaddrIn(rt, 40, "0.0.0.0");
+    new DataView(rt.buffer).setUint16(56, RTF_UP | RTF_GATEWAY, true);
+    ioctl(fd, SIOCDELRT, rt, `SIOCDELRT default via ${gateway}`);
+  });
+}
+
 const AF_INET6 = 10;
 const SIOCGIFINDEX = 0x8933;
 

@@ -19,6 +19,7 @@
  */
 import { isHeroError, shortCode } from "../lib/errors.ts";
 import { finishPending, install, planUpdate } from "./apply.ts";
+import { applyMachineConfig } from "./config-files.ts";
 import type { DownloadStats } from "./request.ts";
 import { installedVersions, readState } from "./state.ts";
 import { loadTrustRoot, verifiedManifest } from "./trust.ts";
@@ -97,6 +98,9 @@ export async function runUpdate(
     } else {
       await install(plan.changes, run);
     }
+    // Config files and access converge on every run, a 304 included.
+    if (res.outcome !== "rolled-back" && res.outcome !== "failed")
+      await applyMachineConfig(manifest, run);
     return res;
   } catch (e) {
     return failed(res, e, hooks);

@@ -6,11 +6,12 @@ import {
   readFileSync,
   readlinkSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runInstallCli, runUpdateCli } from "../cli/update.ts";
+import { runInstallCli, runNodeCli, runUpdateCli } from "../cli/update.ts";
 import {
   type Fixture,
   machineKeyLine,
@@ -18,11 +19,16 @@ import {
   snapshot,
 } from "../test/helpers/update-fixture.ts";
 import {
+  checkUnitArg,
   detectRole,
+  ensureMyceliumKey,
   installMachineId,
+  installSelf,
+  nodeMyceliumArgs,
   parseNodeUpdateConfig,
+  REGISTRATION_MARK,
   registrationFiles,
-  writeMissing,
+  writeRegistration,
 } from "./install.ts";
 
 describe("role detection (pure)", () => {
@@ -80,6 +86,52 @@ describe("registration files (pure)", () => {
     ]);
   });
 
+  test("systemd: restart policy, network-online, hardening; the update oneshot and its timer", () => {
+    const f = registrationFiles("systemd", {
+      services: [
+        {
+          name: "mycelium",
+          exec: "/usr/bin/mycelium",
+          args: ["-k", "/k", "--peers", "tcp://[2001:db8::1]:9651"],
+        },
+      ],
+      interval: 60,
+      heroInit: "/usr/bin/hero-init",
+    });
+    const unit = f["/etc/systemd/system/mycelium.service"] ?? "";
+    expect(unit.startsWith(REGISTRATION_MARK)).toBe(true);
+    for (const line of [
+      "Wants=network-online.target",
+      "After=network-online.target",
+      "ExecStart=/usr/bin/mycelium -k /k --peers tcp://[2001:db8::1]:9651",
+      "Restart=always",
+      "StartLimitIntervalSec=0",
+      "NoNewPrivileges=yes",
+      "PrivateTmp=yes",
+      "ProtectHome=yes",
+      "WantedBy=multi-user.target",
+    ])
+      expect(unit.split("\n")).toContain(line);
+    const timer = f["/etc/systemd/system/hero-init-update.timer"] ?? "";
+    // A short interval is not held back by the boot delay.
+    expect(timer).toContain("OnBootSec=60s\nOnUnitActiveSec=60s\nRandomizedDelaySec=6s");
+    expect(f["/etc/systemd/system/hero-init-update.service"]).toContain(
+      "Type=oneshot\nExecStart=/usr/bin/hero-init update --config /etc/hero-init/update.toml",
+    );
+  });
+
+  test("an argument that could mean something to systemd or YAML is refused", () => {
+    for (const bad of ["a b", "%h", "$HOME", "x;y", "x#y", "'q'", "a\nb", "", "\\x"])
+      expect(() => checkUnitArg(bad, "args")).toThrow(/cannot be an argument/);
+    expect(checkUnitArg("quic://[2001:db8::1]:9651", "args")).toBe("quic://[2001:db8::1]:9651");
+    expect(nodeMyceliumArgs({ key_file: "/k", peers: [] })).toEqual([
+      "-k",
+      "/k",
+      "--tun-name",
+      "mycelium",
+    ]);
+  });
+
   test("zinit: service files and a long-running updater", () => {
     const f = registrationFiles("zinit", {
       services: [],
@@ -99,12 +151,16 @@ describe("writes stay inside the root", () => {
       const root = join(dir, "root");
       mkdirSync(root);
       expect(() =>
-        writeMissing(root, { "/etc/zinit/ok.yaml": "exec: /x\n", "/etc/zinit/../../../x": "" }),
+        writeRegistration(root, {
+          "/etc/zinit/ok.yaml": "exec: /x\n",
+          "/etc/zinit/../../../x": "",
+        }),
       ).toThrow(/is not a path inside/);
       expect(existsSync(join(dir, "x"))).toBe(false);
-      expect(writeMissing(root, { "/etc/zinit/ok.yaml": "exec: /x\n" })).toEqual([
-        "/etc/zinit/ok.yaml",
-      ]);
+      expect(writeRegistration(root, { "/etc/zinit/ok.yaml": "exec: /x\n" })).toEqual({
+        created: ["/etc/zinit/ok.yaml"],
+        rewritten: [],
+      });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -124,6 +180,68 @@ describe("writes stay inside the root", () => {
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("rewriting what install wrote, keeping what the operator wrote", () => {
+  test("a marked file is rewritten when it differs; an unmarked one is kept", () => {
+    const root = mkdtempSync(join(tmpdir(), "hero-install-"));
+    try {
+      const a = "/etc/zinit/a.yaml";
+      const b = "/etc/zinit/b.yaml";
+      writeRegistration(root, { [a]: `${REGISTRATION_MARK}\nexec: /old\n` });
+      mkdirSync(join(root, "etc/zinit"), { recursive: true });
+      writeFileSync(join(root, b), "exec: /mine\n");
+      const files = {
+        [a]: `${REGISTRATION_MARK}\nexec: /new\n`,
+        [b]: `${REGISTRATION_MARK}\nexec: /new\n`,
+      };
+      expect(writeRegistration(root, files)).toEqual({ created: [], rewritten: [a] });
+      expect(readFileSync(join(root, a), "utf8")).toContain("/new");
+      expect(readFileSync(join(root, b), "utf8")).toBe("exec: /mine\n");
+      expect(writeRegistration(root, files)).toEqual({ created: [], rewritten: [] });
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("hero-init itself and the mycelium key", () => {
+  test("installSelf puts the binary behind pkgs/hero-init/current once; the engine's copy wins", () => {
+    const root = mkdtempSync(join(tmpdir(), "hero-install-"));
+    try {
+      const self = join(root, "self");
+      writeFileSync(self, "hero-init bytes");
+      const pkgs = join(root, "usr/lib/hero/pkgs");
+      expect(installSelf({ root, pkgs, self, version: "0.1.0" })).toBe(true);
+      expect(readlinkSync(join(root, "usr/bin/hero-init"))).toBe(
+        "/usr/lib/hero/pkgs/hero-init/current/hero-init",
+      );
+      expect(readlinkSync(join(pkgs, "hero-init/current"))).toBe("0.1.0");
+      expect(readFileSync(join(pkgs, "hero-init/0.1.0/hero-init"), "utf8")).toBe("hero-init bytes");
+      expect(statSync(join(pkgs, "hero-init/0.1.0/hero-init")).mode & 0o777).toBe(0o755);
+      // Already managed (by this or by the manifest): nothing is copied again.
+      writeFileSync(self, "another build");
+      expect(installSelf({ root, pkgs, self, version: "0.2.0" })).toBe(false);
+      expect(existsSync(join(pkgs, "hero-init/0.2.0"))).toBe(false);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  test("the mycelium key is made once, 0600 in a 0700 directory", () => {
+    const root = mkdtempSync(join(tmpdir(), "hero-install-"));
+    try {
+      expect(ensureMyceliumKey(root, "/var/lib/mycelium/key.bin")).toBe(true);
+      const key = readFileSync(join(root, "var/lib/mycelium/key.bin"));
+      expect(key.length).toBe(32);
+      expect(statSync(join(root, "var/lib/mycelium/key.bin")).mode & 0o777).toBe(0o600);
+      expect(statSync(join(root, "var/lib/mycelium")).mode & 0o777).toBe(0o700);
+      expect(ensureMyceliumKey(root, "/var/lib/mycelium/key.bin")).toBe(false);
+      expect(readFileSync(join(root, "var/lib/mycelium/key.bin"))).toEqual(key);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
     }
   });
 });
@@ -189,6 +307,53 @@ describe("hero-init install on a fresh node (in a root directory)", () => {
       0,
     );
     expect(readlinkSync(join(f.root, "usr/lib/hero/pkgs/beta/current"))).toBe("1.1.0");
+  });
+
+  test("mycelium in [node]: a key, and the peers of the config in its service; peers changed → rewritten", async () => {
+    f.addBinary("mycelium", "0.7.0", "not really mycelium\n", ["mycelium"], "node");
+    f.publish(2);
+    const withPeers = (peers: string) =>
+      runInstallCli([
+        "--manifest",
+        f.source.manifestUrl,
+        "--key",
+        machineKeyLine(f.key),
+        "--role",
+        "node",
+        "--peers",
+        peers,
+        "--root",
+        f.root,
+      ]);
+    expect(await withPeers("tcp://192.0.2.1:9651")).toBe(0);
+    expect(readFileSync(join(f.root, "etc/zinit/mycelium.yaml"), "utf8")).toContain(
+      "exec: /usr/bin/mycelium -k /var/lib/mycelium/key.bin --tun-name mycelium --peers tcp://192.0.2.1:9651\n",
+    );
+    expect(statSync(join(f.root, "var/lib/mycelium/key.bin")).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(f.root, "etc/hero-init/update.toml"), "utf8")).toContain(
+      "tcp://192.0.2.1:9651",
+    );
+    const key = readFileSync(join(f.root, "var/lib/mycelium/key.bin"));
+    expect(await withPeers("tcp://192.0.2.2:9651,quic://192.0.2.3:9651")).toBe(0);
+    expect(readFileSync(join(f.root, "etc/zinit/mycelium.yaml"), "utf8")).toContain(
+      "--peers tcp://192.0.2.2:9651 quic://192.0.2.3:9651\n",
+    );
+    expect(readFileSync(join(f.root, "var/lib/mycelium/key.bin"))).toEqual(key);
+    // A peer that is not a peer URI is refused before anything changes.
+    expect(await withPeers("tcp://a b:1")).toBe(2);
+  });
+
+  test("node register runs a pass on the node's config and returns after it", async () => {
+    f.addBinary("beta", "1.0.0", "beta one\n", ["beta"], "node");
+    f.publish(2);
+    expect(await install()).toBe(0);
+    f.addBinary("beta", "2.0.0", "beta two\n", ["beta"], "node");
+    f.publish(3);
+    expect(await runNodeCli(["register", "--root", f.root, "--timeout", "60"])).toBe(0);
+    expect(readlinkSync(join(f.root, "usr/lib/hero/pkgs/beta/current"))).toBe("2.0.0");
+    expect(existsSync(join(f.root, "usr/lib/hero/pkgs/beta/1.0.0"))).toBe(false);
+    expect(existsSync(join(f.root, "var/lib/hero-init/update/pass.lock"))).toBe(false);
+    expect(await runNodeCli(["register", "--root", f.root, "--timeout", "0"])).toBe(2);
   });
 
   test("a wrong key is refused and nothing is installed", async () => {

@@ -1,20 +1,24 @@
 /**
- * `hero-init install` on a fresh node (seed 000): detect node vs VM, write
- * the update config, install the section's binaries with the update engine
- * (versioned directories + current links), register their services and the
- * update timer with the host's supervisor (systemd or zinit), all
- * idempotently: a second run changes nothing. Node-side `hero-init update`
- * runs the same engine from the written config.
+ * `hero-init install` on a fresh node (seed 000; docs/nodes.md): detect node
+ * vs VM, write the update config, install the section's binaries with the
+ * update engine (versioned directories + current links) and hero-init
+ * itself, make mycelium's key, register their services and the updater
+ * with the host's supervisor (systemd units with restart policy,
+ * dependencies and hardening, a timer; or zinit files), all idempotently:
+ * a second run changes nothing. Node-side `hero-init update` runs the same
+ * engine from the written config.
  */
 
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readlinkSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import * as v from "valibot";
-import { atomicWrite } from "../lib/atomic-file.ts";
+import { atomicWrite, replaceFile, switchLink } from "../lib/atomic-file.ts";
 import { HeroError } from "../lib/errors.ts";
-import { NODE_LAYOUT } from "../lib/layout.ts";
+import { IdentitySchema } from "../lib/identity.ts";
+import { LAYOUT, NODE_LAYOUT } from "../lib/layout.ts";
 import { ENVIRONMENTS, type Environment, INSTALL_PATH_RE } from "../lib/manifest.ts";
+import { generateKey, isPeerUri } from "../lib/mycelium.ts";
 import { SERVICE_NAME_RE } from "../lib/service-spec.ts";
 import { locateKey, parseToml, stringifyToml } from "../lib/toml.ts";
 import { keepMachineId, readMachineId } from "./state.ts";
@@ -68,6 +72,28 @@ export const NodeUpdateSchema = v.strictObject({
   role: v.picklist(["node", "vm"]),
   pins: v.optional(v.array(v.string()), []),
   interval: v.optional(v.pipe(v.number(), v.integer(), v.minValue(60)), 3600),
+  /** The node's identity (farmer id, farming pool, registrars, description): lib/identity.ts. */
+  identity: v.optional(IdentitySchema),
+  /** mycelium on the node (when the manifest installs it): its key file and peers. */
+  mycelium: v.optional(
+    v.strictObject({
+      peers: v.optional(
+        v.array(
+          v.pipe(
+            v.string(),
+            v.check(isPeerUri, "must be a peer URI like tcp://192.0.2.10:9651"),
+            v.check((p) => /^[A-Za-z0-9_.:/[\]-]+$/.test(p), "must be a plain peer URI"),
+          ),
+        ),
+        [],
+      ),
+      key_file: v.optional(
+        v.pipe(v.string(), v.regex(INSTALL_PATH_RE, "must be an absolute path")),
+        LAYOUT.myceliumKey,
+      ),
+    }),
+    {},
+  ),
 });
 export type NodeUpdateConfig = v.InferOutput<typeof NodeUpdateSchema>;
 
@@ -119,40 +145,140 @@ export function checkUnitValue(kind: "name" | "exec", value: string, what: strin
   return value;
 }
 
-/** Pure: the files that register a service binary and the update timer. */
+/** One service to register: its name, the binary's install path and its arguments. */
+export interface RegisteredService {
+  name: string;
+  exec: string;
+  args?: readonly string[];
+}
+
+/** The first line of every file `install` writes: such a file is rewritten by the next install. */
+export const REGISTRATION_MARK = "# written by hero-init install";
+
+/**
+ * Pure: one argument after a service's binary. Peer URIs and paths pass;
+ * nothing systemd or a YAML scalar could read otherwise does (no space,
+ * quote, `%`, `$`, `\\`, `#`, `;` or control character).
+ */
+export function checkUnitArg(value: string, what: string): string {
+  if (!/^[A-Za-z0-9_.,:@/[\]+=-]{1,512}$/.test(value) || value.startsWith("-="))
+    throw new HeroError(
+      "unit",
+      `${JSON.stringify(value)} cannot be an argument in a service file: letters, digits and _ . , : @ / [ ] + = - only`,
+      { field: what },
+    );
+  return value;
+}
+
+/**
+ * Hardening every manifest service gets under systemd: what any daemon of
+ * the fleet tolerates (mycelium needs CAP_NET_ADMIN and /dev/net/tun, chvm
+ * /dev/kvm and /var, so no ProtectSystem, PrivateDevices or capability cuts).
+ */
+const SERVICE_HARDENING = [
+  "NoNewPrivileges=yes",
+  "PrivateTmp=yes",
+  "ProtectHome=yes",
+  "ProtectControlGroups=yes",
+  "RestrictSUIDSGID=yes",
+  "LockPersonality=yes",
+];
+
+function systemdService(s: RegisteredService): string {
+  const cmd = [s.exec, ...(s.args ?? [])].join(" ");
+  return `${REGISTRATION_MARK}: rewritten by the next install; local changes go in a drop-in (systemctl edit ${s.name})
+[Unit]
+Description=${s.name} (hero-init manifest)
+Wants=network-online.target
+After=network-online.target
+StartLimitIntervalSec=0
+
+[Service]
+Type=simple
+ExecStart=${cmd}
+Restart=always
+RestartSec=2
+${SERVICE_HARDENING.join("\n")}
+
+[Install]
+WantedBy=multi-user.target
+`;
+}
+
+function systemdUpdate(heroInit: string, interval: number): Record<string, string> {
+  return {
+    "/etc/systemd/system/hero-init-update.service": `${REGISTRATION_MARK}
+[Unit]
+Description=hero-init update from the signed manifest
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=oneshot
+ExecStart=${heroInit} update --config ${NODE_LAYOUT.updateConfig}
+TimeoutStartSec=30min
+Nice=10
+IOSchedulingClass=idle
+NoNewPrivileges=yes
+PrivateTmp=yes
+ProtectHome=yes
+`,
+    // OnBootSec ≤ interval: a short test interval is not held back by the boot delay.
+    "/etc/systemd/system/hero-init-update.timer": `${REGISTRATION_MARK}
+[Unit]
+Description=hero-init update timer
+
+[Timer]
+OnBootSec=${Math.min(300, interval)}s
+OnUnitActiveSec=${interval}s
+RandomizedDelaySec=${Math.round(interval / 10)}s
+
+[Install]
+WantedBy=timers.target
+`,
+  };
+}
+
+/** Pure: the files that register the manifest's services and the update timer. */
 export function registrationFiles(
   sup: HostSupervisor,
-  o: { services: { name: string; exec: string }[]; interval: number; heroInit: string },
+  o: { services: RegisteredService[]; interval: number; heroInit: string },
 ): Record<string, string> {
   const files: Record<string, string> = {};
   for (const s of o.services) {
     checkUnitValue("name", s.name, "services");
     checkUnitValue("exec", s.exec, `${s.name}: exec`);
+    for (const a of s.args ?? []) checkUnitArg(a, `${s.name}: args`);
   }
   checkUnitValue("exec", o.heroInit, "hero-init path");
   if (!Number.isInteger(o.interval) || o.interval < 1)
     throw new HeroError("unit", `interval ${o.interval} is not a whole number of seconds`);
   if (sup === "systemd") {
-    for (const s of o.services)
-      files[`/etc/systemd/system/${s.name}.service`] =
-        `# written by hero-init install; edit freely, it is not overwritten\n[Unit]\nDescription=${s.name} (hero-init manifest)\nAfter=network-online.target\n\n[Service]\nExecStart=${s.exec}\nRestart=always\nRestartSec=2\n\n[Install]\nWantedBy=multi-user.target\n`;
-    files["/etc/systemd/system/hero-init-update.service"] =
-      `# written by hero-init install\n[Unit]\nDescription=hero-init update from the signed manifest\nWants=network-online.target\nAfter=network-online.target\n\n[Service]\nType=oneshot\nExecStart=${o.heroInit} update --config ${NODE_LAYOUT.updateConfig}\n`;
-    files["/etc/systemd/system/hero-init-update.timer"] =
-      `# written by hero-init install\n[Unit]\nDescription=hero-init update timer\n\n[Timer]\nOnBootSec=5min\nOnUnitActiveSec=${o.interval}s\nRandomizedDelaySec=${Math.round(o.interval / 10)}s\nPersistent=true\n\n[Install]\nWantedBy=timers.target\n`;
+    for (const s of o.services) files[`/etc/systemd/system/${s.name}.service`] = systemdService(s);
+    Object.assign(files, systemdUpdate(o.heroInit, o.interval));
   } else if (sup === "zinit") {
     for (const s of o.services)
-      files[`/etc/zinit/${s.name}.yaml`] = `# written by hero-init install\nexec: ${s.exec}\n`;
+      files[`/etc/zinit/${s.name}.yaml`] =
+        `${REGISTRATION_MARK}\nexec: ${[s.exec, ...(s.args ?? [])].join(" ")}\n`;
     // zinit has no timers: a long-running updater that sleeps interval ± 10%.
     files["/etc/zinit/hero-init-update.yaml"] =
-      `# written by hero-init install\nexec: ${o.heroInit} update --config ${NODE_LAYOUT.updateConfig} --every ${o.interval}\n`;
+      `${REGISTRATION_MARK}\nexec: ${o.heroInit} update --config ${NODE_LAYOUT.updateConfig} --every ${o.interval}\n`;
   }
   return files;
 }
 
-/** Writes files that do not exist yet (an operator's edits are kept); returns the paths written. */
-export function writeMissing(root: string, files: Record<string, string>): string[] {
-  const written: string[] = [];
+/**
+ * Writes the registration: a file that is missing, or that an earlier
+ * install wrote (its first line is {@link REGISTRATION_MARK}) and whose
+ * content differs. A file without the mark is the operator's and is kept.
+ * Returns the paths written, new ones and rewritten ones apart.
+ */
+export function writeRegistration(
+  root: string,
+  files: Record<string, string>,
+): { created: string[]; rewritten: string[] } {
+  const created: string[] = [];
+  const rewritten: string[] = [];
   const top = resolve(root || "/");
   // Every path is checked before the first write.
   for (const path of Object.keys(files)) {
@@ -162,12 +288,83 @@ export function writeMissing(root: string, files: Record<string, string>): strin
   }
   for (const [path, content] of Object.entries(files)) {
     const p = join(root, path);
-    if (existsSync(p)) continue;
+    if (existsSync(p)) {
+      const have = read(p);
+      if (have === content || !have.startsWith(REGISTRATION_MARK)) continue;
+      atomicWrite(p, content, 0o644);
+      rewritten.push(path);
+      continue;
+    }
     mkdirSync(dirname(p), { recursive: true });
     atomicWrite(p, content, 0o644);
-    written.push(path);
+    created.push(path);
   }
-  return written;
+  return { created, rewritten };
+}
+
+/** Pure: mycelium's arguments on a node: its key file, TUN name and the config's peers (last: `--peers` takes every value after it). */
+export function nodeMyceliumArgs(m: { key_file: string; peers: readonly string[] }): string[] {
+  return [
+    "-k",
+    m.key_file,
+    "--tun-name",
+    "mycelium",
+    ...(m.peers.length ? ["--peers", ...m.peers] : []),
+  ];
+}
+
+/**
+ * A node's mycelium key: made once (0600 in a 0700 directory) and kept, so
+ * the node's overlay address survives reinstalls. Returns whether it was made.
+ */
+export function ensureMyceliumKey(root: string, keyFile: string): boolean {
+  const p = join(root, keyFile);
+  if (existsSync(p)) return false;
+  mkdirSync(dirname(p), { recursive: true, mode: 0o700 });
+  atomicWrite(p, generateKey(), 0o600);
+  return true;
+}
+
+/**
+ * Puts this hero-init at /usr/bin/hero-init the way the engine installs a
+ * binary (pkgs/hero-init/<version>/hero-init behind the `current` link), so
+ * the update timer has a hero-init to run even when `[node]` does not list
+ * it, and a later manifest that does list it updates it like any binary.
+ * Nothing is done when the engine already manages one. Returns whether it
+ * installed.
+ */
+export function installSelf(o: {
+  root: string;
+  pkgs: string;
+  self: string;
+  version: string;
+}): boolean {
+  const dir = join(o.pkgs, "hero-init");
+  const link = join(o.root, "/usr/bin/hero-init");
+  const target = join(o.pkgs.slice(o.root.length) || "/", "hero-init", "current", "hero-init");
+  if (existsSync(join(dir, "current"))) {
+    if (readLink(link) !== target) switchLinkIn(link, target);
+    return false;
+  }
+  const file = join(dir, o.version, "hero-init");
+  mkdirSync(dirname(file), { recursive: true });
+  replaceFile(file, (tmp) => copyFileSync(o.self, tmp), { mode: 0o755 });
+  switchLink(join(dir, "current"), o.version);
+  switchLinkIn(link, target);
+  return true;
+}
+
+const readLink = (p: string) => {
+  try {
+    return readlinkSync(p);
+  } catch {
+    return null;
+  }
+};
+
+function switchLinkIn(link: string, target: string): void {
+  mkdirSync(dirname(link), { recursive: true });
+  switchLink(link, target);
 }
 
 /**
@@ -190,6 +387,7 @@ export function nodeConfigText(c: {
   env?: Environment;
   role: "node" | "vm";
   interval: number;
+  peers?: readonly string[];
 }): string {
   const doc: Record<string, unknown> = {
     manifest: c.manifest,
@@ -198,5 +396,6 @@ export function nodeConfigText(c: {
     interval: c.interval,
   };
   if (c.env) doc.env = c.env;
+  if (c.peers?.length) doc.mycelium = { peers: [...c.peers] };
   return `# written by hero-init install: what \`hero-init update\` follows\n${stringifyToml(doc)}`;
 }

@@ -11,6 +11,8 @@
  *     DIR/node/<name>/<version>/<name>               [node] binaries
  *     DIR/env/<env>/{vm,node}/<name>/<version>/<name>  per-environment overrides
  *     DIR/.../<name>/meta.toml                       optional: services, path, mode, rollout
+ *     DIR/files/{vm,node}.toml                       optional: [[files]] config files (docs/environments.md)
+ *     DIR/access/<env>.toml                          optional: that environment's access section
  *
  * When a name has several version directories the highest version wins
  * (numeric parts compared as numbers: 1.10.0 > 1.9.2).
@@ -114,7 +116,8 @@ export function buildManifest(dir: string, o: BuildOptions): string {
   if (o.description) doc.description = o.description;
   for (const role of ["node", "vm"] as const) {
     const bins = section(dir, role, o.baseUrl);
-    if (bins.length) doc[role] = { binaries: bins };
+    const files = extraToml(join(dir, "files", `${role}.toml`))?.files;
+    if (bins.length || files) doc[role] = files ? { binaries: bins, files } : { binaries: bins };
   }
   const env: Record<string, unknown> = {};
   for (const e of ENVIRONMENTS) {
@@ -123,12 +126,19 @@ export function buildManifest(dir: string, o: BuildOptions): string {
       const bins = section(dir, `env/${e}/${role}`, o.baseUrl);
       if (bins.length) sec[role] = { binaries: bins };
     }
+    const access = extraToml(join(dir, "access", `${e}.toml`));
+    if (access) sec.access = access;
     if (Object.keys(sec).length) env[e] = sec;
   }
   if (Object.keys(env).length) doc.env = env;
   const text = `# bootstrapper.toml: built by \`hero-init manifest build\`; sign it, never edit it after signing\n${stringifyToml(doc)}`;
   parseManifest(text, "built manifest");
   return text;
+}
+
+/** An optional TOML file of the publisher directory, parsed (null when absent). */
+function extraToml(file: string): Record<string, unknown> | null {
+  return existsSync(file) ? parseToml(readFileSync(file, "utf8"), file) : null;
 }
 
 /** keys.toml: the next trusted key set (sign it with a key of the current set). */

@@ -46,6 +46,11 @@ export interface UpdateHooks {
   health(services: string[]): Promise<string[]>;
   /** hero-init itself changed: switch to `path` (PID 1 re-execs; a CLI just reports). */
   selfUpdate?(path: string, change: Change): Promise<void>;
+  /**
+   * The environment's access section was applied: sshd should run (or
+   * not); `changed`: its config changed (restart it to be sure).
+   */
+  sshd?(run: boolean, changed: boolean): Promise<void>;
   log(msg: string): void;
 }
 
@@ -77,6 +82,10 @@ export interface UpdateResult {
   changes: { name: string; from?: string; to: string; services: string[] }[];
   held: { name: string; version: string; reason: string }[];
   restarted: string[];
+  /** The environment's access section, applied (update/access.ts); absent when none. */
+  access?: { env: string; changed: string[]; users: string[]; sshd: boolean };
+  /** Config files written (update/config-files.ts). */
+  files?: { changed: string[]; restarted: string[] };
   error?: string;
   code?: string;
   requests: number;

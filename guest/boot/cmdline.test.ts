@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { validateVmConfig } from "../../lib/vm-config.ts";
 import { applyCmdlineOverrides, cmdlineParams, parseIpParam, splitCmdline } from "./cmdline.ts";
 
 describe("splitCmdline", () => {
@@ -37,8 +38,28 @@ describe("parseIpParam", () => {
       address: "192.168.16.9/20",
     });
   });
-  test("dhcp is refused with a clear reason", () => {
-    expect(parseIpParam("dhcp")).toEqual({ error: expect.stringContaining("not supported") });
+  test("ip=dhcp, and the long form with hostname and device, ask for DHCP", () => {
+    expect(parseIpParam("dhcp")).toEqual({ dns: [], dhcp: true });
+    expect(parseIpParam("on")).toEqual({ dns: [], dhcp: true });
+    expect(parseIpParam("::::vm7:ens3:dhcp")).toEqual({
+      dns: [],
+      dhcp: true,
+      hostname: "vm7",
+      device: "ens3",
+    });
+    // A client address or gateway in the DHCP form is the lease's business: dropped.
+    expect(parseIpParam("10.0.0.9::10.0.0.1:255.255.255.0::eth1:dhcp:1.1.1.1")).toEqual({
+      dns: ["1.1.1.1"],
+      dhcp: true,
+      device: "eth1",
+    });
+  });
+  test("bootp, rarp and unknown autoconf values are refused with a clear reason", () => {
+    expect(parseIpParam("bootp")).toEqual({ error: expect.stringContaining("not supported") });
+    expect(parseIpParam("rarp")).toEqual({ error: expect.stringContaining("ip=dhcp") });
+    expect(parseIpParam("::::h:eth0:bootp")).toEqual({
+      error: expect.stringContaining('autoconf "bootp"'),
+    });
   });
   test("a non-contiguous netmask is an error", () => {
     expect(parseIpParam("10.0.0.2::10.0.0.1:255.0.255.0")).toEqual({
@@ -66,5 +87,26 @@ describe("applyCmdlineOverrides", () => {
       interfaces: [{ name: "eth0", address: "10.0.2.15/24", gateway: "10.0.2.2" }],
     });
     expect(problems).toEqual(["unknown parameter hero.bogus"]);
+  });
+  test("ip=dhcp replaces the static eth0 of vm.toml with a DHCP one, and the result validates", () => {
+    const raw: Record<string, unknown> = {
+      network: {
+        interfaces: [
+          { name: "eth0", address: "1.1.1.1/8", gateway: "1.0.0.1" },
+          { name: "eth1", address: "10.9.0.2/24" },
+        ],
+      },
+    };
+    expect(applyCmdlineOverrides(raw, cmdlineParams("ip=::::dhcphost:eth0:dhcp"))).toEqual([]);
+    expect(raw.hostname).toBe("dhcphost");
+    expect(raw.network).toEqual({
+      interfaces: [
+        { name: "eth1", address: "10.9.0.2/24" },
+        { name: "eth0", dhcp: true },
+      ],
+    });
+    const { config, errors } = validateVmConfig(raw, "vm.toml");
+    expect(errors).toEqual([]);
+    expect(config.network.interfaces[1]).toEqual({ name: "eth0", dhcp: true });
   });
 });

@@ -2,7 +2,7 @@
  * Kernel command line parsing (pure). The kernel does not pass dotted
  * parameters such as `hero.hostname=x` to init, so PID 1 reads /proc/cmdline
  * itself. `hero.*` parameters override vm.toml; `ip=` follows the kernel's
- * nfsroot syntax (Documentation/admin-guide/nfs/nfsroot.rst).
+ * nfsroot syntax (Documentation/admin-guide/nfs/nfsroot.rst), static or dhcp.
  */
 
 /** Splits a command line the way the kernel does (double quotes group). */
@@ -39,14 +39,19 @@ export function cmdlineParams(cmdline: string): Map<string, string> {
   return map;
 }
 
-/** A static interface configuration from `ip=`. */
+/** An interface configuration from `ip=`: static, or DHCP. */
 export interface IpParam {
   device?: string;
   address?: string; // CIDR
   gateway?: string;
   hostname?: string;
   dns: string[];
+  /** `ip=dhcp` or autoconf `dhcp`/`on`/`any`: the address comes from a DHCP server. */
+  dhcp?: boolean;
 }
+
+/** Autoconf values that mean DHCP (the kernel's `on`/`any` try every protocol; DHCP is ours). */
+const DHCP_FORMS = ["dhcp", "on", "any"];
 
 function maskToPrefix(mask: string): number | null {
   const parts = mask.split(".").map(Number);
@@ -58,25 +63,29 @@ function maskToPrefix(mask: string): number | null {
 }
 
 /**
- * Parses `ip=<client>:<server>:<gw>:<netmask>:<hostname>:<device>:<autoconf>:<dns0>:<dns1>`.
- * Returns an error string for forms hero-init does not do (dhcp, bootp, rarp):
- * it configures addresses statically and has no DHCP client.
+ * Parses `ip=<client>:<server>:<gw>:<netmask>:<hostname>:<device>:<autoconf>:<dns0>:<dns1>`,
+ * or `ip=dhcp` (device eth0). Returns an error string for forms hero-init
+ * does not do (bootp, rarp, IPv6 autoconf).
  */
 export function parseIpParam(value: string): IpParam | { error: string } {
-  if (["dhcp", "bootp", "rarp", "both", "any", "on", "dhcp6", "auto6"].includes(value)) {
-    return {
-      error: `ip=${value}: automatic configuration is not supported; give a static address`,
-    };
+  if (DHCP_FORMS.includes(value)) return { dns: [], dhcp: true };
+  if (["bootp", "rarp", "both", "dhcp6", "auto6"].includes(value)) {
+    return { error: `ip=${value}: not supported; use ip=dhcp or a static address` };
   }
   if (value === "off" || value === "none") return { dns: [] };
   const f = value.split(":");
   const [client, , gw, mask, hostname, device, autoconf, dns0, dns1] = f;
-  if (autoconf && !["off", "none", ""].includes(autoconf)) {
-    return { error: `ip=: autoconf "${autoconf}" is not supported; use "off"` };
+  const dhcp = !!autoconf && DHCP_FORMS.includes(autoconf);
+  if (autoconf && !dhcp && !["off", "none", ""].includes(autoconf)) {
+    return { error: `ip=: autoconf "${autoconf}" is not supported; use "off" or "dhcp"` };
   }
   const res: IpParam = { dns: [dns0, dns1].filter((d): d is string => !!d) };
   if (device) res.device = device;
   if (hostname) res.hostname = hostname;
+  if (dhcp) {
+    res.dhcp = true;
+    return res; // client, gateway and netmask come from the lease
+  }
   if (gw) res.gateway = gw;
   if (client) {
     const prefix = mask ? maskToPrefix(mask) : 24;
@@ -133,8 +142,10 @@ export function applyCmdlineOverrides(
         const net = section("network");
         if (ip.hostname) raw.hostname = ip.hostname;
         if (ip.dns.length) net.dns = ip.dns;
-        if (ip.address) {
-          const iface: Record<string, unknown> = { name: ip.device ?? "eth0", address: ip.address };
+        if (ip.address || ip.dhcp) {
+          const iface: Record<string, unknown> = { name: ip.device ?? "eth0" };
+          if (ip.dhcp) iface.dhcp = true;
+          else iface.address = ip.address;
           if (ip.gateway) iface.gateway = ip.gateway;
           const others = Array.isArray(net.interfaces)
             ? (net.interfaces as Record<string, unknown>[]).filter((i) => i?.name !== iface.name)

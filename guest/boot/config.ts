@@ -5,12 +5,14 @@
  */
 
 import { readFileSync } from "node:fs";
+import { chooseVmConfigFile } from "../../lib/config-disk.ts";
 import { HeroError, isHeroError } from "../../lib/errors.ts";
 import { LAYOUT } from "../../lib/layout.ts";
 import { log } from "../../lib/log.ts";
 import { parseToml } from "../../lib/toml.ts";
 import { type LoadedVmConfig, validateVmConfig } from "../../lib/vm-config.ts";
 import { applyCmdlineOverrides } from "./cmdline.ts";
+import { configDiskServicesDir, configDiskVmToml } from "./config-disk.ts";
 import type { BootStep } from "./context.ts";
 
 /** Pure: config text (null if the file is absent) + kernel parameters → config and errors. */
@@ -39,7 +41,12 @@ export function resolveBootConfig(
 export const configStep: BootStep = {
   name: "config",
   run(ctx) {
-    const file = ctx.cmdline.get("hero.config") || LAYOUT.vmConfig;
+    // kernel arguments > config disk > rootfs (docs/images.md)
+    const file = chooseVmConfigFile(
+      ctx.cmdline.get("hero.config"),
+      configDiskVmToml(),
+      LAYOUT.vmConfig,
+    );
     let text: string | null = null;
     try {
       text = readFileSync(file, "utf8");
@@ -49,6 +56,8 @@ export const configStep: BootStep = {
       else log.error("config", `${file}: ${(e as Error).message}: using defaults`);
     }
     const { config, errors } = resolveBootConfig(text, file, ctx.cmdline);
+    const diskServices = configDiskServicesDir();
+    if (diskServices) config.services.dir = diskServices;
     ctx.config = config;
     ctx.configErrors = errors;
     for (const err of errors) log.error("config", `CONFIG ERROR ${err.toString()}`);

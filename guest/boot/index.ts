@@ -8,14 +8,16 @@ import { describeError, log, uptime } from "../../lib/log.ts";
 import { defaultVmConfig } from "../../lib/vm-config.ts";
 import { cmdlineParams } from "./cmdline.ts";
 import { configStep } from "./config.ts";
+import { configDiskStep } from "./config-disk.ts";
 import { consoleStep } from "./console.ts";
 import type { BootContext, BootStep } from "./context.ts";
 import { devlinksStep } from "./devlinks.ts";
 import { hostnameStep } from "./hostname.ts";
 import { modulesStep } from "./modules.ts";
 import { mountsStep } from "./mounts.ts";
-import { networkStep } from "./network.ts";
+import { dhcpResumeStep, networkStep } from "./network.ts";
 import { switchRootStep } from "./switchroot.ts";
+import { volumesStep } from "./volumes.ts";
 
 /** The steps, in order. */
 export const BOOT_STEPS: readonly BootStep[] = [
@@ -23,17 +25,20 @@ export const BOOT_STEPS: readonly BootStep[] = [
   devlinksStep,
   consoleStep,
   switchRootStep,
+  configDiskStep,
   configStep,
   hostnameStep,
   modulesStep,
+  volumesStep,
   networkStep,
 ];
 
 /**
  * After a self-update re-exec the machine is up already (mounts, modules,
- * network, hostname): only the console and the config are read again.
+ * network, hostname): only the console and the config are read again, and
+ * DHCP clients (which ended with the old process) start again.
  */
-export const RESUME_STEPS: readonly BootStep[] = [consoleStep, configStep];
+export const RESUME_STEPS: readonly BootStep[] = [consoleStep, configStep, dhcpResumeStep];
 
 /** Runs every boot step and returns the context they built. */
 export async function boot(steps: readonly BootStep[] = BOOT_STEPS): Promise<BootContext> {

@@ -8,6 +8,7 @@
  */
 import { consoleLine, log } from "../../lib/log.ts";
 import { validateServiceSpec } from "../../lib/service-spec.ts";
+import type { VmConfig } from "../../lib/vm-config.ts";
 import { groupOf } from "../supervisor/cgroup.ts";
 import { heroExitLine, jobExit, wasOomKilled } from "../supervisor/job.ts";
 import { monitorDir, readServiceDir } from "../supervisor/load.ts";
@@ -19,6 +20,8 @@ import {
   JOB_SERVICE,
   type JobConfig,
   type JobOutcome,
+  jobLog,
+  type PreparedJob,
   prepareJob,
   runnerJobExit,
   shellJoin,
@@ -49,32 +52,73 @@ export interface JobMode {
 
 type EndJob = (outcome: JobOutcome, name: string) => void;
 
-/** Job mode for a VM whose config has `[job]`. */
-export function jobMode(cfg: JobConfig, o: JobModeOptions): JobMode {
-  const runner = cfg.service === undefined;
-  const job = cfg.service ?? JOB_SERVICE;
-  const end: EndJob = (outcome, name) => {
+/** The ending every job shares: HERO-EXIT on the console, wait-exit, power-off. */
+function ender(o: JobModeOptions): EndJob {
+  let ended = false;
+  return (outcome, name) => {
+    if (ended) return;
+    ended = true;
     consoleLine(heroExitLine(outcome.code, outcome.message));
-    log.info("job", `${name} ended: code ${outcome.code} (${outcome.message}); powering off`);
+    jobLog("info", `${name} ended: code ${outcome.code} (${outcome.message}); powering off`);
     o.onJobExit?.(outcome);
     // A second for the agent's wait-exit answer to leave the VM before the power goes.
     setTimeout(() => o.power("poweroff", `job ${name} finished`), JOB_EXIT_GRACE_MS);
   };
+}
+
+/**
+ * Job mode for a VM config: its `[job]`, or, when vm.toml had an invalid
+ * `[job]`, a job that ends the VM at once with code 3 (a job VM that lost
+ * its job must not run forever). Null for a VM without a job.
+ */
+export function jobModeFor(config: VmConfig, o: JobModeOptions): JobMode | null {
+  if (config.job) return jobMode(config.job, o);
+  const problem = config.jobError;
+  if (problem === undefined) return null;
+  const end = ender(o);
+  return {
+    onExit() {},
+    start(sup, dir) {
+      monitorDir(sup, dir);
+      end({ code: JOB_EXIT.RUNNER_CONFIG, message: problem }, JOB_SERVICE);
+    },
+  };
+}
+
+/** Job mode for a VM whose config has `[job]`. */
+function jobMode(cfg: JobConfig, o: JobModeOptions): JobMode {
+  const runner = cfg.service === undefined;
+  const job = cfg.service ?? JOB_SERVICE;
+  const end = ender(o);
+  const prepared: { job: PreparedJob | null } = { job: null };
   return {
     onExit(_sup, svc, exit, pid) {
       if (svc.name !== job) return;
       if (runner) {
         cleanUpJob(cfg);
-        end(runnerJobExit(exit), svc.name);
+        const oom = exit.signal === "SIGKILL" && wasOomKilled(cgroupOf(svc.name, o), pid);
+        void finishRunnerJob(prepared.job, runnerJobExit(exit, oom)).then((r) => end(r, svc.name));
         return;
       }
       end(serviceJobOutcome(svc, exit, pid, o.cgroups !== false), svc.name);
     },
     start(sup, dir) {
-      if (runner) startRunnerJob(sup, dir, cfg, end);
+      if (runner) startRunnerJob(sup, dir, cfg, end, prepared);
       else startServiceJob(sup, dir, job);
     },
   };
+}
+
+const cgroupOf = (name: string, o: JobModeOptions) => (o.cgroups !== false ? groupOf(name) : null);
+
+/** After a runner job: the runner's registration is removed (a failure is said, the code kept). */
+async function finishRunnerJob(p: PreparedJob | null, outcome: JobOutcome): Promise<JobOutcome> {
+  if (!p?.registration) return outcome;
+  const { removeRunner } = await import("./job-register.ts");
+  const problem = await removeRunner(p.registration);
+  if (problem === null) return outcome;
+  jobLog("warn", `runner removal failed: ${problem}`);
+  return { ...outcome, message: `${outcome.message}; runner removal failed: ${problem}` };
 }
 
 /** A service job's outcome: its exit, told apart from an OOM kill, with its last stderr line (kept on the record: the ring skips zinit's start markers and `log: stdout` lines). */
@@ -96,11 +140,25 @@ function serviceJobOutcome(
  * its expiry, runner download and secret are fine, else the VM ends with
  * the reason.
  */
-function startRunnerJob(sup: Supervisor, dir: string, cfg: JobConfig, end: EndJob): void {
+function startRunnerJob(
+  sup: Supervisor,
+  dir: string,
+  cfg: JobConfig,
+  end: EndJob,
+  prepared: { job: PreparedJob | null },
+): void {
   monitorDir(sup, dir);
+  const fail = (outcome: JobOutcome) =>
+    void finishRunnerJob(prepared.job, outcome).then((r) => end(r, JOB_SERVICE));
   void prepareJob(cfg, new Date()).then(
     (r) => {
-      if ("code" in r) return end(r, JOB_SERVICE);
+      if ("code" in r) {
+        // A registration made before the failure is still removed; the credential stays out of the outcome.
+        if (r.registration) prepared.job = { argv: [], env: {}, registration: r.registration };
+        return fail({ code: r.code, message: r.message });
+      }
+      prepared.job = r;
+      jobLog("info", `starting the job: ${shellJoin(r.argv)}`);
       try {
         sup.monitor(
           JOB_SERVICE,
@@ -110,6 +168,7 @@ function startRunnerJob(sup: Supervisor, dir: string, cfg: JobConfig, end: EndJo
               oneshot: true,
               log: "stdout",
               env: r.env,
+              dir: cfg.work_dir,
               shutdown_timeout: cfg.stop_timeout,
               ...(cfg.uid !== 0 || cfg.gid !== 0 ? { uid: cfg.uid, gid: cfg.gid } : {}),
             },
@@ -118,10 +177,10 @@ function startRunnerJob(sup: Supervisor, dir: string, cfg: JobConfig, end: EndJo
         );
         if (r.env.HERO_JOB_SECRET_FILE) watchSecret();
       } catch (e) {
-        end({ code: JOB_EXIT.JOB_CONFIG, message: `job: ${String(e)}` }, JOB_SERVICE);
+        fail({ code: JOB_EXIT.RUNNER_CONFIG, message: `job: ${String(e)}` });
       }
     },
-    (e) => end({ code: JOB_EXIT.CONFIG, message: `job: ${String(e)}` }, JOB_SERVICE),
+    (e) => fail({ code: JOB_EXIT.RUNNER_CONFIG, message: `job: ${String(e)}` }),
   );
 }
 

@@ -188,7 +188,7 @@ function execWithHandoff(target: string, h: Handoff): never {
 }
 
 /** Runs `path version` as an ordinary child: a binary that cannot answer never becomes PID 1. */
-async function smokeTest(path: string): Promise<void> {
+export async function smokeTest(path: string): Promise<void> {
   const p = spawnOwned([path, "version"], { stdout: "pipe", stderr: "pipe" });
   const timer = setTimeout(() => p.kill("SIGKILL"), 60_000);
   const code = await p.exited;

@@ -132,10 +132,12 @@ async function buildUi(
         };
       },
       updater,
+      identity: ctx.config.identity,
     }),
     passwordHash: ui.password_hash,
     readonlyPasswordHash: ui.readonly_password_hash,
     terminals,
+    terminalAllow: ui.terminal_allow,
   });
 }
 
@@ -161,13 +163,25 @@ async function startOverlay(
   }
 }
 
-/** Runs hero-init as PID 1. Never returns while the machine runs. */
-export async function runPid1(): Promise<void> {
+/**
+ * Runs hero-init as PID 1, or (`mode` "unit") as systemd's unit after the
+ * systemd hand-off: the same services without the machine's parts
+ * (guest/pid1/systemd-unit.ts). Never returns while the machine runs.
+ */
+export async function runPid1(mode: "pid1" | "unit" = "pid1"): Promise<void> {
   guardProcess();
-  const handoff = loadHandoff();
-  const ctx = await boot(handoff ? RESUME_STEPS : BOOT_STEPS);
-  installSignals();
-  watchPowerButton(() => request("poweroff", "ACPI power button"));
+  const unit = mode === "unit" ? await import("./systemd-unit.ts") : null;
+  const handoff = unit ? null : loadHandoff();
+  const ctx = await boot(unit ? unit.UNIT_STEPS : handoff ? RESUME_STEPS : BOOT_STEPS);
+  // vm.toml `init`: hand PID 1 to the image's systemd (returns only if hero-init stays PID 1).
+  if (!unit && !handoff && ctx.config.init !== "hero")
+    (await import("./systemd-handoff.ts")).handOffToSystemd(ctx.config);
+  const power = unit ? unit.systemdPower : request;
+  if (unit) unit.startUnit();
+  else {
+    installSignals();
+    watchPowerButton(() => request("poweroff", "ACPI power button"));
+  }
   let mycelium: MyceliumStatus | null = null;
   let updater: Updater | null = null;
   let jobOutcome: JobOutcome | null = null;
@@ -178,7 +192,7 @@ export async function runPid1(): Promise<void> {
       for (const w of jobWaiters.splice(0)) w(o);
     },
     config: ctx.config,
-    power: request,
+    power,
     mycelium: () => mycelium,
     adopt: handoff ? adoptionMap(handoff) : undefined,
     update: updateControl(() => updater),
@@ -197,7 +211,8 @@ export async function runPid1(): Promise<void> {
   if (ctx.config.update) {
     try {
       updater = startUpdater(ctx.config.update, sup, {
-        selfUpdate: selfUpdateHook(sup),
+        selfUpdate: unit ? unit.unitSelfUpdate() : selfUpdateHook(sup),
+        units: unit?.unitControl(),
         notBefore: resumed,
       });
     } catch (e) {
@@ -215,9 +230,9 @@ export async function runPid1(): Promise<void> {
   serveApp(app, bindAddresses(ui.listen), ui.port, websocket);
   const bindAgent = startAgent(ctx.config.agent, {
     sup,
-    power: (kind, reason) => request(kind, reason),
+    power: (kind, reason) => power(kind, reason),
     jobExit: () => {
-      if (!ctx.config.job) return null;
+      if (!ctx.config.job && ctx.config.jobError === undefined) return null;
       return jobOutcome ?? new Promise<JobOutcome>((r) => jobWaiters.push(r));
     },
   });

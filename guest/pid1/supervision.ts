@@ -13,7 +13,7 @@ import type { MyceliumStatus } from "../mycelium/discover.ts";
 import { monitorDir } from "../supervisor/load.ts";
 import type { AdoptedProcess } from "../supervisor/process.ts";
 import { createSupervisor, type Supervisor } from "../supervisor/supervisor.ts";
-import { jobMode } from "./job-mode.ts";
+import { jobModeFor } from "./job-mode.ts";
 import type { JobOutcome } from "./job-runner.ts";
 import { onShutdown, type ShutdownKind } from "./shutdown.ts";
 
@@ -59,7 +59,7 @@ function lazyMyceliumAdmin(
 /** Starts the supervisor and everything around it. */
 export function startSupervision(o: SupervisionOptions): Supervisor {
   const dir = o.configDir ?? o.config.services.dir;
-  const job = o.config.job ? jobMode(o.config.job, o) : null;
+  const job = jobModeFor(o.config, o);
   const sup = createSupervisor({
     ringSize: o.config.services.ring_size,
     env: o.config.env,

@@ -34,7 +34,14 @@ export function nextDelay(interval: number, jitter: number, random = Math.random
 /** One line for logs and the UI. */
 export function summary(r: UpdateResult): string {
   const v = r.manifestVersion !== undefined ? `manifest ${r.manifestVersion}: ` : "";
-  const ch = r.changes.map((c) => `${c.name} ${c.from ?? "-"} → ${c.to}`).join(", ");
+  const ch = [
+    ...r.changes.map((c) => `${c.name} ${c.from ?? "-"} → ${c.to}`),
+    // Config files and the environment's access section (update/config-files.ts, access.ts).
+    ...(r.files?.changed ?? []),
+    ...(r.access?.changed.length
+      ? [`access (${r.access.env}): ${r.access.changed.length} files`]
+      : []),
+  ].join(", ");
   if (r.error) return `${v}${r.outcome}: ${r.error}`;
   return `${v}${r.outcome}${ch ? ` (${ch})` : ""}`;
 }
@@ -52,11 +59,23 @@ export function updateControl(
   };
 }
 
+/**
+ * systemd units the updater may restart (after the systemd hand-off): a
+ * `[vm]` binary's service that is not a zinit service but a unit.
+ */
+export interface UnitControl {
+  /** Restarts the unit; false when there is no such unit. */
+  restart(name: string): Promise<boolean>;
+  healthy(name: string): Promise<boolean>;
+}
+
 export function startUpdater(
   cfg: UpdateConfig,
   sup: Supervisor,
   o: {
     selfUpdate?: UpdateHooks["selfUpdate"];
+    /** Services that are systemd units, restarted through systemctl. */
+    units?: UnitControl;
     stateDir?: string;
     /** Where binaries go (tests): default /usr/lib/hero/pkgs under the real root. */
     pkgs?: string;
@@ -74,27 +93,47 @@ export function startUpdater(
   let last: { at: string; result: UpdateResult } | null = null;
   let timer: Timer | undefined;
 
+  /** Services restarted as systemd units in this run (their health is systemd's word). */
+  const units = new Set<string>();
   const hooks: UpdateHooks = {
     async restart(names) {
       for (const n of names) {
-        if (!sup.has(n)) continue;
         try {
-          await sup.restart(n);
+          if (sup.has(n)) await sup.restart(n);
+          else if (await o.units?.restart(n)) units.add(n);
         } catch (e) {
           log.warn("update", `restart ${n}: ${describeError(e)}`);
         }
       }
     },
     async health(names) {
-      const known = names.filter((n) => sup.has(n));
+      const known = names.filter((n) => sup.has(n) || units.has(n));
       if (!known.length) return [];
       await Bun.sleep(cfg.health_seconds * 1000);
-      return known.filter((n) => {
+      const bad: string[] = [];
+      for (const n of known) {
+        if (units.delete(n)) {
+          if (!(await o.units?.healthy(n))) bad.push(n);
+          continue;
+        }
         const s = sup.status(n);
-        return !(s.oneshot ? s.state === "Success" : s.state === "Running");
-      });
+        if (!(s.oneshot ? s.state === "Success" : s.state === "Running")) bad.push(n);
+      }
+      return bad;
     },
     selfUpdate: o.selfUpdate,
+    // The access section says whether sshd runs; sshd re-reads its config for each
+    // connection, so a changed drop-in needs no restart (which would end open sessions).
+    async sshd(wanted) {
+      if (!sup.has("sshd")) {
+        if (wanted)
+          log.warn("update", "access: sshd should run but /etc/zinit has no sshd service");
+        return;
+      }
+      const running = sup.status("sshd").state === "Running";
+      if (wanted && !running) sup.start("sshd");
+      else if (!wanted && running) await sup.stop("sshd");
+    },
     log: (m) => log.info("update", m),
   };
 

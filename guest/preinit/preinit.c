@@ -20,6 +20,14 @@
  * into a cgroup; moving the pid afterwards races with an early fork). Exit
  * codes follow the shell: 127 not found, 126 not executable.
  *
+ * Disk boot (host/boot-initramfs.ts): in a tiny initramfs that has
+ * /hero-root-modules (absolute .ko paths, dependencies first) and a kernel
+ * command line with root=/dev/..., it first loads those modules, mounts the
+ * disk (rootfstype=, default ext4; ro/rw), makes it the root and execs the
+ * disk's /sbin/init (its pre-init), so hero-init is the disk's, paged in on
+ * demand instead of unpacked into RAM. If that fails it says why and, with
+ * no hero-init in the tiny initramfs, powers off.
+ *
  * Built with musl-gcc -static -Os: no stdio, ~20 KB, no runtime dependencies.
  */
 #include <errno.h>
@@ -30,6 +38,7 @@
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -86,24 +95,90 @@ static void ensure_console(void) {
   if (fd > 2) close(fd);
 }
 
-/* Reads `hero.init=` from /proc/cmdline into buf; returns buf or NULL. */
-static const char *cmdline_override(char *buf, size_t len) {
-  static char cmd[4096];
+/* The value of `key` on the kernel command line ("root=": the text after it;
+ * "ro": the bare word, value ""), copied to buf; NULL when absent. */
+static const char *cmdline_get(const char *key, char *buf, size_t len) {
+  char cmd[4096], *save = NULL;
   int fd = open("/proc/cmdline", O_RDONLY);
   if (fd < 0) return NULL;
   ssize_t n = read(fd, cmd, sizeof cmd - 1);
   close(fd);
   if (n <= 0) return NULL;
   cmd[n] = 0;
-  for (char *tok = strtok(cmd, " \n"); tok; tok = strtok(NULL, " \n")) {
-    if (strncmp(tok, "hero.init=", 10) == 0 && tok[10] == '/') {
-      size_t n = 0;
-      put(buf, len, &n, tok + 10);
-      buf[n] = 0;
+  size_t k = strlen(key);
+  int prefix = k && key[k - 1] == '=';
+  for (char *tok = strtok_r(cmd, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save)) {
+    if (prefix ? strncmp(tok, key, k) == 0 : strcmp(tok, key) == 0) {
+      size_t m = 0;
+      put(buf, len, &m, prefix ? tok + k : "");
+      buf[m] = 0;
       return buf;
     }
   }
   return NULL;
+}
+
+/* `hero.init=/PATH` from the kernel command line, or NULL. */
+static const char *cmdline_override(char *buf, size_t len) {
+  const char *p = cmdline_get("hero.init=", buf, len);
+  return p && p[0] == '/' ? p : NULL;
+}
+
+#define ROOT_MODULES "/hero-root-modules"
+#define NEW_ROOT "/newroot"
+
+/* Loads each listed module (finit_module) and deletes its file: the initramfs's RAM is freed. */
+static void load_root_modules(void) {
+  static char list[8192];
+  char *save = NULL;
+  int fd = open(ROOT_MODULES, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t n = read(fd, list, sizeof list - 1);
+  close(fd);
+  list[n > 0 ? n : 0] = 0;
+  for (char *p = strtok_r(list, "\n", &save); p; p = strtok_r(NULL, "\n", &save)) {
+    int m = open(p, O_RDONLY | O_CLOEXEC);
+    if (m < 0 || (syscall(SYS_finit_module, m, "", 0) != 0 && errno != EEXIST))
+      line(2, "hero-init preinit: cannot load module ", p, ": ", strerror(errno));
+    if (m >= 0) close(m);
+    unlink(p);
+  }
+}
+
+/* Tiny-initramfs disk boot (see the top): mounts root= and makes it "/", then execs
+ * the disk's own init (hero.rootinit=, default /sbin/init: the disk's pre-init, which
+ * may be newer than this one); returns only if that could not be done. */
+static void switch_to_disk(char **argv) {
+  char dev[256], fstype[64], flag[8], init[256];
+  if (access(ROOT_MODULES, F_OK) != 0 || !cmdline_get("root=", dev, sizeof dev)) return;
+  if (strncmp(dev, "/dev/", 5) != 0) {
+    say("root=", dev, ": only /dev/... paths are supported");
+    return;
+  }
+  if (!cmdline_get("rootfstype=", fstype, sizeof fstype) || !fstype[0]) strcpy(fstype, "ext4");
+  unsigned long flags = cmdline_get("ro", flag, sizeof flag) && !cmdline_get("rw", flag, sizeof flag)
+                            ? MS_RDONLY : 0;
+  load_root_modules();
+  struct timespec tick = {0, 10 * 1000 * 1000};
+  for (int i = 0; i < 1000 && access(dev, F_OK) != 0; i++) nanosleep(&tick, NULL); /* 10 s */
+  mkdir(NEW_ROOT, 0755);
+  if (mount(dev, NEW_ROOT, fstype, flags, NULL) != 0) {
+    line(2, "hero-init preinit: cannot mount root ", dev, ": ", strerror(errno));
+    return;
+  }
+  mkdir(NEW_ROOT "/dev", 0755);
+  mkdir(NEW_ROOT "/proc", 0755);
+  if (mount("/dev", NEW_ROOT "/dev", NULL, MS_MOVE, NULL) != 0) say("cannot move /dev: ", strerror(errno), "");
+  if (mount("/proc", NEW_ROOT "/proc", NULL, MS_MOVE, NULL) != 0) say("cannot move /proc: ", strerror(errno), "");
+  if (chdir(NEW_ROOT) != 0 || mount(".", "/", NULL, MS_MOVE, NULL) != 0 || chroot(".") != 0 || chdir("/") != 0) {
+    line(2, "hero-init preinit: cannot switch to ", dev, ": ", strerror(errno));
+    return;
+  }
+  if (!cmdline_get("hero.rootinit=", init, sizeof init) || init[0] != '/') strcpy(init, "/sbin/init");
+  line(2, "hero-init preinit: switched root to ", dev, ", exec ", init);
+  argv[0] = init;
+  execve(init, argv, environ);
+  line(2, "hero-init preinit: cannot exec ", init, ": ", strerror(errno));
 }
 
 /* A decimal id (uid/gid), or -1 when it is not one. */
@@ -194,6 +269,7 @@ int main(int argc, char **argv) {
     ensure_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "/proc/self");
     ensure_mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755", "/dev/null");
     ensure_console();
+    switch_to_disk(argv);
   }
   setenv("NO_COLOR", "1", 1);
   stamp_exec_time();

@@ -533,7 +533,7 @@ describe("debug terminal", () => {
       upgrades.push(o.data);
       return true;
     });
-    const { app } = withPassword({ terminals: createTerminals() });
+    const { app } = withPassword({ terminals: createTerminals(), terminalAllow: ["4ab:cd::/64"] });
     const ro = await login(app, "ro-pw", env);
     expect((await app.request("/terminal", { headers: { cookie: ro.cookie } }, env)).status).toBe(
       403,
@@ -629,7 +629,7 @@ describe("hardening", () => {
       expect(terminals.count).toBe(4);
       expect(closed).toEqual([[1013, "at most 4 terminal sessions"]]);
       const env = from("4ab:cd::1", () => true);
-      const { app } = withPassword({ terminals });
+      const { app } = withPassword({ terminals, terminalAllow: ["4ab:cd::/64"] });
       const s = await login(app, "admin-pw", env);
       const res = await app.request(
         `http://vm1/terminal/ws?csrf=${s.csrf}`,

@@ -43,6 +43,8 @@ export interface UiDeps extends HealthDeps, LogOptions {
   readonlyPasswordHash?: string;
   /** The debug terminal manager; absent = disabled. */
   terminals?: Terminals | null;
+  /** Who may open the terminal besides loopback ([ui] terminal_allow); default none. */
+  terminalAllow?: readonly string[];
   sessions?: Sessions;
   limiter?: LoginLimiter;
 }
@@ -88,7 +90,7 @@ export function createApp(deps: UiDeps) {
   app.route("/", actionRoutes(source, ui));
   app.route("/", updateRoutes(source, ui));
   app.route("/", pageRoutes(source, ui));
-  app.route("/", terminalRoutes(deps.terminals, ui));
+  app.route("/", terminalRoutes(deps.terminals, ui, deps.terminalAllow ?? []));
   app.notFound(ui.notFound);
   app.onError(internalError);
   return app;

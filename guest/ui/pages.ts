@@ -198,6 +198,20 @@ export function servicePage(v: Viewer, s: ServiceDetail): Html {
   );
 }
 
+/** The machine's identity on the overview (nothing when not configured). */
+function identityTable(id: Overview["identity"]) {
+  if (!id) return "";
+  const rows: [string, string][] = [];
+  if (id.farmer_id !== undefined) rows.push(["Farmer id", String(id.farmer_id)]);
+  if (id.farming_pool_id !== undefined) rows.push(["Farming pool id", String(id.farming_pool_id)]);
+  if (id.registrars.length) rows.push(["Registrars", id.registrars.join(", ")]);
+  if (id.description !== undefined) rows.push(["Description", id.description]);
+  return html`<h2>Identity</h2>
+      <table class="kv">
+        ${rows.map(([k, val]) => html`<tr><th>${k}</th><td>${val}</td></tr>`)}
+      </table>`;
+}
+
 /** The overview page. */
 export function overviewPage(v: Viewer, o: Overview, rows: ServiceRow[], boot: readonly string[]) {
   const bad = rows.filter((s) => stateClass(s.state) === "bad");
@@ -219,6 +233,7 @@ export function overviewPage(v: Viewer, o: Overview, rows: ServiceRow[], boot: r
             : "none failing"
         }</p></div>
       </section>
+      ${identityTable(o.identity)}
       <h2>Addresses</h2>
       <table class="kv">
         ${o.interfaces.map(

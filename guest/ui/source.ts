@@ -7,6 +7,7 @@
 
 import { readdirSync, readFileSync, readlinkSync, statfsSync } from "node:fs";
 import { networkInterfaces } from "node:os";
+import type { Identity } from "../../lib/identity.ts";
 import { LAYOUT } from "../../lib/layout.ts";
 import { uptime } from "../../lib/log.ts";
 import { isMyceliumAddress } from "../../lib/net-acl.ts";
@@ -49,6 +50,8 @@ export interface Overview {
   interfaces: { name: string; addresses: { address: string; mycelium: boolean }[] }[];
   versions: { heroInit: string; binaries: InstalledBinary[] };
   mycelium: unknown;
+  /** vm.toml [identity] (farmer id, farming pool, registrars, description), when set. */
+  identity?: Identity | null;
 }
 
 /** A `[vm]` binary installed in /usr/lib/hero/pkgs/<name>/<version>/. */
@@ -201,6 +204,8 @@ export interface SourceOptions {
   bootLog(): readonly string[];
   updates?: () => Omit<UpdatesView, "installed" | "available">;
   updater?: UiSource["updater"];
+  /** The machine's [identity] (lib/identity.ts). */
+  identity?: Identity;
   /** Read cgroup stats (false outside PID 1 without cgroups). */
   cgroups?: boolean;
 }
@@ -245,6 +250,7 @@ export function supervisorSource(sup: Supervisor, o: SourceOptions): UiSource {
         interfaces: interfaces(),
         versions: { heroInit: VERSION, binaries: installedBinaries() },
         mycelium: o.mycelium?.() ?? null,
+        identity: o.identity ?? null,
       };
     },
     services: () => sup.names().map(row),

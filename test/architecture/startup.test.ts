@@ -44,8 +44,10 @@ const BEFORE_READY: Record<string, string> = {
   "guest/agent/http.ts": "the agent's safe log and env types (server.ts)",
   "guest/agent/slots.ts": "the agent's exec slots, shared by HTTP and WebSocket execs",
   "guest/boot/index.ts": "the boot steps",
+  "guest/boot/block.ts": "boot: finds virtio disks (config disk, volumes)",
   "guest/boot/cmdline.ts": "boot: kernel command line",
   "guest/boot/config.ts": "boot: reads vm.toml",
+  "guest/boot/config-disk.ts": "boot: the config disk, read before the config step",
   "guest/boot/console.ts": "boot: the console",
   "guest/boot/devlinks.ts": "boot: /dev links",
   "guest/boot/hostname.ts": "boot: the hostname",
@@ -53,6 +55,7 @@ const BEFORE_READY: Record<string, string> = {
   "guest/boot/mounts.ts": "boot: mounts",
   "guest/boot/network.ts": "boot: the network",
   "guest/boot/switchroot.ts": "boot: switch_root to a disk root",
+  "guest/boot/volumes.ts": "boot: [[volumes]] mounted before services start",
   "guest/control/api.ts": "the control socket's API over the supervisor",
   "guest/control/connections.ts": "control socket: connections",
   "guest/control/errors.ts": "control socket: error replies",
@@ -86,15 +89,17 @@ const BEFORE_READY: Record<string, string> = {
   "guest/ui/source.ts": "installed binaries for the agent's status (guest/pid1/agent.ts)",
   "lib/agent-protocol.ts": "the agent's wire constants (exec.ts)",
   "lib/atomic-file.ts": "reexec's hand-off and update state files",
-  "lib/blake3.ts": "lib/mycelium.ts (vm-config checks mycelium addresses)",
   "lib/bounds.ts": "service-spec's limits",
+  "lib/config-disk.ts": "boot: the config disk's layout and checks",
   "lib/errors.ts": "errors everywhere",
+  "lib/environments.ts": "vm-config's [update] env names (a leaf, not the manifest schema)",
+  "lib/ext4-superblock.ts": "boot: finds the config disk and volumes by label",
+  "lib/identity.ts": "vm-config's [identity] schema (a leaf)",
   "lib/kernel-modules.ts": "boot: the module load order",
   "lib/layout.ts": "every guest path",
   "lib/log.ts": "the log",
-  "lib/manifest.ts": "vm-config's [update] env names (ENVIRONMENTS)",
-  "lib/mycelium.ts": "vm-config's [mycelium] checks",
   "lib/net-acl.ts": "the agent's client check at bind",
+  "lib/peer-uri.ts": "vm-config's [mycelium] peer checks (a leaf: no keys, no BLAKE3)",
   "lib/service-file.ts": "the control API writes service files",
   "lib/service-spec.ts": "service files are parsed at boot",
   "lib/toml.ts": "vm.toml is TOML",
@@ -174,10 +179,11 @@ describe("the startup module sets", () => {
     expect(compareLoaded(loaded, Object.keys(BEFORE_READY), "by PID 1 before READY")).toEqual([]);
   });
 
-  test("PID 1 does not load the UI app, the update engine or the agent's routes at boot", () => {
+  // The DHCP client (lib/dhcp*.ts, guest/boot/dhcp.ts, sys/dhcp-socket.ts) is imported by the network step only when an interface uses DHCP.
+  test("PID 1 does not load the UI app, the update engine, the agent's routes or DHCP at boot", () => {
     const loaded = [...loadedModules(PID1_ENTRIES, read).keys()];
     const early = loaded.filter((m) =>
-      /^(guest\/ui\/(app|pages|assets|terminal|routes\/)|update\/(engine|apply|download|trust)|guest\/agent\/(app|files|exec-routes|files-routes|control-routes)|guest\/mycelium\/|host\/|npm:@xterm|npm:hono$)/.test(
+      /^(guest\/ui\/(app|pages|assets|terminal|routes\/)|update\/(engine|apply|download|trust)|guest\/agent\/(app|files|exec-routes|files-routes|control-routes)|guest\/mycelium\/|guest\/boot\/dhcp|lib\/dhcp|sys\/dhcp|host\/|npm:@xterm|npm:hono$)/.test(
         m,
       ),
     );

@@ -1,8 +1,9 @@
 /**
  * Injector issue, in QEMU: images made by deployVm from the rootfs templates
  * boot with hero-init as PID 1 and serve :9999 — an initramfs (busybox, no
- * glibc: private loader), an ext4 disk through the switch-root initramfs
- * (plain and with a tmpfs overlay), and the Debian template.
+ * glibc: private loader), an ext4 disk through the tiny boot initramfs
+ * (plain) or the switch-root initramfs (its fallback, and with a tmpfs
+ * overlay), and the Debian template.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
@@ -139,7 +140,7 @@ describe("deploy_vm boots", () => {
     expect(existsSync(join(dir, "min-nojob"))).toBe(false);
   });
 
-  test("minimal template as an ext4 disk, through the switch-root initramfs", async () => {
+  test("minimal template as an ext4 disk, through the tiny boot initramfs", async () => {
     const d = await deployVm({
       template: "minimal",
       format: "ext4",
@@ -160,7 +161,8 @@ describe("deploy_vm boots", () => {
     const fsck = Bun.spawnSync(["e2fsck", "-fn", disk], { stdout: "pipe", stderr: "pipe" });
     expect({ code: fsck.exitCode, out: fsck.stdout.toString() }).toMatchObject({ code: 0 });
     expect(debugfs(disk, "cat /probe-data")).toBe("DATA-6d1f\n");
-    expect(out).toContain("switchroot: switching to /dev/vda, exec /sbin/init");
+    // deployVm's default boot initramfs: the pre-init alone mounts the disk (host/boot-initramfs.ts).
+    expect(out).toContain("hero-init preinit: switched root to /dev/vda, exec /sbin/init");
     expect(out).toContain("supervisor: syslogd: Spawned → Running");
   });
 
@@ -171,6 +173,8 @@ describe("deploy_vm boots", () => {
       out: join(dir, "min-fallback"),
       vm,
       kernel,
+      // hero-init's switch-root step (the tiny default initramfs has no hero-init to stay in).
+      bootInitramfs: "hero-init",
     });
     const cases = [
       {

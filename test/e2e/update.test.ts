@@ -236,8 +236,8 @@ async function api(vm: Vm) {
  * An ext4-disk VM made by deployVm's rootfs mode: a glibc + busybox disk
  * into which the injector writes OLD (pinned by a deploy manifest, served
  * from 127.0.0.1 for the host) as the boot path /usr/lib/hero/hero-init,
- * and hello 1.0.0 as a [vm] binary; booted through the switch-root
- * initramfs deployVm makes.
+ * and hello 1.0.0 as a [vm] binary; booted through the boot initramfs
+ * deployVm makes (the pre-init mounts the disk and execs its /sbin/init).
  */
 async function deployExt4(name: string): Promise<Deployment> {
   const dpub = join(pub, `deploy-${name}`);
@@ -485,7 +485,7 @@ describe("updates in a VM", () => {
     expect(bootPathSha(d.disk as string)).toBe(OLD.sha256);
     {
       await using vm = await bootExt4(d, "update-ext4");
-      await vm.waitFor(/switchroot: switching to \/dev\/vda/, 240_000);
+      await vm.waitFor(/hero-init preinit: switched root to \/dev\/vda/, 240_000);
       await vm.waitFor(READY, 240_000);
       await vm.waitFor(/update: update: manifest \d+: up-to-date/, 120_000);
       const ui = await api(vm);

@@ -50,7 +50,7 @@ export interface BootOptions {
   /** Guest TCP ports to forward; each gets a free 127.0.0.1 port (see Vm.ports). */
   hostfwd?: number[];
   /** virtio-blk disks (raw images), in order: vda, vdb, … */
-  disks?: { path: string; readonly?: boolean }[];
+  disks?: { path: string; readonly?: boolean; serial?: string }[];
   /** -no-reboot (default true): a guest reboot or panic ends QEMU, so tests see it. */
   noReboot?: boolean;
   /** Appended to QEMU's command line. */

@@ -3,13 +3,15 @@ import { Hono } from "hono";
 import type { Responder, UiApp } from "../http.ts";
 import type { UiSource } from "../source.ts";
 
-/** GET /api/v1/{session, overview, services, services/:name, updates, boot-log}. */
+/** GET /api/v1/{session, overview, identity, services, services/:name, updates, boot-log}. */
 export function apiRoutes(source: UiSource, ui: Responder) {
   const app = new Hono<UiApp>();
   app.get("/api/v1/session", (c) =>
     c.json({ role: c.get("role"), csrf: c.get("session")?.csrf ?? null }),
   );
   app.get("/api/v1/overview", (c) => c.json(source.overview()));
+  // The machine's [identity] (null when not configured): farmer id, farming pool, registrars, description.
+  app.get("/api/v1/identity", (c) => c.json(source.overview().identity ?? null));
   app.get("/api/v1/services", (c) => c.json(source.services()));
   app.get("/api/v1/services/:name", (c) => {
     const s = source.service(c.req.param("name"));

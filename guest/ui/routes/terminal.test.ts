@@ -20,7 +20,10 @@ function app(role: Role, o: { terminals?: Terminals | null; upgrade?: boolean } 
     c.set("role", role);
     await next();
   });
-  a.route("/", terminalRoutes(terminals, createResponder({ terminal: Boolean(terminals) })));
+  a.route(
+    "/",
+    terminalRoutes(terminals, createResponder({ terminal: Boolean(terminals) }), ["4ab:cd::1"]),
+  );
   const upgrades: TerminalData[] = [];
   const env: UiEnv = {
     requestIP: () => ({ address: "4ab:cd::1" }),

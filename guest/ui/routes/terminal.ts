@@ -3,8 +3,15 @@
  * it (404 otherwise), admins only, and the upgrade only with a same-origin
  * Origin and the session's CSRF token in the URL (a browser sends no custom
  * header on a WebSocket). The shell itself is ../terminal.ts.
+ *
+ * Scope ([ui] terminal_allow, seed 001: "root ttyd … mycelium only", "which
+ * mycelium nodes can connect as debugger"): besides the admin session, the
+ * client must be loopback or inside one of the listed addresses or subnets;
+ * the rest of the UI's allowed clients (all of 400::/7, [ui] allow) are
+ * refused here with 403.
  */
 import { Hono } from "hono";
+import { isListedClient, isLoopbackClient, parseCidrs } from "../../../lib/net-acl.ts";
 import { safeEqual } from "../auth.ts";
 import type { Answer, C, Responder, UiApp } from "../http.ts";
 import { terminalPage } from "../pages.ts";
@@ -19,12 +26,24 @@ export function terminalSize(cols: unknown, rows: unknown): { cols: number; rows
 }
 
 /** GET /terminal and /terminal/ws; `terminals` absent or null: the terminal is disabled. */
-export function terminalRoutes(terminals: Terminals | null | undefined, ui: Responder) {
+export function terminalRoutes(
+  terminals: Terminals | null | undefined,
+  ui: Responder,
+  allow: readonly string[] = [],
+) {
   const app = new Hono<UiApp>();
-  const gate = (c: C) =>
-    terminals
-      ? ui.needAdmin(c)
-      : ui.refuse(c, 404, "the debug terminal is disabled in this VM's config");
+  const debuggers = parseCidrs(allow);
+  const gate = (c: C) => {
+    if (!terminals) return ui.refuse(c, 404, "the debug terminal is disabled in this VM's config");
+    const ip = c.get("ip");
+    if (!isLoopbackClient(ip) && !isListedClient(ip, debuggers))
+      return ui.refuse(
+        c,
+        403,
+        `client ${ip ?? "unknown"} may not open the debug terminal (not loopback, not in [ui] terminal_allow)`,
+      );
+    return ui.needAdmin(c);
+  };
   app.get("/terminal", (c) => gate(c) ?? c.html(terminalPage(ui.viewer(c))));
   app.get("/terminal/ws", (c) => gate(c) ?? upgrade(c, terminals as Terminals, ui));
   return app;

@@ -5,6 +5,7 @@
  */
 import { Hono } from "hono";
 import { log } from "../../../lib/log.ts";
+import { updateNow } from "../../../update/now.ts";
 import { type C, isApi, type Responder, type UiApp } from "../http.ts";
 import type { UiSource } from "../source.ts";
 
@@ -16,7 +17,14 @@ export function updateRoutes(source: UiSource, ui: Responder) {
     if (no) return no;
     if (!source.updater) return ui.refuse(c, 501, "no updater is configured in this VM");
     try {
-      const r = await source.updater[what]();
+      // check and apply are update/now.ts's "update now", as for the CLI and node register.
+      const u = source.updater;
+      const r =
+        what === "rollback"
+          ? await u.rollback()
+          : await updateNow(u, { check: what === "check" }).then((n) =>
+              n.timedOut ? null : n.result,
+            );
       log.info("ui", `update ${what} by admin from ${c.get("ip")}`);
       return isApi(c) ? c.json(r ?? { ok: true }) : c.redirect("/updates", 303);
     } catch (e) {

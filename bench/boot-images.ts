@@ -1,0 +1,278 @@
+/**
+ * The images bench/boot.ts boots: hero-init and the busybox baseline, each
+ * as an initramfs and as an ext4 disk behind a boot initramfs, all with the
+ * same kernel, network modules and 10 idle services, and a oneshot that
+ * prints PID 1's smaps_rollup and /proc/meminfo 5 s after boot.
+ */
+import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { writeBootInitramfs } from "../host/boot-initramfs.ts";
+import { type CpioEntry, writeNewc } from "../host/cpio/newc.ts";
+import { inject } from "../host/inject.ts";
+import { type Kernel, moduleClosure } from "../host/kernel.ts";
+import { BASE_MODULES, ROOT_MODULES } from "../lib/kernel-modules.ts";
+import { imageEntries, testVmToml } from "../test/vm/image.ts";
+
+const MODULES = ["virtio_pci", "virtio_net"];
+const SERVICES = 10;
+const enc = new TextEncoder();
+const text = (path: string, s: string, mode = 0o644): CpioEntry => ({
+  type: "file",
+  path,
+  mode,
+  data: enc.encode(s),
+});
+// Printed after the measurements (sleep 6), so it does not compete with them. (No ": ": YAML.)
+export const DMESG = "dmesg | grep 'Run /init as init process'";
+const MEM =
+  "sleep 5; grep -E '^(Rss|Pss):' /proc/1/smaps_rollup; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo";
+
+function dirsOf(paths: string[]): CpioEntry[] {
+  const all = new Set<string>();
+  for (const p of paths) {
+    const parts = p.split("/");
+    for (let i = 1; i <= parts.length; i++) all.add(parts.slice(0, i).join("/"));
+  }
+  return [...all].sort().map((path) => ({ type: "dir", path, mode: 0o755 }));
+}
+
+async function moduleEntries(kernel: Kernel, names: string[]): Promise<CpioEntry[]> {
+  const mods = await moduleClosure(kernel, names);
+  const modDir = `lib/modules/${kernel.version}`;
+  return [
+    ...dirsOf(mods.map((m) => `${modDir}/${m}`.split("/").slice(0, -1).join("/"))),
+    ...mods.map(
+      (m): CpioEntry => ({
+        type: "file",
+        path: `${modDir}/${m}`,
+        mode: 0o644,
+        data: readBytes(join(kernel.modulesDir, m)),
+      }),
+    ),
+  ];
+}
+
+function readBytes(path: string): Uint8Array {
+  return new Uint8Array(readFileSync(path));
+}
+
+async function insmods(kernel: Kernel, names: string[]): Promise<string> {
+  const mods = await moduleClosure(kernel, names);
+  return mods.map((m) => `insmod /lib/modules/${kernel.version}/${m} 2>/dev/null`).join("\n");
+}
+
+function busyboxBase(): CpioEntry[] {
+  const e: CpioEntry[] = dirsOf([
+    "bin",
+    "sbin",
+    "dev",
+    "proc",
+    "sys",
+    "etc",
+    "tmp",
+    "www",
+    "newroot",
+  ]);
+  e.push({ type: "char", path: "dev/console", mode: 0o600, major: 5, minor: 1 });
+  e.push({ type: "char", path: "dev/null", mode: 0o666, major: 1, minor: 3 });
+  e.push({ type: "file", path: "bin/busybox", mode: 0o755, data: readBytes("/bin/busybox") });
+  const applets = Bun.spawnSync(["/bin/busybox", "--list"]).stdout.toString().split("\n");
+  for (const a of applets.filter((x) => x && x !== "busybox"))
+    e.push({ type: "symlink", path: `bin/${a}`, target: "busybox" });
+  return e;
+}
+
+/** The baseline's root: busybox /init script (mounts, insmod, static network) → busybox init → httpd. */
+async function busyboxRoot(kernel: Kernel, initPath: string): Promise<CpioEntry[]> {
+  const e = busyboxBase();
+  e.push({ type: "symlink", path: "sbin/init", target: "../bin/busybox" });
+  e.push(...(await moduleEntries(kernel, MODULES)));
+  e.push(text("www/health", "ok\n"));
+  e.push(
+    text(
+      initPath,
+      `#!/bin/sh
+export PATH=/bin:/sbin
+[ -e /proc/self ] || mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+[ -e /dev/null ] || mount -t devtmpfs devtmpfs /dev
+${await insmods(kernel, MODULES)}
+while [ ! -e /sys/class/net/eth0 ]; do usleep 10000; done
+ip link set lo up
+ip addr add 10.0.2.15/24 dev eth0
+ip link set eth0 up
+ip route add default via 10.0.2.2
+exec /sbin/init
+`,
+      0o755,
+    ),
+  );
+  const sleeps = Array.from({ length: SERVICES }, () => "::respawn:/bin/sleep 100000\n").join("");
+  e.push(text("etc/inittab", `::sysinit:/etc/rcS\n::once:/etc/mem.sh\n${sleeps}`));
+  e.push(
+    text(
+      "etc/rcS",
+      `#!/bin/sh
+httpd -p 9999 -h /www
+echo "busybox boot: READY at $(cut -d' ' -f1 /proc/uptime) s uptime"
+`,
+      0o755,
+    ),
+  );
+  e.push(
+    text(
+      "etc/mem.sh",
+      `#!/bin/sh
+(${MEM}) | sed 's/^/busybox mem: /'
+sleep 1; ${DMESG}
+`,
+      0o755,
+    ),
+  );
+  return e;
+}
+
+/** The baseline's disk boot initramfs: busybox, the root modules, mount /dev/vda, switch_root. */
+async function busyboxBootInitramfs(kernel: Kernel): Promise<CpioEntry[]> {
+  const names = ROOT_MODULES.filter((m) => m !== "overlay");
+  const e = busyboxBase();
+  e.push(...(await moduleEntries(kernel, names)));
+  e.push(
+    text(
+      "init",
+      `#!/bin/sh
+export PATH=/bin:/sbin
+mount -t proc proc /proc
+mount -t devtmpfs devtmpfs /dev
+${await insmods(kernel, names)}
+while [ ! -e /dev/vda ]; do usleep 10000; done
+mount -t ext4 /dev/vda /newroot
+mount --move /dev /newroot/dev
+mount --move /proc /newroot/proc
+exec switch_root /newroot /init.sh
+`,
+      0o755,
+    ),
+  );
+  return e;
+}
+
+/** hero-init's root: the test image (pre-init, glibc, busybox), 10 sleep services and the probes. */
+async function heroRoot(kernel: Kernel): Promise<CpioEntry[]> {
+  const svc = (name: string, y: string) => text(`etc/zinit/${name}.yaml`, y);
+  const extra: CpioEntry[] = [{ type: "dir", path: "etc/zinit", mode: 0o755 }];
+  extra.push(svc("mem", `exec: sh -c "${MEM}"\nlog: stdout\noneshot: true\n`));
+  extra.push(svc("kinfo", `exec: sh -c "sleep 6; ${DMESG}"\nlog: stdout\noneshot: true\n`));
+  for (let i = 0; i < SERVICES; i++) extra.push(svc(`idle${i}`, "exec: sleep 100000\n"));
+  // Experiment (BENCH_APPEND="hero.init=/fault-around.sh"): map file pages one at a time on a
+  // fault instead of 64 KB around it, to see how much of PID 1's PSS is fault-around.
+  extra.push(
+    text(
+      "fault-around.sh",
+      `#!/bin/sh
+mount -t debugfs none /sys/kernel/debug 2>/dev/null || { mount -t sysfs sysfs /sys; mount -t debugfs none /sys/kernel/debug; }
+echo 4096 > /sys/kernel/debug/fault_around_bytes
+umount /sys/kernel/debug
+exec /usr/lib/hero/hero-init "$@"
+`,
+      0o755,
+    ),
+  );
+  return imageEntries({ kernel, modules: MODULES, busybox: true, vmToml: testVmToml(), extra });
+}
+
+/** Writes cpio entries as a tree (no device nodes: devtmpfs provides them) and makes an ext4 of it. */
+function ext4Of(entries: CpioEntry[], path: string, sizeMB: number): string {
+  const stage = `${path}.stage`;
+  rmSync(stage, { recursive: true, force: true });
+  for (const x of entries) {
+    const p = join(stage, x.path);
+    if (x.type === "dir") mkdirSync(p, { recursive: true, mode: x.mode });
+    else if (x.type === "file") writeFileSync(p, x.data, { mode: x.mode });
+    else if (x.type === "symlink") symlinkSync(x.target, p);
+  }
+  const p = Bun.spawnSync(
+    ["mke2fs", "-q", "-t", "ext4", "-d", stage, "-E", "root_owner=0:0", path, `${sizeMB}M`],
+    { stderr: "pipe" },
+  );
+  rmSync(stage, { recursive: true, force: true });
+  if (p.exitCode !== 0) throw new Error(`mke2fs ${path}: ${p.stderr}`);
+  return path;
+}
+
+/** One bootable configuration. */
+export interface Variant {
+  name: string;
+  initrd: string;
+  /** An ext4 image copied fresh for each boot (vda), or none. */
+  disk?: string;
+  append?: string;
+  ready: RegExp;
+}
+
+const HERO_READY = /hero-init boot: READY/;
+const BUSYBOX_READY = /busybox boot: READY/;
+
+/** Compresses `src` with a kernel-supported initramfs compressor; returns the new path. */
+function compress(src: string, how: string): string {
+  const cmd: Record<string, string> = {
+    gzip: `gzip -6 -c '${src}'`,
+    zstd: `zstd -q -10 -T0 -c '${src}'`,
+    lz4: `lz4 -q -l -9 -c '${src}'`,
+  };
+  const dst = `${src}.${how}`;
+  const p = Bun.spawnSync(["sh", "-c", `${cmd[how]} > '${dst}'`], { stderr: "pipe" });
+  if (p.exitCode !== 0) throw new Error(`${how}: ${p.stderr}`);
+  return dst;
+}
+
+/** All variants, written under `dir`; `compressions` adds hero initramfs variants (gzip, zstd, lz4). */
+export async function buildVariants(
+  kernel: Kernel,
+  dir: string,
+  compressions: string[],
+): Promise<Variant[]> {
+  const heroEntries = await heroRoot(kernel);
+  const heroCpio = join(dir, "hero.cpio");
+  writeFileSync(heroCpio, writeNewc(heroEntries));
+  const bbCpio = join(dir, "busybox.cpio");
+  writeFileSync(bbCpio, writeNewc(await busyboxRoot(kernel, "init")));
+  const heroDisk = ext4Of(heroEntries, join(dir, "hero.ext4"), 400);
+  const bbDisk = ext4Of(await busyboxRoot(kernel, "init.sh"), join(dir, "busybox.ext4"), 64);
+  const bbBoot = join(dir, "busybox-boot.cpio");
+  writeFileSync(bbBoot, writeNewc(await busyboxBootInitramfs(kernel)));
+  const tiny = await writeBootInitramfs(join(dir, "tiny.cpio"), kernel);
+  // Today's disk path: hero-init in a boot initramfs switches root (guest/boot/switchroot.ts).
+  const switchroot = join(dir, "switchroot.cpio");
+  await inject({
+    format: "initramfs",
+    target: switchroot,
+    createFrom: [],
+    privateLoader: "always",
+    kernelModules: { dir: kernel.modulesDir, names: [...ROOT_MODULES, ...BASE_MODULES] },
+  });
+  const root = "root=/dev/vda rw";
+  const v: Variant[] = [
+    { name: "busybox_initramfs", initrd: bbCpio, ready: BUSYBOX_READY },
+    { name: "hero_initramfs", initrd: heroCpio, ready: HERO_READY },
+    { name: "busybox_disk", initrd: bbBoot, disk: bbDisk, append: root, ready: BUSYBOX_READY },
+    { name: "hero_disk", initrd: tiny, disk: heroDisk, append: root, ready: HERO_READY },
+    {
+      name: "hero_disk_switchroot",
+      initrd: switchroot,
+      disk: heroDisk,
+      append: root,
+      ready: HERO_READY,
+    },
+  ];
+  for (const c of compressions)
+    v.push({ name: `hero_initramfs_${c}`, initrd: compress(heroCpio, c), ready: HERO_READY });
+  return v;
+}
+
+/** A fresh sparse copy of a disk image for one boot. */
+export function freshDisk(src: string, dst: string): string {
+  const p = Bun.spawnSync(["cp", "--sparse=always", src, dst], { stderr: "pipe" });
+  if (p.exitCode !== 0) throw new Error(`cp ${src}: ${p.stderr}`);
+  return dst;
+}
