@@ -29,6 +29,7 @@ import { HERO_UNIT, heroInitUnits, unitName } from "../../lib/systemd-units.ts";
 import { setChildSubreaper } from "../../sys/ffi.ts";
 import { configStep } from "../boot/config.ts";
 import type { BootStep } from "../boot/context.ts";
+import { dhcpResumeStep } from "../boot/network.ts";
 import { setCgroupRoot } from "../supervisor/cgroup.ts";
 import { spawnOwned } from "../supervisor/process.ts";
 import { scheduleReap } from "../supervisor/reaper.ts";
@@ -37,8 +38,8 @@ import { type ShutdownKind, shutdown } from "./shutdown.ts";
 import { writeUnits } from "./systemd-handoff.ts";
 import type { UnitControl } from "./updater.ts";
 
-/** The unit's boot: only the config (the machine was set up before the hand-off). */
-export const UNIT_STEPS: readonly BootStep[] = [configStep];
+/** The unit's boot: the config, and the DHCP clients restarted without waiting (the machine was set up before the hand-off; the exec ended PID 1's clients). */
+export const UNIT_STEPS: readonly BootStep[] = [configStep, dhcpResumeStep];
 
 /**
  * Pure: from /proc/self/cgroup (v2: `0::/system.slice/hero-init.service`),
