@@ -4,21 +4,12 @@ import {
   checkBudget,
   checkDirEntry,
   checkTopEntry,
-  chooseVmConfigFile,
   decodeVmToml,
 } from "./config-disk.ts";
 
 const file = (size = 10) => ({ isFile: true, isDirectory: false, size });
 const dir = { isFile: false, isDirectory: true, size: 4096 };
 const other = { isFile: false, isDirectory: false, size: 0 };
-
-describe("precedence: kernel arguments > config disk > rootfs", () => {
-  test("hero.config= wins, then the config disk's copy, then the rootfs's vm.toml", () => {
-    expect(chooseVmConfigFile("/x.toml", "/run/d/vm.toml", "/etc/vm.toml")).toBe("/x.toml");
-    expect(chooseVmConfigFile(undefined, "/run/d/vm.toml", "/etc/vm.toml")).toBe("/run/d/vm.toml");
-    expect(chooseVmConfigFile("", null, "/etc/vm.toml")).toBe("/etc/vm.toml");
-  });
-});
 
 describe("layout checks", () => {
   test("taken: vm.toml, services/, secrets/; lost+found ignored silently", () => {

@@ -98,16 +98,3 @@ export function decodeVmToml(bytes: Uint8Array): { text: string } | { error: str
     return { error: "vm.toml: not valid UTF-8" };
   }
 }
-
-/**
- * Pure: which vm.toml the config step reads. Kernel arguments win
- * (`hero.config=` picks the file; `hero.*` fields override it later), then
- * the config disk's vm.toml, then the one in the rootfs.
- */
-export function chooseVmConfigFile(
-  cmdlineFile: string | undefined,
-  diskFile: string | null | undefined,
-  rootfsFile: string,
-): string {
-  return cmdlineFile || diskFile || rootfsFile;
-}

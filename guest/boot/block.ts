@@ -37,7 +37,7 @@ export function virtioDisks(): string[] {
 }
 
 /** How many virtio-blk PCI devices the machine has (with or without a driver). */
-function virtioBlkPciCount(): number {
+export function virtioBlkPciCount(): number {
   let n = 0;
   try {
     for (const d of readdirSync(PCI)) {

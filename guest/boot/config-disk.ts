@@ -36,6 +36,7 @@ import { LAYOUT } from "../../lib/layout.ts";
 import { log } from "../../lib/log.ts";
 import { MNT, MS, mount, umount } from "../../sys/ffi.ts";
 import { disksWithLabel, ensureVirtioDisks, loadExt4 } from "./block.ts";
+import { configDiskServicesDir } from "./config.ts";
 import type { BootStep } from "./context.ts";
 
 /** Where things land: the copy's directory and the secrets' (both made 0700). */
@@ -161,18 +162,6 @@ export function copyConfigTree(src: string, to: CopyTargets): CopyResult {
     }
   }
   return res;
-}
-
-/** The copied vm.toml when this boot found one on a config disk (/run is fresh each boot). */
-export function configDiskVmToml(): string | null {
-  const f = `${LAYOUT.configDiskCopy}/vm.toml`;
-  return existsSync(f) ? f : null;
-}
-
-/** The services directory made from the config disk (rootfs services + the disk's), or null. */
-export function configDiskServicesDir(): string | null {
-  const d = `${LAYOUT.configDiskCopy}/services`;
-  return existsSync(d) ? d : null;
 }
 
 /** Copies the rootfs's service files under the disk's (the disk's win on a name). */

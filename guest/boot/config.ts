@@ -4,15 +4,13 @@
  * field; the VM boots with safe defaults for whatever was wrong.
  */
 
-import { readFileSync } from "node:fs";
-import { chooseVmConfigFile } from "../../lib/config-disk.ts";
+import { existsSync, readFileSync } from "node:fs";
 import { HeroError, isHeroError } from "../../lib/errors.ts";
 import { LAYOUT } from "../../lib/layout.ts";
 import { log } from "../../lib/log.ts";
 import { parseToml } from "../../lib/toml.ts";
 import { type LoadedVmConfig, validateVmConfig } from "../../lib/vm-config.ts";
 import { applyCmdlineOverrides } from "./cmdline.ts";
-import { configDiskServicesDir, configDiskVmToml } from "./config-disk.ts";
 import type { BootStep } from "./context.ts";
 
 /** Pure: config text (null if the file is absent) + kernel parameters → config and errors. */
@@ -36,6 +34,35 @@ export function resolveBootConfig(
   const loaded = validateVmConfig(raw, file, text ?? "");
   return { config: loaded.config, errors: [...errors, ...loaded.errors] };
 }
+
+/**
+ * Pure: which vm.toml the config step reads. Kernel arguments win
+ * (`hero.config=` picks the file; `hero.*` fields override it later), then
+ * the config disk's vm.toml, then the one in the rootfs.
+ */
+export function chooseVmConfigFile(
+  cmdlineFile: string | undefined,
+  diskFile: string | null | undefined,
+  rootfsFile: string,
+): string {
+  return cmdlineFile || diskFile || rootfsFile;
+}
+
+/**
+ * The config disk's copies on tmpfs (guest/boot/config-disk.ts), found by
+ * path rather than passed in the context, so a self-update re-exec (which
+ * runs only the config step again) still reads them.
+ */
+function copied(name: string): string | null {
+  const p = `${LAYOUT.configDiskCopy}/${name}`;
+  return existsSync(p) ? p : null;
+}
+
+/** The config disk's vm.toml copy, or null. */
+const configDiskVmToml = () => copied("vm.toml");
+
+/** The services directory made from the config disk (rootfs services + the disk's), or null. */
+export const configDiskServicesDir = () => copied("services");
 
 /** The config step. */
 export const configStep: BootStep = {

@@ -6,9 +6,9 @@
 import { readFileSync } from "node:fs";
 import { describeError, log, uptime } from "../../lib/log.ts";
 import { defaultVmConfig } from "../../lib/vm-config.ts";
+import { virtioBlkPciCount, virtioDisks } from "./block.ts";
 import { cmdlineParams } from "./cmdline.ts";
 import { configStep } from "./config.ts";
-import { configDiskStep } from "./config-disk.ts";
 import { consoleStep } from "./console.ts";
 import type { BootContext, BootStep } from "./context.ts";
 import { devlinksStep } from "./devlinks.ts";
@@ -17,7 +17,27 @@ import { modulesStep } from "./modules.ts";
 import { mountsStep } from "./mounts.ts";
 import { dhcpResumeStep, networkStep } from "./network.ts";
 import { switchRootStep } from "./switchroot.ts";
-import { volumesStep } from "./volumes.ts";
+
+/**
+ * The config disk's step, loaded only on a machine with a virtio disk: an
+ * initramfs VM without one pays a look at sysfs, not the module.
+ */
+const configDiskStep: BootStep = {
+  name: "configdisk",
+  async run(ctx) {
+    if (virtioDisks().length === 0 && virtioBlkPciCount() === 0) return;
+    await (await import("./config-disk.ts")).configDiskStep.run(ctx);
+  },
+};
+
+/** The volumes step, loaded only when vm.toml has [[volumes]]. */
+const volumesStep: BootStep = {
+  name: "volumes",
+  async run(ctx) {
+    if (ctx.config.volumes.length === 0) return;
+    await (await import("./volumes.ts")).volumesStep.run(ctx);
+  },
+};
 
 /** The steps, in order. */
 export const BOOT_STEPS: readonly BootStep[] = [

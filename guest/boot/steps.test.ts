@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { cmdlineParams } from "./cmdline.ts";
-import { resolveBootConfig } from "./config.ts";
+import { chooseVmConfigFile, resolveBootConfig } from "./config.ts";
 import { chooseConsole } from "./console.ts";
 import { hostsFile } from "./hostname.ts";
 import { mountPoints } from "./mounts.ts";
@@ -60,5 +60,13 @@ describe("boot config", () => {
     const { config, errors } = resolveBootConfig(null, "/vm.toml", new Map());
     expect(config.hostname).toBe("hero-vm");
     expect(errors).toEqual([]);
+  });
+});
+
+describe("precedence: kernel arguments > config disk > rootfs", () => {
+  test("hero.config= wins, then the config disk's copy, then the rootfs's vm.toml", () => {
+    expect(chooseVmConfigFile("/x.toml", "/run/d/vm.toml", "/etc/vm.toml")).toBe("/x.toml");
+    expect(chooseVmConfigFile(undefined, "/run/d/vm.toml", "/etc/vm.toml")).toBe("/run/d/vm.toml");
+    expect(chooseVmConfigFile("", null, "/etc/vm.toml")).toBe("/etc/vm.toml");
   });
 });
