@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isBlank, parseExt4Superblock } from "../lib/ext4-superblock.ts";
@@ -51,4 +51,20 @@ test("volumeImageName", () => {
     "label-L.img",
     "path-c-d.img",
   ]);
+});
+
+test("two volumes whose image names meet are refused before any image is made", () => {
+  const out = mkdtempSync(join(tmpdir(), "vols-"));
+  try {
+    const v = vols(
+      '[[volumes]]\ndevice = "/dev/vdb"\npath = "/a/b"\nsize_mb = 8\n' +
+        '[[volumes]]\ndevice = "/dev/vdc"\npath = "/a-b"\nsize_mb = 8\n',
+    );
+    expect(() => ensureVolumeImages(out, v)).toThrow(
+      "volumes /a/b and /a-b would share the image path-a-b.img: give one of them a serial",
+    );
+    expect(existsSync(join(out, "volumes"))).toBe(false);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
 });

@@ -6,6 +6,7 @@
  */
 import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, renameSync } from "node:fs";
 import { join } from "node:path";
+import { HeroError } from "../lib/errors.ts";
 import type { VmConfig } from "../lib/vm-config.ts";
 import { runChecked } from "../sys/command.ts";
 
@@ -37,6 +38,20 @@ export function ensureVolumeImages(
   say: (msg: string) => void = () => {},
 ): VolumeImage[] {
   const images: VolumeImage[] = [];
+  const owner = new Map<string, string>();
+  for (const v of volumes) {
+    if (v.size_mb === undefined) continue;
+    const name = volumeImageName(v);
+    // Names can meet ("/a/b" and "/a-b", serial "label-L" and label "L"): one image must not serve two volumes.
+    const other = owner.get(name);
+    if (other !== undefined)
+      throw new HeroError(
+        "deploy",
+        `volumes ${other} and ${v.path} would share the image ${name}: give one of them a serial`,
+        { field: "volumes" },
+      );
+    owner.set(name, v.path);
+  }
   for (const v of volumes) {
     if (v.size_mb === undefined) continue;
     const dir = join(out, "volumes");

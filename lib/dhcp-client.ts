@@ -80,7 +80,6 @@ export class DhcpClient {
         }
         return [this.sendRequest(now, BROADCAST)];
       case "bound":
-        return this.renewOrRebind(now);
       case "renewing":
       case "rebinding":
         return this.renewOrRebind(now);

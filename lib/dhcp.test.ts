@@ -20,6 +20,13 @@ function ack(options: [number, number[]][], yiaddr = "10.0.2.15") {
   return d.reply;
 }
 
+/** The lease an ACK with `options` and server id 10.0.2.2 grants at `now`. */
+function leaseOf(options: [number, number[]][], now = 0): Lease {
+  return leaseFrom(ack([...options, [54, ip("10.0.2.2")]]), now, null) as Lease;
+}
+
+const bytes = (s: string) => [...s].map((c) => c.charCodeAt(0));
+
 describe("encodeRequest", () => {
   test("a DISCOVER is a 300-byte BOOTREQUEST with the broadcast flag, our MAC and the options we need", () => {
     const p = encodeRequest({
@@ -136,20 +143,18 @@ describe("decodeReply", () => {
 
 describe("leaseFrom", () => {
   test("a typical ACK: address, prefix, router, DNS, search, MTU, host name and timers", () => {
-    const lease = leaseFrom(
-      ack([
+    const lease = leaseOf(
+      [
         [1, ip("255.255.255.0")],
         [3, ip("10.0.2.2")],
         [6, [...ip("10.0.2.3"), ...ip("10.0.2.4")]],
-        [15, [..."lan"].map((c) => c.charCodeAt(0))],
+        [15, bytes("lan")],
         [26, [0x05, 0xdc]],
-        [12, [..."vm-7"].map((c) => c.charCodeAt(0))],
+        [12, bytes("vm-7")],
         [51, u32(3600)],
-        [54, ip("10.0.2.2")],
-      ]),
+      ],
       1000,
-      null,
-    ) as Lease;
+    );
     expect(lease).toEqual({
       address: "10.0.2.15",
       prefix: 24,
@@ -171,48 +176,24 @@ describe("leaseFrom", () => {
     expect(leaseResolvConf(lease, ["corp"])).toContain("search corp\n");
   });
   test("T1/T2 from the server are used when they are in order; nonsense falls back to 0.5/0.875", () => {
-    const l = leaseFrom(
-      ack([
-        [51, u32(120)],
-        [58, u32(4)],
-        [59, u32(8)],
-        [54, ip("10.0.2.2")],
-      ]),
-      0,
-      null,
-    ) as Lease;
+    const l = leaseOf([
+      [51, u32(120)],
+      [58, u32(4)],
+      [59, u32(8)],
+    ]);
     expect([l.renewAt, l.rebindAt, l.expiresAt]).toEqual([4000, 8000, 120_000]);
-    const bad = leaseFrom(
-      ack([
-        [51, u32(100)],
-        [58, u32(500)],
-        [59, u32(0)],
-        [54, ip("10.0.2.2")],
-      ]),
-      0,
-      null,
-    ) as Lease;
+    const bad = leaseOf([
+      [51, u32(100)],
+      [58, u32(500)],
+      [59, u32(0)],
+    ]);
     expect([bad.renewAt, bad.rebindAt]).toEqual([50_000, 87_500]);
   });
   test("absurd lease times: 0 is raised to the minimum, 0xffffffff never expires", () => {
-    const zero = leaseFrom(
-      ack([
-        [51, u32(0)],
-        [54, ip("10.0.2.2")],
-      ]),
-      0,
-      null,
-    ) as Lease;
+    const zero = leaseOf([[51, u32(0)]]);
     expect(zero.seconds).toBe(MIN_LEASE_S);
     expect(zero.renewAt).toBeGreaterThan(0);
-    const inf = leaseFrom(
-      ack([
-        [51, u32(0xffffffff)],
-        [54, ip("10.0.2.2")],
-      ]),
-      0,
-      null,
-    ) as Lease;
+    const inf = leaseOf([[51, u32(0xffffffff)]]);
     expect([inf.renewAt, inf.expiresAt]).toEqual([Infinity, Infinity]);
   });
   test("no server id falls back to the one we selected; a non-host address is refused", () => {
@@ -229,8 +210,8 @@ describe("leaseFrom", () => {
           [1, ip("255.0.255.0")],
           [6, [...ip("255.255.255.255"), ...ip("0.0.0.0"), ...ip("9.9.9.9")]],
           [26, [0, 100]],
-          [15, [..."x\nnameserver 6.6.6.6"].map((c) => c.charCodeAt(0))],
-          [12, [..."a b"].map((c) => c.charCodeAt(0))],
+          [15, bytes("x\nnameserver 6.6.6.6")],
+          [12, bytes("a b")],
           [54, ip("192.168.7.1")],
         ],
         "192.168.7.20",

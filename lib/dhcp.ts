@@ -134,7 +134,7 @@ export function encodeRequest(r: RequestSpec): Uint8Array {
     OPT.SEARCH,
   ];
   opts.push(OPT.PARAMS, params.length, ...params);
-  if (r.hostname && hostnameRe.test(r.hostname) && r.hostname.length <= 255) {
+  if (r.hostname && hostnameRe.test(r.hostname)) {
     const h = new TextEncoder().encode(r.hostname);
     opts.push(OPT.HOSTNAME, h.length, ...h);
   }

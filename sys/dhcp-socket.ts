@@ -6,6 +6,7 @@
  * to it; no packet socket and no hand-built IP headers are needed.
  */
 import { bindAddr, close, recvNonBlocking, sendTo, setsockopt, socket } from "./ffi.ts";
+import { putSockaddrIn } from "./net.ts";
 
 const AF_INET = 2;
 const SOCK_DGRAM = 2;
@@ -19,14 +20,9 @@ const CLIENT_PORT = 68;
 const SERVER_PORT = 67;
 
 /** Pure: struct sockaddr_in (16 bytes) for ip:port. */
-export function sockaddrIn(ip: string, port: number): Uint8Array {
+function sockaddrIn(ip: string, port: number): Uint8Array {
   const b = new Uint8Array(16);
-  const dv = new DataView(b.buffer);
-  dv.setUint16(0, AF_INET, true);
-  dv.setUint16(2, port, false);
-  ip.split(".").forEach((octet, i) => {
-    b[4 + i] = Number(octet) & 0xff;
-  });
+  putSockaddrIn(b, 0, ip, port);
   return b;
 }
 

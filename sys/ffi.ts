@@ -293,14 +293,19 @@ export function acceptNonBlocking(fd: number): number | null {
   const rc = libc().accept4(fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (rc >= 0) return rc;
   const e = errno();
-  // EINTR: a signal (SIGCHLD, often) arrived during the call: the next tick tries again.
-  if (
-    e === constants.errno.EAGAIN ||
-    e === constants.errno.EWOULDBLOCK ||
-    e === constants.errno.EINTR
-  )
-    return null;
+  if (tryAgainLater(e)) return null;
   throw sysError("accept4", e, String(fd));
+}
+
+/**
+ * True for the errors of a non-blocking call that mean "nothing yet":
+ * EAGAIN/EWOULDBLOCK, and EINTR (a signal, SIGCHLD often, arrived during
+ * the call): the next tick tries again.
+ */
+function tryAgainLater(e: number): boolean {
+  return (
+    e === constants.errno.EAGAIN || e === constants.errno.EWOULDBLOCK || e === constants.errno.EINTR
+  );
 }
 
 /** A blocking AF_VSOCK connection to cid:port (the CLI's client side); returns its fd. */
@@ -378,11 +383,6 @@ export function recvNonBlocking(fd: number, buf: Uint8Array): number | null {
   const rc = Number(libc().recv(fd, ptr(buf), buf.length, MSG_DONTWAIT));
   if (rc >= 0) return rc;
   const e = errno();
-  if (
-    e === constants.errno.EAGAIN ||
-    e === constants.errno.EWOULDBLOCK ||
-    e === constants.errno.EINTR
-  )
-    return null;
+  if (tryAgainLater(e)) return null;
   throw sysError("recv", e, String(fd));
 }

@@ -7,6 +7,7 @@ import { close, ioctl, socket } from "./ffi.ts";
 const AF_INET = 2;
 const SOCK_DGRAM = 2;
 const SIOCADDRT = 0x890b;
+const SIOCDELRT = 0x890c;
 const SIOCGIFFLAGS = 0x8913;
 const SIOCSIFFLAGS = 0x8914;
 const SIOCSIFADDR = 0x8916;
@@ -26,11 +27,11 @@ function ifreq(name: string): Uint8Array {
   return b;
 }
 
-/** Writes a struct sockaddr_in for `ip` at `off`. */
-function putSockaddrIn(b: Uint8Array, off: number, ip: string): void {
+/** Writes a struct sockaddr_in for `ip`:`port` at `off`. */
+export function putSockaddrIn(b: Uint8Array, off: number, ip: string, port = 0): void {
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
   dv.setUint16(off, AF_INET, true);
-  dv.setUint16(off + 2, 0, false);
+  dv.setUint16(off + 2, port, false);
   ip.split(".").forEach((octet, i) => {
     b[off + 4 + i] = Number(octet);
   });
@@ -83,19 +84,22 @@ export function setIpv4(name: string, ip: string, prefix: number): void {
   });
 }
 
-/** Adds the IPv4 default route via `gateway`. */
-export function addDefaultRoute(gateway: string): void {
+/** SIOCADDRT or SIOCDELRT on the IPv4 default route via `gateway` (struct rtentry). */
+function defaultRoute(request: number, gateway: string, what: string): void {
   withSocket((fd) => {
     const rt = new Uint8Array(RTENTRY_SIZE);
     putSockaddrIn(rt, 8, "0.0.0.0"); // rt_dst
     putSockaddrIn(rt, 24, gateway); // rt_gateway
     putSockaddrIn(rt, 40, "0.0.0.0"); // rt_genmask
     new DataView(rt.buffer).setUint16(56, RTF_UP | RTF_GATEWAY, true); // rt_flags
-    ioctl(fd, SIOCADDRT, rt, `SIOCADDRT default via ${gateway}`);
+    ioctl(fd, request, rt, `${what} default via ${gateway}`);
   });
 }
 
-const SIOCDELRT = 0x890c;
+/** Adds the IPv4 default route via `gateway`. */
+export function addDefaultRoute(gateway: string): void {
+  defaultRoute(SIOCADDRT, gateway, "SIOCADDRT");
+}
 
 /** Removes the interface's IPv4 address (SIOCSIFADDR 0.0.0.0); the kernel drops the routes through it. */
 export function clearIpv4(name: string): void {
@@ -108,14 +112,7 @@ export function clearIpv4(name: string): void {
 
 /** Deletes the IPv4 default route via `gateway`. */
 export function delDefaultRoute(gateway: string): void {
-  withSocket((fd) => {
-    const rt = new Uint8Array(RTENTRY_SIZE);
-    putSockaddrIn(rt, 8, "0.0.0.0");
-    putSockaddrIn(rt, 24, gateway);
-    putSockaddrIn(rt, 40, "0.0.0.0");
-    new DataView(rt.buffer).setUint16(56, RTF_UP | RTF_GATEWAY, true);
-    ioctl(fd, SIOCDELRT, rt, `SIOCDELRT default via ${gateway}`);
-  });
+  defaultRoute(SIOCDELRT, gateway, "SIOCDELRT");
 }
 
 const AF_INET6 = 10;

@@ -114,22 +114,24 @@ function listDir(dir: string, max: number): { names: string[]; more: boolean } {
 export function copyConfigTree(src: string, to: CopyTargets): CopyResult {
   const res: CopyResult = { vmToml: false, services: 0, secrets: 0, refused: [] };
   const used = { files: 0, bytes: 0 };
-  const refuse = (why: string): null => {
+  const refuse = (why: string): void => {
     if (res.refused.length < 64) res.refused.push(why);
     else if (res.refused.length === 64) res.refused.push("… more entries refused");
-    return null;
   };
   mkdirSync(to.dir, { recursive: true, mode: 0o700 });
-  const take = (rel: string, dest: string): Uint8Array | null => {
-    const data = readBounded(`${src}/${rel}`, CONFIG_DISK_LIMITS.maxFileBytes);
-    if (typeof data === "string") return refuse(`${rel}: ${data}`);
+  /** Writes what was read to `dest` (0600) if the budget allows; false when refused. */
+  const store = (rel: string, dest: string, data: Uint8Array): boolean => {
     const over = checkBudget(used, data.length, rel);
-    if (over) return refuse(over);
+    if (over) {
+      refuse(over);
+      return false;
+    }
     used.files++;
     used.bytes += data.length;
     writeFileSync(dest, data, { mode: 0o600 });
-    return data;
+    return true;
   };
+  const read = (rel: string) => readBounded(`${src}/${rel}`, CONFIG_DISK_LIMITS.maxFileBytes);
   const top = listDir(src, CONFIG_DISK_LIMITS.maxFiles);
   if (top.more)
     refuse(`more than ${CONFIG_DISK_LIMITS.maxFiles} entries at the top: the rest is ignored`);
@@ -142,10 +144,11 @@ export function copyConfigTree(src: string, to: CopyTargets): CopyResult {
       continue;
     }
     if (name === "vm.toml") {
-      const data = readBounded(`${src}/vm.toml`, CONFIG_DISK_LIMITS.maxFileBytes);
+      const data = read("vm.toml");
       const text = typeof data === "string" ? { error: `vm.toml: ${data}` } : decodeVmToml(data);
       if ("error" in text) refuse(`${text.error}: the rootfs's vm.toml is used instead`);
-      else if (take("vm.toml", `${to.dir}/vm.toml`)) res.vmToml = true;
+      else if (typeof data !== "string" && store("vm.toml", `${to.dir}/vm.toml`, data))
+        res.vmToml = true;
       continue;
     }
     const dir = name as "services" | "secrets";
@@ -155,10 +158,16 @@ export function copyConfigTree(src: string, to: CopyTargets): CopyResult {
     if (sub.more)
       refuse(`${dir}/: more than ${CONFIG_DISK_LIMITS.maxFiles} entries: the rest is ignored`);
     for (const f of sub.names) {
-      const fst = lstatOf(`${src}/${dir}/${f}`);
-      const bad = fst ? checkDirEntry(dir, f, fst) : `${dir}/${f}: cannot be read`;
-      if (bad) refuse(bad);
-      else if (take(`${dir}/${f}`, `${dest}/${f}`)) res[dir]++;
+      const rel = `${dir}/${f}`;
+      const fst = lstatOf(`${src}/${rel}`);
+      const bad = fst ? checkDirEntry(dir, f, fst) : `${rel}: cannot be read`;
+      if (bad) {
+        refuse(bad);
+        continue;
+      }
+      const data = read(rel);
+      if (typeof data === "string") refuse(`${rel}: ${data}`);
+      else if (store(rel, `${dest}/${f}`, data)) res[dir]++;
     }
   }
   return res;

@@ -22,20 +22,24 @@ export function hostsFile(current: string | null, hostname: string): string | nu
   return `${current.replace(/\n?$/, "\n")}127.0.1.1\t${names}\n`;
 }
 
+/** Sets the host name and writes /etc/hosts and /etc/hostname; `how` is appended to the log line. */
+export function applyHostname(name: string, how = ""): void {
+  sethostname(name);
+  try {
+    const current = existsSync("/etc/hosts") ? readFileSync("/etc/hosts", "utf8") : null;
+    const next = hostsFile(current, name);
+    if (next !== null) writeFileSync("/etc/hosts", next);
+    writeFileSync("/etc/hostname", `${name}\n`);
+  } catch (e) {
+    log.warn("hostname", `cannot write /etc/hosts: ${(e as Error).message}`);
+  }
+  log.info("hostname", `${name}${how}`);
+}
+
 /** The hostname step. */
 export const hostnameStep: BootStep = {
   name: "hostname",
   run(ctx) {
-    const name = ctx.config.hostname;
-    sethostname(name);
-    try {
-      const current = existsSync("/etc/hosts") ? readFileSync("/etc/hosts", "utf8") : null;
-      const next = hostsFile(current, name);
-      if (next !== null) writeFileSync("/etc/hosts", next);
-      writeFileSync("/etc/hostname", `${name}\n`);
-    } catch (e) {
-      log.warn("hostname", `cannot write /etc/hosts: ${(e as Error).message}`);
-    }
-    log.info("hostname", name);
+    applyHostname(ctx.config.hostname);
   },
 };

@@ -5,14 +5,13 @@
  * Interfaces with `dhcp = true` are brought up with router advertisements
  * accepted, and handed to the DHCP client (./dhcp.ts, loaded only then).
  */
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import ipaddr from "ipaddr.js";
 import { describeError, log } from "../../lib/log.ts";
 import { defaultVmConfig, type VmConfig } from "../../lib/vm-config.ts";
-import { sethostname } from "../../sys/ffi.ts";
 import { addDefaultRoute, addIpv6, linkUp, setIpv4, setMtu } from "../../sys/net.ts";
 import type { BootStep } from "./context.ts";
-import { hostsFile } from "./hostname.ts";
+import { applyHostname } from "./hostname.ts";
 
 /** How long to wait for a NIC whose driver was just loaded to appear. */
 const LINK_WAIT_MS = 10_000;
@@ -108,20 +107,6 @@ function acceptRouterAdvertisements(name: string): void {
   }
 }
 
-/** The lease's host name, used only when vm.toml and the kernel line name none. */
-function hostnameFromLease(name: string): void {
-  sethostname(name);
-  try {
-    const current = existsSync("/etc/hosts") ? readFileSync("/etc/hosts", "utf8") : null;
-    const next = hostsFile(current, name);
-    if (next !== null) writeFileSync("/etc/hosts", next);
-    writeFileSync("/etc/hostname", `${name}\n`);
-  } catch (e) {
-    log.warn("hostname", `cannot write /etc/hosts: ${describeError(e)}`);
-  }
-  log.info("hostname", `${name} (from DHCP)`);
-}
-
 /**
  * After a self-update re-exec the addresses are still set, but the DHCP
  * clients ended with the old process: start them again, without waiting,
@@ -150,7 +135,8 @@ async function runDhcp(
       resolvPath: "/etc/resolv.conf",
       mtu: i.mtu,
       hostname: named ? config.hostname : undefined,
-      setHostname: named ? undefined : hostnameFromLease,
+      // The lease's host name is used only when vm.toml and the kernel line name none.
+      setHostname: named ? undefined : (name) => applyHostname(name, " (from DHCP)"),
     })),
     waitMs,
   );

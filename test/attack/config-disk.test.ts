@@ -100,6 +100,52 @@ describe("hostile config disk", () => {
     expect(readdirSync(join(t3.dir, "services")).length).toBe(CONFIG_DISK_LIMITS.maxFiles);
   });
 
+  test("budget over the whole disk: files and bytes in all are capped across services/ and secrets/", () => {
+    const { maxFiles, maxFileBytes, maxTotalBytes } = CONFIG_DISK_LIMITS;
+    // Files: each directory is within its listing cap, together they are not.
+    const d4 = join(root, "disk4");
+    mkdirSync(join(d4, "services"), { recursive: true });
+    mkdirSync(join(d4, "secrets"));
+    for (let i = 0; i < maxFiles - 10; i++)
+      writeFileSync(join(d4, "services", `s${i}.yaml`), "exec: true\n");
+    for (let i = 0; i < 20; i++) writeFileSync(join(d4, "secrets", `k${i}`), "x");
+    const t4 = { dir: join(root, "run4/config-disk"), secrets: join(root, "run4/secrets") };
+    const files = copyConfigTree(d4, t4);
+    expect(files.secrets + files.services).toBe(maxFiles);
+    expect(files.refused).toHaveLength(10);
+    expect(files.refused[0]).toMatch(
+      new RegExp(`: more than ${maxFiles} files on the config disk`),
+    );
+    expect(readdirSync(t4.secrets).length + readdirSync(join(t4.dir, "services")).length).toBe(
+      maxFiles,
+    );
+    // Bytes: every file within its own limit, all of them over the total.
+    const d5 = join(root, "disk5");
+    mkdirSync(join(d5, "secrets"), { recursive: true });
+    const n = maxTotalBytes / maxFileBytes + 1;
+    for (let i = 0; i < n; i++) {
+      writeFileSync(join(d5, "secrets", `b${i}`), "");
+      truncateSync(join(d5, "secrets", `b${i}`), maxFileBytes);
+    }
+    const t5 = { dir: join(root, "run5/config-disk"), secrets: join(root, "run5/secrets") };
+    const bytes = copyConfigTree(d5, t5);
+    expect(bytes.secrets).toBe(n - 1);
+    expect(bytes.refused).toEqual([
+      `secrets/b9: the config disk holds more than ${maxTotalBytes} bytes`,
+    ]);
+  });
+
+  test("the refusal list is bounded: a disk of bad names yields 64 messages and one summary", () => {
+    const d6 = join(root, "disk6");
+    mkdirSync(join(d6, "secrets"), { recursive: true });
+    for (let i = 0; i < 200; i++) writeFileSync(join(d6, "secrets", `.bad${i}`), "x");
+    const t6 = { dir: join(root, "run6/config-disk"), secrets: join(root, "run6/secrets") };
+    const r = copyConfigTree(d6, t6);
+    expect(r.refused).toHaveLength(65);
+    expect(r.refused.at(-1)).toBe("… more entries refused");
+    expect(r.secrets).toBe(0);
+  });
+
   test("a non-UTF-8 vm.toml is refused, naming it; a good one is copied 0600", () => {
     const d2 = join(root, "disk2");
     const t2 = { dir: join(root, "run2/config-disk"), secrets: join(root, "run2/secrets") };

@@ -19,6 +19,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { dropVethPair, makeVethPair, must, spawnCollecting } from "../helpers/netns.ts";
 import { until } from "../helpers/poll.ts";
 
 setDefaultTimeout(180_000);
@@ -27,49 +28,17 @@ const CLI = `hdhcpa-c${process.pid}`;
 let dir: string;
 const procs: Subprocess[] = [];
 
-function must(argv: string[]): string {
-  const r = Bun.spawnSync(argv, { stderr: "pipe" });
-  if (r.exitCode !== 0) throw new Error(`${argv.join(" ")}: ${r.stderr.toString()}`);
-  return r.stdout.toString();
-}
-
 function spawn(argv: string[]) {
-  const p = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe" });
-  procs.push(p);
-  let text = "";
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    const dec = new TextDecoder();
-    for await (const chunk of s) text += dec.decode(chunk);
-  };
-  void pump(p.stdout);
-  void pump(p.stderr);
-  return { p, out: () => text };
+  const entry = spawnCollecting(argv);
+  procs.push(entry.p);
+  return entry;
 }
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "hero-dhcp-attack-"));
-  must(["ip", "netns", "add", SRV]);
-  must(["ip", "netns", "add", CLI]);
-  must([
-    "ip",
-    "link",
-    "add",
-    "veth-s",
-    "netns",
-    SRV,
-    "type",
-    "veth",
-    "peer",
-    "name",
-    "veth-c",
-    "netns",
-    CLI,
-  ]);
-  must(["ip", "-n", SRV, "addr", "add", "10.77.0.1/24", "dev", "veth-s"]);
-  must(["ip", "-n", SRV, "link", "set", "veth-s", "up"]);
+  makeVethPair(SRV, CLI);
   // So the server's 255.255.255.255 replies have a way out.
   must(["ip", "-n", SRV, "route", "add", "default", "dev", "veth-s"]);
-  must(["ip", "-n", CLI, "link", "set", "lo", "up"]);
 });
 
 afterAll(async () => {
@@ -77,8 +46,7 @@ afterAll(async () => {
     p.kill("SIGKILL");
     await p.exited;
   }
-  Bun.spawnSync(["ip", "netns", "del", SRV]);
-  Bun.spawnSync(["ip", "netns", "del", CLI]);
+  dropVethPair(SRV, CLI);
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -39,6 +39,22 @@ const vm = (hostname: string) =>
     "vm.toml",
   ) as VmConfigInput;
 
+/**
+ * A base image: the minimal template as an initramfs whose own vm.toml says
+ * rootfs-host and lists the disk modules (a re-inject adds no modules to an
+ * image that has some).
+ */
+const deployBase = (name: string) =>
+  deployVm({
+    template: "minimal",
+    out: join(dir, name),
+    vm: {
+      ...vm("rootfs-host"),
+      modules: ["virtio_pci", "virtio_net", "virtio_blk", "ext4", "crc32c_generic"],
+    },
+    kernel,
+  });
+
 /** Prints what the test checks, from inside the guest. */
 const PROBE =
   "exec: \"sh -c 'echo CFG host=$(hostname) tok=$(stat -c %a:%s /run/hero-init/secrets/agent.token) " +
@@ -49,17 +65,7 @@ const PROBE =
 
 describe("config disk (QEMU)", () => {
   test("one base image, two config disks: own hostname and services, secrets 0600 on tmpfs, disk unmounted, precedence", async () => {
-    // The base image: vm.toml in the rootfs says rootfs-host and lists the
-    // disk modules (a re-inject adds no modules to an image that has some).
-    const base = await deployVm({
-      template: "minimal",
-      out: join(dir, "base"),
-      vm: {
-        ...vm("rootfs-host"),
-        modules: ["virtio_pci", "virtio_net", "virtio_blk", "ext4", "crc32c_generic"],
-      },
-      kernel,
-    });
+    const base = await deployBase("base");
     const mk = (name: string, service: string) =>
       deployVm({
         rootfs: { path: base.image, format: "initramfs" },
@@ -125,15 +131,7 @@ describe("config disk (QEMU)", () => {
   });
 
   test("a hostile config disk: each bad entry refused by name, the VM boots on the rootfs's vm.toml", async () => {
-    const base = await deployVm({
-      template: "minimal",
-      out: join(dir, "hostile-base"),
-      vm: {
-        ...vm("rootfs-host"),
-        modules: ["virtio_pci", "virtio_net", "virtio_blk", "ext4", "crc32c_generic"],
-      },
-      kernel,
-    });
+    const base = await deployBase("hostile-base");
     const stage = join(dir, "hostile-stage");
     mkdirSync(join(stage, "services"), { recursive: true });
     mkdirSync(join(stage, "secrets"));
@@ -205,7 +203,7 @@ describe("config disk (QEMU)", () => {
     await v.waitFor(READY);
     const line = await v.waitFor(/CFG host=.* END/, 120_000);
     expect(line).toContain("host=ext4-vm tok=600:65 sdir=700 vmtoml=600 ");
-    // the root disk stays mounted (/dev/vda); the config disk does not
+    // the root disk (/dev/vda) and the volume (/dev/vdc) stay mounted; the config disk does not
     expect(line).toContain("mounted=2 mnt=gone ");
     const out = v.cleanConsole();
     expect(out).toMatch(/configdisk: \/dev\/vdb: vm\.toml taken, 1 services, 1 secrets; unmounted/);

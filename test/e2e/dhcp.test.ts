@@ -74,9 +74,8 @@ describe("DHCP in a VM", () => {
     expect(out).toContain("RESOLV # written by hero-init (DHCP)");
     expect(out).not.toContain("no DHCP lease");
     // Router advertisements accepted on the DHCP interface: a SLAAC address and an IPv6 default route.
-    const after = vm.console();
-    expect(after).toMatch(/NET6\s+inet6 fec0::[0-9a-f:]+\/64 /);
-    expect(after).toMatch(/NET6 default via fe80::[0-9a-f:]+ dev eth0/);
+    expect(out).toMatch(/NET6\s+inet6 fec0::[0-9a-f:]+\/64 /);
+    expect(out).toMatch(/NET6 default via fe80::[0-9a-f:]+ dev eth0/);
     const res = await fetch(`http://127.0.0.1:${vm.ports[9999]}/health`);
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ status: "ok" });

@@ -17,6 +17,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { dropVethPair, makeVethPair, must, spawnCollecting } from "../helpers/netns.ts";
 import { until } from "../helpers/poll.ts";
 
 setDefaultTimeout(300_000);
@@ -26,23 +27,8 @@ const DRIVER = join(import.meta.dir, "dhcp-driver.ts");
 let dir: string;
 const procs: { p: Subprocess; out: () => string }[] = [];
 
-function must(argv: string[]): string {
-  const r = Bun.spawnSync(argv, { stderr: "pipe" });
-  if (r.exitCode !== 0) throw new Error(`${argv.join(" ")}: ${r.stderr.toString()}`);
-  return r.stdout.toString();
-}
-
-/** Spawns and collects stdout+stderr as text, for polling. */
 function spawn(argv: string[]) {
-  const p = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe" });
-  let text = "";
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    const dec = new TextDecoder();
-    for await (const chunk of s) text += dec.decode(chunk);
-  };
-  void pump(p.stdout);
-  void pump(p.stderr);
-  const entry = { p, out: () => text };
+  const entry = spawnCollecting(argv);
   procs.push(entry);
   return entry;
 }
@@ -98,26 +84,7 @@ const addr = () => must(["ip", "-n", CLI, "-4", "addr", "show", "dev", "veth-c"]
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "hero-dhcp-"));
   chmodSync(dir, 0o755);
-  must(["ip", "netns", "add", SRV]);
-  must(["ip", "netns", "add", CLI]);
-  must([
-    "ip",
-    "link",
-    "add",
-    "veth-s",
-    "netns",
-    SRV,
-    "type",
-    "veth",
-    "peer",
-    "name",
-    "veth-c",
-    "netns",
-    CLI,
-  ]);
-  must(["ip", "-n", SRV, "addr", "add", "10.77.0.1/24", "dev", "veth-s"]);
-  must(["ip", "-n", SRV, "link", "set", "veth-s", "up"]);
-  must(["ip", "-n", CLI, "link", "set", "lo", "up"]);
+  makeVethPair(SRV, CLI);
 });
 
 afterEach(async () => {
@@ -131,8 +98,7 @@ afterEach(async () => {
 });
 
 afterAll(() => {
-  Bun.spawnSync(["ip", "netns", "del", SRV]);
-  Bun.spawnSync(["ip", "netns", "del", CLI]);
+  dropVethPair(SRV, CLI);
   rmSync(dir, { recursive: true, force: true });
 });
 
