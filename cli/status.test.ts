@@ -6,6 +6,7 @@ import { Hono } from "hono";
 import { createResponder, type UiApp } from "../guest/ui/http.ts";
 import { overviewPage } from "../guest/ui/pages.ts";
 import { apiRoutes } from "../guest/ui/routes/api.ts";
+import type { UiSource } from "../guest/ui/source.ts";
 import { parseVmConfig } from "../lib/vm-config.ts";
 import { fakeSource } from "../test/helpers/fake-ui-source.ts";
 import { parseNodeUpdateConfig } from "../update/install.ts";
@@ -76,7 +77,8 @@ describe("[identity] in the UI", () => {
   const f = fakeSource();
   const source = { ...f.source, overview: () => ({ ...f.source.overview(), identity }) };
 
-  test("GET /api/v1/identity answers it (null when not configured)", async () => {
+  /** The API routes as a read-only viewer from loopback sees them. */
+  const api = (src: UiSource) => {
     const a = new Hono<UiApp>();
     a.use(async (c, next) => {
       c.set("ip", "127.0.0.1");
@@ -84,18 +86,15 @@ describe("[identity] in the UI", () => {
       c.set("role", "readonly");
       await next();
     });
-    a.route("/", apiRoutes(source, createResponder({ terminal: false })));
-    expect(await (await a.request("/api/v1/identity")).json()).toMatchObject({
+    return a.route("/", apiRoutes(src, createResponder({ terminal: false })));
+  };
+
+  test("GET /api/v1/identity answers it (null when not configured)", async () => {
+    expect(await (await api(source).request("/api/v1/identity")).json()).toMatchObject({
       farmer_id: 42,
       farming_pool_id: 7,
     });
-    const b = new Hono<UiApp>();
-    b.use(async (c, next) => {
-      c.set("role", "readonly");
-      await next();
-    });
-    b.route("/", apiRoutes(f.source, createResponder({ terminal: false })));
-    expect(await (await b.request("/api/v1/identity")).json()).toBeNull();
+    expect(await (await api(f.source).request("/api/v1/identity")).json()).toBeNull();
   });
 
   test("the overview page shows it, escaped", () => {

@@ -7,11 +7,11 @@
  * With a service it is zinit's `status SERVICE`, as before.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { defineCommand } from "citty";
 import { type Identity, identityLines } from "../lib/identity.ts";
 import { LAYOUT, NODE_LAYOUT } from "../lib/layout.ts";
 import { parseVmConfig } from "../lib/vm-config.ts";
+import { readAccessRecord } from "../update/access.ts";
 import { parseNodeUpdateConfig } from "../update/install.ts";
 import { readState } from "../update/state.ts";
 import type { Command } from "./run.ts";
@@ -33,15 +33,10 @@ export function machineStatus(root: string): MachineStatus {
   const nodeFile = `${root}${NODE_LAYOUT.updateConfig}`;
   const vmFile = `${root}${LAYOUT.vmConfig}`;
   const stateDir = `${root}${LAYOUT.updateState}`;
-  let users: string[] = [];
-  try {
-    users = Object.keys(
-      JSON.parse(readFileSync(join(stateDir, "access.json"), "utf8")).users ?? {},
-    );
-  } catch {
-    // no access section applied yet
-  }
-  const base = { trustedManifestVersion: readState(stateDir).version, managedUsers: users.sort() };
+  const base = {
+    trustedManifestVersion: readState(stateDir).version,
+    managedUsers: Object.keys(readAccessRecord(stateDir).users).sort(),
+  };
   if (existsSync(nodeFile)) {
     const c = parseNodeUpdateConfig(readFileSync(nodeFile, "utf8"), nodeFile);
     return {

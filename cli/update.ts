@@ -473,7 +473,7 @@ const registerCommand = defineCommand({
     description:
       "node_register's trigger: run one update pass now and wait for it (bounded) before the registration goes on",
     notes:
-      "exit codes: 0 the pass finished (updated or up to date), 1 refused/failed/rolled back, 124 still running after --timeout (it goes on in the background), 2 usage\nsee docs/nodes.md",
+      "exit codes: 0 the pass finished (updated or up to date), 1 refused/failed/rolled back, 124 still running after --timeout (in a VM PID 1 finishes it; on a node it stops with this command and the next timer run completes it), 2 usage\nsee docs/nodes.md",
   },
   args: {
     config: {
@@ -504,7 +504,7 @@ const registerCommand = defineCommand({
       const r = await updateNow(pass, { timeoutMs: timeout * 1000 });
       if (r.timedOut) {
         console.error(
-          `register: the update pass is still running after ${timeout} s; going on without it`,
+          `register: the update pass is still running after ${timeout} s; going on without it${config ? " (stopped here: the next timer run completes it)" : " (PID 1 finishes it)"}`,
         );
         return 124;
       }

@@ -12,10 +12,8 @@
  * update/access.ts. See docs/environments.md.
  */
 import * as v from "valibot";
+import type { Environment as Env } from "./environments.ts";
 import { HeroError } from "./errors.ts";
-
-/** The environments, as lib/manifest.ts's ENVIRONMENTS (not imported: manifest.ts imports this file). */
-type Env = "dev" | "testing" | "canary" | "production";
 
 /** Login names hero-init creates: lower-case POSIX-portable, no ':' '/' or newline. */
 export const USER_NAME_RE = /^[a-z_][a-z0-9_-]{0,31}$/;

@@ -85,6 +85,29 @@ atomicWrite(${JSON.stringify(f)}, new Uint8Array(256 * 1024));`;
     expect(() => atomicWrite(join(dir, "no/such/f"), "x")).toThrow(/ENOENT/);
     expect(names()).toEqual([]);
   });
+
+  test("with an owner: the exact mode (no umask, set-id bits kept) and that owner", () => {
+    const f = join(dir, "tool");
+    const me = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+    atomicWrite(f, "x", 0o4775, { owner: me });
+    const st = statSync(f);
+    expect(st.mode & 0o7777).toBe(0o4775);
+    expect([st.uid, st.gid]).toEqual([me.uid, me.gid]);
+  });
+
+  test("a check that throws sees the complete temporary file and leaves the old file and no temp", () => {
+    const f = join(dir, "sudoers");
+    writeFileSync(f, "old");
+    let seen = "";
+    const check = (tmp: string) => {
+      seen = readFileSync(tmp, "utf8");
+      throw new Error("refused");
+    };
+    expect(() => atomicWrite(f, "new", 0o440, { check })).toThrow("refused");
+    expect(seen).toBe("new");
+    expect(readFileSync(f, "utf8")).toBe("old");
+    expect(names()).toEqual(["sudoers"]);
+  });
 });
 
 describe("replaceFile", () => {

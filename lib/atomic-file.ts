@@ -14,6 +14,8 @@ import { randomBytes } from "node:crypto";
 import {
   chmodSync,
   closeSync,
+  fchmodSync,
+  fchownSync,
   fsyncSync,
   openSync,
   renameSync,
@@ -108,23 +110,44 @@ export async function replaceFileAsync(
   }
 }
 
+/** What {@link atomicWrite} does besides the write. */
+export interface WriteOptions {
+  /**
+   * Owner of the new file; with it, `mode` is set exactly on the descriptor
+   * after the chown (no umask, set-id bits kept), the file being 0600 until then.
+   */
+  owner?: { uid: number; gid: number };
+  /** Checks the complete temporary file before the rename (throw: nothing is replaced). */
+  check?: (tmp: string) => void;
+}
+
 /**
  * Writes `data` to `path` atomically and durably (see the module comment).
  * The temporary file is created exclusively with `mode`, cut by the umask
  * like any new file; the default is writeFileSync's (0o666 before the umask).
  */
-export function atomicWrite(path: string, data: string | Uint8Array, mode = 0o666): void {
+export function atomicWrite(
+  path: string,
+  data: string | Uint8Array,
+  mode = 0o666,
+  o: WriteOptions = {},
+): void {
   const tmp = tempPathFor(path);
   try {
     // fsynced through its own descriptor: a mode without read permission
     // (a manifest may name 0o111) could not be reopened to fsync it.
-    const fd = openSync(tmp, "wx", mode);
+    const fd = openSync(tmp, "wx", o.owner ? 0o600 : mode);
     try {
       writeFileSync(fd, data);
+      if (o.owner) {
+        fchownSync(fd, o.owner.uid, o.owner.gid);
+        fchmodSync(fd, mode);
+      }
       fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
+    o.check?.(tmp);
     renameSync(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true });

@@ -10,9 +10,13 @@
 import * as v from "valibot";
 import { AccessSchema, checkAccess } from "./access.ts";
 import { ConfigFileSchema } from "./config-files.ts";
+import { ENVIRONMENTS, type Environment } from "./environments.ts";
 import { HeroError } from "./errors.ts";
 import { SERVICE_NAME_RE } from "./service-spec.ts";
 import { locateKey, parseToml } from "./toml.ts";
+
+/** The deployment environments live in lib/environments.ts (vm.toml needs them without this schema). */
+export { ENVIRONMENTS, type Environment };
 
 /** Binary names: a file name, never a path. */
 export const BINARY_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$/;
@@ -83,10 +87,6 @@ const Section = v.strictObject({
   /** Config files (lib/config-files.ts), shipped and updated like binaries. */
   files: v.optional(v.array(ConfigFileSchema), []),
 });
-
-import { ENVIRONMENTS, type Environment } from "./environments.ts";
-
-export { ENVIRONMENTS, type Environment };
 
 const EnvSection = v.strictObject({
   /** Users, SSH keys, sudo and sshd of this environment (lib/access.ts, docs/environments.md). */

@@ -17,6 +17,7 @@ export interface UnitFile {
   comment?: string[];
   unit: UnitSection;
   service?: UnitSection;
+  timer?: UnitSection;
   install?: UnitSection;
 }
 
@@ -84,6 +85,7 @@ export function renderUnit(u: UnitFile): string {
     ...head,
     ...section("Unit", u.unit),
     ...section("Service", u.service),
+    ...section("Timer", u.timer),
     ...section("Install", u.install),
   ]
     .join("\n")

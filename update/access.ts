@@ -17,18 +17,15 @@ import {
   existsSync,
   fchmodSync,
   fchownSync,
-  fsyncSync,
   lstatSync,
   mkdirSync,
   openSync,
   readFileSync,
-  renameSync,
   rmSync,
-  writeFileSync,
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { type AccessEdit, type AccessPlan, type AccessRecord, planAccess } from "../lib/access.ts";
-import { atomicWrite, tempPathFor } from "../lib/atomic-file.ts";
+import { atomicWrite } from "../lib/atomic-file.ts";
 import { HeroError } from "../lib/errors.ts";
 import type { Manifest } from "../lib/manifest.ts";
 import { runCommand } from "../sys/command.ts";
@@ -46,16 +43,18 @@ export interface AccessResult {
 
 const RECORD = "access.json";
 
-function readRecord(stateDir: string): AccessRecord {
+/** What hero-init manages on this machine (access.json; none yet: no users). */
+export function readAccessRecord(stateDir: string): AccessRecord {
   try {
     const r = JSON.parse(readFileSync(join(stateDir, RECORD), "utf8")) as AccessRecord;
-    return r && typeof r.users === "object" ? r : { users: {} };
+    return r?.users && typeof r.users === "object" ? r : { users: {} };
   } catch {
     return { users: {} };
   }
 }
 
-const readText = (path: string) => {
+/** A file's text; "" when it cannot be read (an absent account file is an empty one). */
+export const readText = (path: string) => {
   try {
     return readFileSync(path, "utf8");
   } catch {
@@ -99,27 +98,12 @@ function inDir<T>(dir: string, fn: (d: string, fd: number) => T): T {
 /** Temp file with owner and mode → fsync → (sudoers: visudo) → rename, all inside one opened directory. */
 function writeOwned(e: Extract<AccessEdit, { kind: "write" }>, at: string, root: string): void {
   if (!e.path.startsWith("/home/")) mkdirSync(dirname(at), { recursive: true, mode: 0o755 });
-  inDir(dirname(at), (d, dirFd) => {
-    const name = basename(at);
-    const tmp = tempPathFor(`${d}/${name}`);
-    try {
-      const fd = openSync(tmp, "wx", 0o600);
-      try {
-        writeFileSync(fd, e.content);
-        fchownSync(fd, e.uid, e.gid);
-        fchmodSync(fd, e.mode);
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      if (e.sudoers) checkSudoers(tmp, root);
-      renameSync(tmp, `${d}/${name}`);
-    } catch (err) {
-      rmSync(tmp, { force: true });
-      throw err;
-    }
-    fsyncSync(dirFd);
-  });
+  inDir(dirname(at), (d) =>
+    atomicWrite(`${d}/${basename(at)}`, e.content, e.mode, {
+      owner: e,
+      check: e.sudoers ? (tmp) => checkSudoers(tmp, root) : undefined,
+    }),
+  );
 }
 
 /** `visudo -c -f` on the machine itself (root ""), when it has visudo. */
@@ -210,7 +194,7 @@ export function accessPlan(m: Manifest, run: Pick<Run, "src" | "paths">): Access
   const access = env ? m.env[env]?.access : undefined;
   if (!env || !access) return null;
   const root = run.paths.root;
-  return planAccess(env, access, readRecord(run.paths.stateDir), {
+  return planAccess(env, access, readAccessRecord(run.paths.stateDir), {
     passwd: readText(`${root}/etc/passwd`),
     group: readText(`${root}/etc/group`),
     shadow: readText(`${root}/etc/shadow`),

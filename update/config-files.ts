@@ -11,21 +11,9 @@
  * A kill between two files leaves each file whole, old or new; the next
  * run's diff finishes the job.
  */
-import {
-  closeSync,
-  fchmodSync,
-  fchownSync,
-  fsyncSync,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { lstatSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { fsyncPath, tempPathFor } from "../lib/atomic-file.ts";
+import { atomicWrite } from "../lib/atomic-file.ts";
 import {
   type ConfigFile,
   diffFiles,
@@ -37,7 +25,7 @@ import {
 } from "../lib/config-files.ts";
 import { HeroError, isHeroError } from "../lib/errors.ts";
 import type { Manifest } from "../lib/manifest.ts";
-import { applyAccess } from "./access.ts";
+import { applyAccess, readText } from "./access.ts";
 import { download } from "./download.ts";
 import type { DownloadStats } from "./request.ts";
 import type { Run } from "./types.ts";
@@ -72,23 +60,7 @@ export function idOf(name: string, table: string, what: string): number {
 
 function writeFile(at: string, data: Uint8Array, mode: number, uid: number, gid: number): void {
   mkdirSync(dirname(at), { recursive: true, mode: 0o755 });
-  const tmp = tempPathFor(at);
-  try {
-    const fd = openSync(tmp, "wx", 0o600);
-    try {
-      writeFileSync(fd, data);
-      fchownSync(fd, uid, gid);
-      fchmodSync(fd, mode);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, at);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  fsyncPath(dirname(at));
+  atomicWrite(at, data, mode, { owner: { uid, gid } });
 }
 
 /** The bytes of one file: inline, or downloaded (once) into the state dir by sha256. */
@@ -205,12 +177,4 @@ export async function applyMachineConfig(m: Manifest, run: Run): Promise<void> {
   const changed = (files?.changed.length ?? 0) + (access?.changed.length ?? 0);
   if (changed && (res.outcome === "up-to-date" || res.outcome === "unchanged"))
     res.outcome = run.o.check ? "available" : "updated";
-}
-
-function readText(path: string): string {
-  try {
-    return readFileSync(path, "utf8");
-  } catch {
-    return "";
-  }
 }

@@ -144,10 +144,19 @@ describe("registration files (pure)", () => {
   });
 });
 
+/** Runs `fn` in a fresh temporary directory, removed afterwards. */
+function inTempDir(fn: (dir: string) => void): void {
+  const dir = mkdtempSync(join(tmpdir(), "hero-install-"));
+  try {
+    fn(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe("writes stay inside the root", () => {
   test("a registration path that climbs out of the root is refused before any write", () => {
-    const dir = mkdtempSync(join(tmpdir(), "hero-install-"));
-    try {
+    inTempDir((dir) => {
       const root = join(dir, "root");
       mkdirSync(root);
       expect(() =>
@@ -161,14 +170,11 @@ describe("writes stay inside the root", () => {
         created: ["/etc/zinit/ok.yaml"],
         rewritten: [],
       });
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test("the machine id is kept only when asked (after a successful install)", () => {
-    const dir = mkdtempSync(join(tmpdir(), "hero-install-"));
-    try {
+    inTempDir((dir) => {
       const state = join(dir, "state");
       const m = installMachineId(state);
       expect(m.id).toMatch(/^[0-9a-f]{32}$/);
@@ -178,16 +184,13 @@ describe("writes stay inside the root", () => {
         expect(readFileSync(join(state, "machine-id"), "utf8")).toBe(`${m.id}\n`);
         expect(installMachineId(state).id).toBe(m.id);
       }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
 
 describe("rewriting what install wrote, keeping what the operator wrote", () => {
   test("a marked file is rewritten when it differs; an unmarked one is kept", () => {
-    const root = mkdtempSync(join(tmpdir(), "hero-install-"));
-    try {
+    inTempDir((root) => {
       const a = "/etc/zinit/a.yaml";
       const b = "/etc/zinit/b.yaml";
       writeRegistration(root, { [a]: `${REGISTRATION_MARK}\nexec: /old\n` });
@@ -201,16 +204,13 @@ describe("rewriting what install wrote, keeping what the operator wrote", () => 
       expect(readFileSync(join(root, a), "utf8")).toContain("/new");
       expect(readFileSync(join(root, b), "utf8")).toBe("exec: /mine\n");
       expect(writeRegistration(root, files)).toEqual({ created: [], rewritten: [] });
-    } finally {
-      rmSync(root, { recursive: true, force: true });
-    }
+    });
   });
 });
 
 describe("hero-init itself and the mycelium key", () => {
   test("installSelf puts the binary behind pkgs/hero-init/current once; the engine's copy wins", () => {
-    const root = mkdtempSync(join(tmpdir(), "hero-install-"));
-    try {
+    inTempDir((root) => {
       const self = join(root, "self");
       writeFileSync(self, "hero-init bytes");
       const pkgs = join(root, "usr/lib/hero/pkgs");
@@ -225,14 +225,11 @@ describe("hero-init itself and the mycelium key", () => {
       writeFileSync(self, "another build");
       expect(installSelf({ root, pkgs, self, version: "0.2.0" })).toBe(false);
       expect(existsSync(join(pkgs, "hero-init/0.2.0"))).toBe(false);
-    } finally {
-      rmSync(root, { recursive: true, force: true });
-    }
+    });
   });
 
   test("the mycelium key is made once, 0600 in a 0700 directory", () => {
-    const root = mkdtempSync(join(tmpdir(), "hero-install-"));
-    try {
+    inTempDir((root) => {
       expect(ensureMyceliumKey(root, "/var/lib/mycelium/key.bin")).toBe(true);
       const key = readFileSync(join(root, "var/lib/mycelium/key.bin"));
       expect(key.length).toBe(32);
@@ -240,9 +237,7 @@ describe("hero-init itself and the mycelium key", () => {
       expect(statSync(join(root, "var/lib/mycelium")).mode & 0o777).toBe(0o700);
       expect(ensureMyceliumKey(root, "/var/lib/mycelium/key.bin")).toBe(false);
       expect(readFileSync(join(root, "var/lib/mycelium/key.bin"))).toEqual(key);
-    } finally {
-      rmSync(root, { recursive: true, force: true });
-    }
+    });
   });
 });
 

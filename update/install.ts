@@ -20,6 +20,7 @@ import { LAYOUT, NODE_LAYOUT } from "../lib/layout.ts";
 import { ENVIRONMENTS, type Environment, INSTALL_PATH_RE } from "../lib/manifest.ts";
 import { generateKey, isPeerUri } from "../lib/mycelium.ts";
 import { SERVICE_NAME_RE } from "../lib/service-spec.ts";
+import { execLine, renderUnit } from "../lib/systemd-units.ts";
 import { locateKey, parseToml, stringifyToml } from "../lib/toml.ts";
 import { keepMachineId, readMachineId } from "./state.ts";
 
@@ -175,67 +176,70 @@ export function checkUnitArg(value: string, what: string): string {
  * the fleet tolerates (mycelium needs CAP_NET_ADMIN and /dev/net/tun, chvm
  * /dev/kvm and /var, so no ProtectSystem, PrivateDevices or capability cuts).
  */
-const SERVICE_HARDENING = [
-  "NoNewPrivileges=yes",
-  "PrivateTmp=yes",
-  "ProtectHome=yes",
-  "ProtectControlGroups=yes",
-  "RestrictSUIDSGID=yes",
-  "LockPersonality=yes",
-];
+const SERVICE_HARDENING = {
+  NoNewPrivileges: true,
+  PrivateTmp: true,
+  ProtectHome: true,
+  ProtectControlGroups: true,
+  RestrictSUIDSGID: true,
+  LockPersonality: true,
+} as const;
 
+/** `# written by hero-init install…` as renderUnit's comment (it adds the `# `). */
+const mark = (rest = "") => `${REGISTRATION_MARK.slice(2)}${rest}`;
+const NETWORK_ONLINE = { Wants: "network-online.target", After: "network-online.target" };
+
+/** The values were checked by registrationFiles (checkUnitValue, checkUnitArg). */
 function systemdService(s: RegisteredService): string {
-  const cmd = [s.exec, ...(s.args ?? [])].join(" ");
-  return `${REGISTRATION_MARK}: rewritten by the next install; local changes go in a drop-in (systemctl edit ${s.name})
-[Unit]
-Description=${s.name} (hero-init manifest)
-Wants=network-online.target
-After=network-online.target
-StartLimitIntervalSec=0
-
-[Service]
-Type=simple
-ExecStart=${cmd}
-Restart=always
-RestartSec=2
-${SERVICE_HARDENING.join("\n")}
-
-[Install]
-WantedBy=multi-user.target
-`;
+  return renderUnit({
+    comment: [
+      mark(
+        `: rewritten by the next install; local changes go in a drop-in (systemctl edit ${s.name})`,
+      ),
+    ],
+    unit: {
+      Description: `${s.name} (hero-init manifest)`,
+      ...NETWORK_ONLINE,
+      StartLimitIntervalSec: 0,
+    },
+    service: {
+      Type: "simple",
+      ExecStart: [s.exec, ...(s.args ?? [])].join(" "),
+      Restart: "always",
+      RestartSec: 2,
+      ...SERVICE_HARDENING,
+    },
+    install: { WantedBy: "multi-user.target" },
+  });
 }
 
 function systemdUpdate(heroInit: string, interval: number): Record<string, string> {
   return {
-    "/etc/systemd/system/hero-init-update.service": `${REGISTRATION_MARK}
-[Unit]
-Description=hero-init update from the signed manifest
-Wants=network-online.target
-After=network-online.target
-
-[Service]
-Type=oneshot
-ExecStart=${heroInit} update --config ${NODE_LAYOUT.updateConfig}
-TimeoutStartSec=30min
-Nice=10
-IOSchedulingClass=idle
-NoNewPrivileges=yes
-PrivateTmp=yes
-ProtectHome=yes
-`,
-    // OnBootSec ≤ interval: a short test interval is not held back by the boot delay.
-    "/etc/systemd/system/hero-init-update.timer": `${REGISTRATION_MARK}
-[Unit]
-Description=hero-init update timer
-
-[Timer]
-OnBootSec=${Math.min(300, interval)}s
-OnUnitActiveSec=${interval}s
-RandomizedDelaySec=${Math.round(interval / 10)}s
-
-[Install]
-WantedBy=timers.target
-`,
+    "/etc/systemd/system/hero-init-update.service": renderUnit({
+      comment: [mark()],
+      unit: { Description: "hero-init update from the signed manifest", ...NETWORK_ONLINE },
+      service: {
+        Type: "oneshot",
+        ExecStart: execLine([heroInit, "update", "--config", NODE_LAYOUT.updateConfig]),
+        TimeoutStartSec: "30min",
+        Nice: 10,
+        IOSchedulingClass: "idle",
+        NoNewPrivileges: true,
+        PrivateTmp: true,
+        ProtectHome: true,
+      },
+    }),
+    "/etc/systemd/system/hero-init-update.timer": renderUnit({
+      comment: [mark()],
+      unit: { Description: "hero-init update timer" },
+      timer: {
+        // OnBootSec ≤ interval: a short test interval is not held back by the boot delay.
+        OnBootSec: `${Math.min(300, interval)}s`,
+        OnUnitActiveSec: `${interval}s`,
+        RandomizedDelaySec: `${Math.round(interval / 10)}s`,
+      },
+      install: { WantedBy: "timers.target" },
+    }),
   };
 }
 

@@ -187,28 +187,49 @@ function execWithHandoff(target: string, h: Handoff): never {
   }
 }
 
-/** Runs `path version` as an ordinary child: a binary that cannot answer never becomes PID 1. */
+/**
+ * Runs `path version` as an ordinary child: a binary that cannot answer
+ * never becomes PID 1 (nor systemd's unit); its version directory is
+ * removed and the reason thrown.
+ */
 export async function smokeTest(path: string): Promise<void> {
   const p = spawnOwned([path, "version"], { stdout: "pipe", stderr: "pipe" });
   const timer = setTimeout(() => p.kill("SIGKILL"), 60_000);
   const code = await p.exited;
   clearTimeout(timer);
   const out = `${await new Response(p.stdout as ReadableStream).text()}${await new Response(p.stderr as ReadableStream).text()}`;
-  if (code !== 0 || !/\b\d+\.\d+\.\d+\b/.test(out))
+  if (code !== 0 || !/\b\d+\.\d+\.\d+\b/.test(out)) {
+    rmSync(dirname(path), { recursive: true, force: true });
     throw new Error(
       `new hero-init failed its smoke test (\`${basename(path)} version\` exited ${code ?? p.signalCode}: ${out.trim().slice(0, 200) || "no output"})`,
     );
+  }
+}
+
+/**
+ * Confirms a self-update: the boot path becomes `to` (hard link + rename,
+ * on disk before anything else counts as confirmed), then `current`; the
+ * other versions go. Shared by PID 1's resume and systemd's unit.
+ */
+export function confirmBootBinary(
+  to: string,
+  version: string,
+  removeOtherVersions: (pkgs: string, name: string, keep: string) => void,
+): void {
+  const pkgDir = dirname(dirname(to));
+  const tmp = `${BOOT_BINARY}.new`;
+  rmSync(tmp, { force: true });
+  linkSync(to, tmp);
+  renameSync(tmp, BOOT_BINARY);
+  fsyncPath(dirname(BOOT_BINARY));
+  switchLink(join(pkgDir, "current"), version);
+  removeOtherVersions(dirname(pkgDir), "hero-init", version);
 }
 
 /** The update engine's selfUpdate hook for PID 1. */
 export function selfUpdateHook(sup: Supervisor) {
   return async (path: string, change: Change): Promise<void> => {
-    try {
-      await smokeTest(path);
-    } catch (e) {
-      rmSync(dirname(path), { recursive: true, force: true });
-      throw e;
-    }
+    await smokeTest(path);
     const from = readlinkSync("/proc/self/exe");
     if (from === path) return; // already running it (a resume that is being confirmed)
     execWithHandoff(path, {
@@ -265,7 +286,6 @@ export function resumeFailed(h: Handoff, sup: Supervisor | null, err: unknown): 
  */
 export function finishResume(h: Handoff, sup: Supervisor, healthyAfterMs = 5000): Promise<void> {
   rmSync(LAYOUT.handoff, { force: true });
-  const pkgDir = dirname(dirname(h.direction === "forward" ? h.to : h.from));
   if (h.direction === "back") {
     log.error(
       "reexec",
@@ -294,15 +314,7 @@ export function finishResume(h: Handoff, sup: Supervisor, healthyAfterMs = 5000)
         if (lost.length)
           throw new Error(`services lost in the hand-off: ${lost.map((s) => s.name).join(", ")}`);
         faultCrashBeforeConfirm();
-        // Confirm: the boot path becomes the new binary (hard link + rename), then `current`.
-        const tmp = `${BOOT_BINARY}.new`;
-        rmSync(tmp, { force: true });
-        linkSync(h.to, tmp);
-        renameSync(tmp, BOOT_BINARY);
-        // The rename must be on disk before anything else counts as confirmed.
-        fsyncPath(dirname(BOOT_BINARY));
-        switchLink(join(pkgDir, "current"), h.version);
-        engine.removeOtherVersions(dirname(pkgDir), "hero-init", h.version);
+        confirmBootBinary(h.to, h.version, engine.removeOtherVersions);
         log.info(
           "reexec",
           `self-update to hero-init ${h.version} confirmed; boots use it from now on`,

@@ -19,9 +19,7 @@
  *    then `systemctl restart hero-init.service` (a unit restart: the
  *    services restart with it).
  */
-import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fsyncPath, switchLink } from "../../lib/atomic-file.ts";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { LAYOUT } from "../../lib/layout.ts";
 import { describeError, log } from "../../lib/log.ts";
 import type { Change } from "../../lib/manifest.ts";
@@ -33,7 +31,7 @@ import { dhcpResumeStep } from "../boot/network.ts";
 import { setCgroupRoot } from "../supervisor/cgroup.ts";
 import { spawnOwned } from "../supervisor/process.ts";
 import { scheduleReap } from "../supervisor/reaper.ts";
-import { smokeTest } from "./reexec.ts";
+import { confirmBootBinary, smokeTest } from "./reexec.ts";
 import { type ShutdownKind, shutdown } from "./shutdown.ts";
 import { writeUnits } from "./systemd-handoff.ts";
 import type { UnitControl } from "./updater.ts";
@@ -137,6 +135,15 @@ export function unitControl(run: typeof systemctl = systemctl): UnitControl {
     async healthy(name) {
       return (await run(["is-active", "--quiet", "--", unitOf(name)])).code === 0;
     },
+    async enable(name, on) {
+      const unit = unitOf(name);
+      if ((await run(["cat", "--", unit])).code !== 0) return false;
+      const verb = on ? "enable" : "disable";
+      const r = await run([verb, "--now", "--", unit]);
+      if (r.code !== 0)
+        throw new Error(`systemctl ${verb} --now ${unit}: ${r.out || `exit ${r.code}`}`);
+      return true;
+    },
   };
 }
 
@@ -149,24 +156,9 @@ export function unitControl(run: typeof systemctl = systemctl): UnitControl {
  */
 export function unitSelfUpdate() {
   return async (path: string, change: Change): Promise<void> => {
-    try {
-      await smokeTest(path);
-    } catch (e) {
-      rmSync(dirname(path), { recursive: true, force: true });
-      throw e;
-    }
-    const pkgDir = dirname(dirname(path));
-    const tmp = `${LAYOUT.heroInit}.new`;
-    rmSync(tmp, { force: true });
-    linkSync(path, tmp);
-    renameSync(tmp, LAYOUT.heroInit);
-    fsyncPath(dirname(LAYOUT.heroInit));
-    switchLink(join(pkgDir, "current"), change.binary.version);
-    (await import("../../update/engine.ts")).removeOtherVersions(
-      dirname(pkgDir),
-      "hero-init",
-      change.binary.version,
-    );
+    await smokeTest(path);
+    const { removeOtherVersions } = await import("../../update/engine.ts");
+    confirmBootBinary(path, change.binary.version, removeOtherVersions);
     writeUnits(heroInitUnits({ binary: LAYOUT.heroInit }));
     const reload = await systemctl(["daemon-reload"]);
     if (reload.code !== 0) log.warn("systemd", `daemon-reload: ${reload.out}`);

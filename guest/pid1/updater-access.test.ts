@@ -13,7 +13,7 @@ import { until } from "../../test/helpers/poll.ts";
 import { fakeKey } from "../../test/helpers/ssh-keys.ts";
 import { type Fixture, machineKeyLine, makeFixture } from "../../test/helpers/update-fixture.ts";
 import { createSupervisor, type Supervisor } from "../supervisor/supervisor.ts";
-import { startUpdater, type Updater } from "./updater.ts";
+import { startUpdater, type UnitControl, type Updater } from "./updater.ts";
 
 let f: Fixture;
 let sup: Supervisor;
@@ -26,7 +26,12 @@ beforeEach(async () => {
   writeFileSync(join(f.root, "etc/group"), "root:x:0:\n");
   sup = createSupervisor({ cgroups: false });
   sup.monitor("sshd", validateServiceSpec({ exec: "sleep 1000" }, "sshd.yaml"));
-  updater = startUpdater(
+  updater = start(sup);
+});
+
+/** PID 1's updater on the fixture, environment testing. */
+const start = (s: Supervisor, units?: UnitControl) =>
+  startUpdater(
     {
       manifest: f.source.manifestUrl,
       key: machineKeyLine(f.key),
@@ -36,10 +41,9 @@ beforeEach(async () => {
       pins: [],
       health_seconds: 0,
     },
-    sup,
-    { stateDir: f.paths.stateDir, pkgs: f.paths.pkgs, root: f.root },
+    s,
+    { stateDir: f.paths.stateDir, pkgs: f.paths.pkgs, root: f.root, units },
   );
-});
 afterEach(async () => {
   updater.stop();
   await sup.stop("sshd");
@@ -71,4 +75,29 @@ test("sshd = false stops the sshd service; sshd = true starts it again, once", a
   const r = await updater.apply();
   expect(r.access?.changed).toEqual(["/home/tester/.ssh/authorized_keys"]);
   expect(sup.status("sshd").pid).toBe(again);
+});
+
+test("after the systemd hand-off (no zinit sshd service): the image's ssh.service is disabled, then enabled", async () => {
+  const calls: [string, boolean][] = [];
+  const units: UnitControl = {
+    restart: async () => false,
+    healthy: async () => true,
+    enable: async (name, on) => {
+      calls.push([name, on]);
+      return true;
+    },
+  };
+  const handedOff = start(createSupervisor({ cgroups: false }), units);
+  try {
+    access("sshd = false\nconsole_only = true\n", 1);
+    expect((await handedOff.apply()).outcome).toBe("updated");
+    access(`[[users]]\nname = "tester"\nkeys = [${JSON.stringify(fakeKey(1))}]\n`, 2);
+    expect((await handedOff.apply()).outcome).toBe("updated");
+    expect(calls).toEqual([
+      ["ssh.service", false],
+      ["ssh.service", true],
+    ]);
+  } finally {
+    handedOff.stop();
+  }
 });

@@ -67,7 +67,12 @@ export interface UnitControl {
   /** Restarts the unit; false when there is no such unit. */
   restart(name: string): Promise<boolean>;
   healthy(name: string): Promise<boolean>;
+  /** Enables and starts (or disables and stops) the unit; false when there is no such unit. */
+  enable(name: string, on: boolean): Promise<boolean>;
 }
+
+/** The sshd unit of a systemd image (Debian's openssh-server; sshd.service is its alias). */
+const SSH_UNIT = "ssh.service";
 
 export function startUpdater(
   cfg: UpdateConfig,
@@ -124,10 +129,18 @@ export function startUpdater(
     selfUpdate: o.selfUpdate,
     // The access section says whether sshd runs; sshd re-reads its config for each
     // connection, so a changed drop-in needs no restart (which would end open sessions).
+    // After the systemd hand-off the image's own sshd is a unit (Debian: ssh.service).
     async sshd(wanted) {
       if (!sup.has("sshd")) {
-        if (wanted)
-          log.warn("update", "access: sshd should run but /etc/zinit has no sshd service");
+        let unit = false;
+        try {
+          unit = (await o.units?.enable(SSH_UNIT, wanted)) ?? false;
+        } catch (e) {
+          log.warn("update", `access: ${describeError(e)}`);
+          return;
+        }
+        if (wanted && !unit)
+          log.warn("update", "access: sshd should run but there is no sshd service or ssh unit");
         return;
       }
       const running = sup.status("sshd").state === "Running";

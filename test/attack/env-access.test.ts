@@ -135,6 +135,21 @@ describe("config files may not reach what access and trust manage", () => {
     });
 });
 
+describe("a config file's services and owner never reach systemctl, zinit or chown as more than a name", () => {
+  const file = (extra: string) =>
+    `version = 1\n[[node.files]]\npath = "/etc/app.conf"\ncontent = "x"\n${extra}\n`;
+  for (const name of ["-H", "--now", "x;reboot", "x y", "x\nExecStartPre=/bin/sh", "../x", ""])
+    test(`service refused: ${JSON.stringify(name)}`, () => {
+      expect(refused(file(`services = [${JSON.stringify(name)}]`))).toContain(
+        "node.files.0.services.0",
+      );
+    });
+  for (const owner of ["root:root", "-1", "a b", "x\ny", "../x", "Root"])
+    test(`owner refused: ${JSON.stringify(owner)}`, () => {
+      expect(refused(file(`owner = ${JSON.stringify(owner)}`))).toContain("node.files.0.owner");
+    });
+});
+
 describe("a managed user plants links in their home", () => {
   let f: Fixture;
   beforeEach(async () => {
