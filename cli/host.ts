@@ -17,7 +17,7 @@ import type { VmConfigInput } from "../lib/vm-config.ts";
 import { type Command, usageError } from "./run.ts";
 
 /** Service files of a directory: regular files only, size-limited (as the guest reads them); names kept as own keys, `__proto__` included, so the injector refuses a bad one instead of losing it. */
-function readServiceDir(dir: string): Record<string, string> {
+export function readServiceDir(dir: string): Record<string, string> {
   return Object.fromEntries(
     readdirSync(dir)
       .filter((f) => f.endsWith(".yaml"))

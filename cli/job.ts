@@ -9,16 +9,16 @@
  * the VM ended without reporting, 64 a usage error, 70 when the host could
  * not deploy or start the VM. With several jobs: the first non-zero code.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { defineCommand } from "citty";
 import { runJobs } from "../host/job.ts";
 import { DEFAULT_EXPIRY_CAP_MS, jobCopy } from "../host/job-plan.ts";
 import { JOB_RUN_EXIT } from "../host/job-record.ts";
 import { isHeroError } from "../lib/errors.ts";
-import { readServiceText } from "../lib/service-file.ts";
 import { parseToml } from "../lib/toml.ts";
 import type { VmConfigInput } from "../lib/vm-config.ts";
+import { readServiceDir } from "./host.ts";
 import { type Command, usageError } from "./run.ts";
 
 /** Pure: a positive number of seconds (or a count) from an option, or a usage error. */
@@ -37,15 +37,6 @@ export function errorExit(e: Error): number {
   if (isHeroError(e, "input.job-token")) return 1;
   if (isHeroError(e, "input")) return 3;
   return JOB_RUN_EXIT.host;
-}
-
-function readServiceDir(dir: string): Record<string, string> {
-  return Object.fromEntries(
-    readdirSync(dir)
-      .filter((f) => f.endsWith(".yaml"))
-      .sort()
-      .map((f) => [f.slice(0, -5), readServiceText(join(dir, f))]),
-  );
 }
 
 const jobRun = defineCommand({

@@ -26,14 +26,14 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { replaceFile } from "../lib/atomic-file.ts";
+import { atomicWrite } from "../lib/atomic-file.ts";
 import { HeroError } from "../lib/errors.ts";
 import type { VmConfigInput } from "../lib/vm-config.ts";
 import { AgentClient } from "./agent-client.ts";
 import { type Deployment, deployVm } from "./deploy.ts";
+import { freePort } from "./free-port.ts";
 import { jobVmConfig } from "./job-plan.ts";
 import {
   CONSOLE_TAIL_BYTES,
@@ -103,18 +103,6 @@ const running = (p: Qemu) => p.exitCode === null && p.signalCode === null;
 /** Resolves true when QEMU has exited within `ms`. */
 const exitedWithin = (p: Qemu, ms: number) =>
   Promise.race([p.exited.then(() => true), Bun.sleep(ms).then(() => !running(p))]);
-
-/** A free TCP port on 127.0.0.1. */
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once("error", rej);
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      s.close(() => (typeof a === "object" && a ? res(a.port) : rej(new Error("no free port"))));
-    });
-  });
-}
 
 /** Starts QEMU; resolves once QMP answers. A forwarded port taken meanwhile is retried with another. */
 async function startQemu(
@@ -207,7 +195,8 @@ class ConsoleWatch {
 async function agentExit(c: AgentClient, stop: { done: boolean }): Promise<HeroExit | null> {
   while (!stop.done) {
     try {
-      const r = (await c.waitExit(15_000)) as unknown as HeroExit | null;
+      // The guest's answer: its types are a claim, checked here.
+      const r: HeroExit | null = await c.waitExit(15_000);
       if (
         r &&
         Number.isInteger(r.code) &&
@@ -264,7 +253,7 @@ function cleanUp(out: string, d: Deployment, consoleFile: string, keep: boolean)
     const size = statSync(consoleFile).size;
     if (size > CONSOLE_KEEP_BYTES) {
       const tail = readFileSync(consoleFile).subarray(size - CONSOLE_KEEP_BYTES);
-      replaceFile(consoleFile, (tmp) => writeFileSync(tmp, tail, { mode: 0o600 }));
+      atomicWrite(consoleFile, tail, 0o600);
     }
   } catch {
     // no console at all
@@ -345,6 +334,7 @@ async function watchJob(
   let fromConsole: HeroExit | null = null;
   let steps: string[] = [];
   let deadlinePassed = false;
+  const graceMs = o.stepGraceMs ?? 30_000;
   try {
     while (running(s.proc) && !fromAgent && !fromConsole) {
       if (Date.now() >= deadline || interrupted) break;
@@ -356,9 +346,9 @@ async function watchJob(
     if (running(s.proc) && !reported) {
       deadlinePassed = true;
       say(interrupted ? "interrupted" : `deadline of ${o.deadlineMs / 1000} s passed`);
-      steps = await stopVm(s, client, o.stepGraceMs ?? 30_000, say);
+      steps = await stopVm(s, client, graceMs, say);
     } else if (running(s.proc) && !(await exitedWithin(s.proc, POWEROFF_AFTER_REPORT_MS))) {
-      steps = await stopVm(s, client, o.stepGraceMs ?? 30_000, say);
+      steps = await stopVm(s, client, graceMs, say);
     }
     await s.proc.exited;
   } finally {
@@ -398,9 +388,7 @@ async function watchJob(
     consoleTail: tail,
     kept: o.keep === true,
   };
-  replaceFile(join(out, "exit.json"), (tmp) =>
-    writeFileSync(tmp, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 }),
-  );
+  atomicWrite(join(out, "exit.json"), `${JSON.stringify(record, null, 2)}\n`, 0o600);
   say(`ended: code ${record.code} (${record.message})`);
   return record;
 }

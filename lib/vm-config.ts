@@ -230,9 +230,15 @@ const JobSchema = v.pipe(
      */
     registration: v.optional(
       v.strictObject({
+        // Bounded, and without control characters: it goes into PID 1's log lines.
         url: v.pipe(
           v.string(),
-          v.regex(/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/, "must be an http(s):// URL without query"),
+          v.maxLength(2048, "must be at most 2048 characters"),
+          v.regex(
+            // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+            /^https?:\/\/[^\s/?#\x00-\x1f\x7f]+(\/[^\s?#\x00-\x1f\x7f]*)?$/,
+            "must be an http(s):// URL without query",
+          ),
         ),
         runner_name: v.pipe(
           v.string(),

@@ -136,10 +136,19 @@ async function downloadRunner(job: JobConfig): Promise<string | JobOutcome> {
   }
 }
 
+/** The most a job's secret file may hold: a token, not a device or a disk's worth read into PID 1. */
+const SECRET_MAX_BYTES = 64 * 1024;
+
 /** The job's secret, read from the rootfs and deleted there (it then lives in PID 1's memory only). */
 function takeSecret(job: JobConfig): Uint8Array | JobOutcome {
   const file = job.secret_file as string;
   try {
+    const st = statSync(file);
+    if (!st.isFile() || st.size > SECRET_MAX_BYTES)
+      return {
+        code: JOB_EXIT.RUNNER_CONFIG,
+        message: `job secret ${file}: not a regular file of at most ${SECRET_MAX_BYTES} bytes: nothing was run`,
+      };
     const secret = new Uint8Array(readFileSync(file));
     rmSync(file, { force: true });
     return secret;

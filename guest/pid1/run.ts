@@ -72,6 +72,15 @@ function execUptime(): number {
 }
 const preinitExec = execUptime();
 
+/**
+ * Pure: the READY line (bench/boot.ts reads it). The pre-init's exec time
+ * only when there was one: none for `hero-init unit` under systemd.
+ */
+export function readyLine(now: number, started: number, preinit: number, errors: number): string {
+  const exec = Number.isNaN(preinit) ? "" : `, pre-init exec'ed it at ${preinit.toFixed(3)} s`;
+  return `READY at ${now.toFixed(3)} s uptime; hero-init started at ${started.toFixed(3)} s${exec}; ${errors} config errors`;
+}
+
 /** Debug switch `hero.fault=uncaught|rejection|exit`: proves the guards in a real VM. */
 function injectFault(ctx: BootContext): void {
   const fault = ctx.cmdline.get("hero.fault");
@@ -245,11 +254,6 @@ export async function runPid1(mode: "pid1" | "unit" = "pid1"): Promise<void> {
       bindAgent?.(address);
     });
   }
-  const now = uptime();
-  log.info(
-    "boot",
-    `READY at ${now.toFixed(3)} s uptime; hero-init started at ${startedAt.toFixed(3)} s, ` +
-      `pre-init exec'ed it at ${preinitExec.toFixed(3)} s; ${ctx.configErrors.length} config errors`,
-  );
+  log.info("boot", readyLine(uptime(), startedAt, preinitExec, ctx.configErrors.length));
   injectFault(ctx);
 }

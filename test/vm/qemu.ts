@@ -26,9 +26,9 @@ import {
   rmSync,
   writeFileSync,
 } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "../../host/free-port.ts";
 import type { Kernel } from "../../host/kernel.ts";
 import { qemuArgs } from "../../host/qemu-args.ts";
 import { qmpCommand } from "../../host/qmp.ts";
@@ -61,19 +61,7 @@ export interface BootOptions {
   netns?: string;
 }
 
-/** A free TCP port on 127.0.0.1 (bind port 0, read it, close). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const addr = s.address();
-      s.close(() =>
-        typeof addr === "object" && addr ? resolve(addr.port) : reject(new Error("no port")),
-      );
-    });
-  });
-}
+export { freePort };
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI escapes start with ESC.
 const ANSI = /\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]/g;
