@@ -6,11 +6,15 @@
  */
 import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { writeBootInitramfs } from "../host/boot-initramfs.ts";
+import {
+  dirEntries,
+  moduleFileEntries,
+  writeBootInitramfs,
+  writeSwitchRootInitramfs,
+} from "../host/boot-initramfs.ts";
 import { type CpioEntry, writeNewc } from "../host/cpio/newc.ts";
-import { inject } from "../host/inject.ts";
 import { type Kernel, moduleClosure } from "../host/kernel.ts";
-import { BASE_MODULES, ROOT_MODULES } from "../lib/kernel-modules.ts";
+import { ROOT_MODULES } from "../lib/kernel-modules.ts";
 import { imageEntries, testVmToml } from "../test/vm/image.ts";
 
 const MODULES = ["virtio_pci", "virtio_net"];
@@ -23,37 +27,12 @@ const text = (path: string, s: string, mode = 0o644): CpioEntry => ({
   data: enc.encode(s),
 });
 // Printed after the measurements (sleep 6), so it does not compete with them. (No ": ": YAML.)
-export const DMESG = "dmesg | grep 'Run /init as init process'";
+const DMESG = "dmesg | grep 'Run /init as init process'";
 const MEM =
   "sleep 5; grep -E '^(Rss|Pss):' /proc/1/smaps_rollup; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo";
 
-function dirsOf(paths: string[]): CpioEntry[] {
-  const all = new Set<string>();
-  for (const p of paths) {
-    const parts = p.split("/");
-    for (let i = 1; i <= parts.length; i++) all.add(parts.slice(0, i).join("/"));
-  }
-  return [...all].sort().map((path) => ({ type: "dir", path, mode: 0o755 }));
-}
-
 async function moduleEntries(kernel: Kernel, names: string[]): Promise<CpioEntry[]> {
-  const mods = await moduleClosure(kernel, names);
-  const modDir = `lib/modules/${kernel.version}`;
-  return [
-    ...dirsOf(mods.map((m) => `${modDir}/${m}`.split("/").slice(0, -1).join("/"))),
-    ...mods.map(
-      (m): CpioEntry => ({
-        type: "file",
-        path: `${modDir}/${m}`,
-        mode: 0o644,
-        data: readBytes(join(kernel.modulesDir, m)),
-      }),
-    ),
-  ];
-}
-
-function readBytes(path: string): Uint8Array {
-  return new Uint8Array(readFileSync(path));
+  return moduleFileEntries(kernel, await moduleClosure(kernel, names));
 }
 
 async function insmods(kernel: Kernel, names: string[]): Promise<string> {
@@ -62,7 +41,7 @@ async function insmods(kernel: Kernel, names: string[]): Promise<string> {
 }
 
 function busyboxBase(): CpioEntry[] {
-  const e: CpioEntry[] = dirsOf([
+  const e: CpioEntry[] = dirEntries([
     "bin",
     "sbin",
     "dev",
@@ -75,7 +54,12 @@ function busyboxBase(): CpioEntry[] {
   ]);
   e.push({ type: "char", path: "dev/console", mode: 0o600, major: 5, minor: 1 });
   e.push({ type: "char", path: "dev/null", mode: 0o666, major: 1, minor: 3 });
-  e.push({ type: "file", path: "bin/busybox", mode: 0o755, data: readBytes("/bin/busybox") });
+  e.push({
+    type: "file",
+    path: "bin/busybox",
+    mode: 0o755,
+    data: new Uint8Array(readFileSync("/bin/busybox")),
+  });
   const applets = Bun.spawnSync(["/bin/busybox", "--list"]).stdout.toString().split("\n");
   for (const a of applets.filter((x) => x && x !== "busybox"))
     e.push({ type: "symlink", path: `bin/${a}`, target: "busybox" });
@@ -243,14 +227,7 @@ export async function buildVariants(
   writeFileSync(bbBoot, writeNewc(await busyboxBootInitramfs(kernel)));
   const tiny = await writeBootInitramfs(join(dir, "tiny.cpio"), kernel);
   // Today's disk path: hero-init in a boot initramfs switches root (guest/boot/switchroot.ts).
-  const switchroot = join(dir, "switchroot.cpio");
-  await inject({
-    format: "initramfs",
-    target: switchroot,
-    createFrom: [],
-    privateLoader: "always",
-    kernelModules: { dir: kernel.modulesDir, names: [...ROOT_MODULES, ...BASE_MODULES] },
-  });
+  const switchroot = await writeSwitchRootInitramfs(join(dir, "switchroot.cpio"), kernel);
   const root = "root=/dev/vda rw";
   const v: Variant[] = [
     { name: "busybox_initramfs", initrd: bbCpio, ready: BUSYBOX_READY },

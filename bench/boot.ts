@@ -27,6 +27,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureKernel } from "../host/kernel.ts";
+import { until } from "../test/helpers/poll.ts";
 import { bootVm } from "../test/vm/qemu.ts";
 import { buildVariants, freshDisk, type Variant } from "./boot-images.ts";
 import { median, out, printRatios, ratio } from "./lib.ts";
@@ -130,11 +131,12 @@ async function listTime(): Promise<number> {
   try {
     const list = () =>
       Bun.spawnSync([HERO, "-s", sock, "list"], { stdout: "pipe", stderr: "pipe" });
-    const end = Date.now() + 30_000;
-    while (!/s9/.test(list().stdout.toString())) {
-      if (Date.now() > end) throw new Error("host supervisor did not list its 10 services in 30 s");
-      await Bun.sleep(100);
-    }
+    await until(
+      "the host supervisor to list its 10 services",
+      () => /s9/.test(list().stdout.toString()),
+      30_000,
+      100,
+    );
     const ms: number[] = [];
     for (let i = 0; i < 20; i++) {
       const t = performance.now();

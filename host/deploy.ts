@@ -15,7 +15,7 @@ import { LAYOUT } from "../lib/layout.ts";
 import { addressOfKey, generateKey } from "../lib/mycelium.ts";
 import { parseToml, stringifyToml } from "../lib/toml.ts";
 import { type VmConfigInput, validateVmConfig } from "../lib/vm-config.ts";
-import { writeBootInitramfs } from "./boot-initramfs.ts";
+import { writeBootInitramfs, writeSwitchRootInitramfs } from "./boot-initramfs.ts";
 import { buildConfigDisk, secretsForConfigDisk } from "./config-disk.ts";
 import { type FormatName, type InjectReport, inject } from "./inject.ts";
 import { ensureKernel, type Kernel } from "./kernel.ts";
@@ -204,19 +204,8 @@ export async function deployVm(o: DeployVmOptions): Promise<Deployment> {
   if (format === "ext4") {
     initrd = join(out, "boot.cpio");
     // Faster boot, less RAM (docs/benchmarks.md): the pre-init alone mounts root= and execs it.
-    if (!o.overlay && o.bootInitramfs !== "hero-init") {
-      await writeBootInitramfs(initrd, kernel);
-    } else {
-      // hero-init and the disk modules: hero-init mounts root= and switches into it.
-      await inject({
-        format: "initramfs",
-        target: initrd,
-        createFrom: [],
-        privateLoader: "always",
-        kernelModules: { dir: kernel.modulesDir, names: [...ROOT_MODULES, ...BASE_MODULES] },
-        mtime: o.mtime,
-      });
-    }
+    if (!o.overlay && o.bootInitramfs !== "hero-init") await writeBootInitramfs(initrd, kernel);
+    else await writeSwitchRootInitramfs(initrd, kernel, o.mtime);
     disk = image;
     cmdline = `root=/dev/vda rw${o.overlay ? " hero.overlay=tmpfs" : ""}`;
   } else if (format === "dir") {

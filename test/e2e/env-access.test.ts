@@ -14,7 +14,7 @@
  *    passwordless sudo, only its scoped command.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { deployVm } from "../../host/deploy.ts";
@@ -22,11 +22,12 @@ import { ensureKernel, type Kernel } from "../../host/kernel.ts";
 import { formatPublicKey, generateKey, type SecretKey } from "../../lib/minisign.ts";
 import { parseToml } from "../../lib/toml.ts";
 import type { VmConfigInput } from "../../lib/vm-config.ts";
-import { buildManifest, publishSigned } from "../../update/publish.ts";
 import { type BootstrapServer, startServer } from "../../update/serve.ts";
 import { until } from "../helpers/poll.ts";
+import { publishManifest } from "../helpers/publish-manifest.ts";
 import { testVmToml } from "../vm/image.ts";
 import { bootVm, type Vm } from "../vm/qemu.ts";
+import { sshKeyPair, ssh as sshRun } from "../vm/systemd-node.ts";
 
 setDefaultTimeout(900_000);
 const READY = /hero-init boot: READY/;
@@ -45,10 +46,8 @@ const SSHD = {
 };
 
 function sshKeygen(name: string) {
-  const file = join(dir, name);
-  const r = Bun.spawnSync(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", file]);
-  if (r.exitCode !== 0) throw new Error(`ssh-keygen: ${r.stderr.toString()}`);
-  keys[name] = { file, line: readFileSync(`${file}.pub`, "utf8").trim() };
+  const { keyFile, publicKey } = sshKeyPair(dir, name);
+  keys[name] = { file: keyFile, line: publicKey.trim() };
 }
 
 /** Writes the access sections and publishes the next signed manifest. */
@@ -57,13 +56,7 @@ function publish(access: Record<string, string>) {
   mkdirSync(join(pub, "access"), { recursive: true });
   for (const [env, text] of Object.entries(access))
     writeFileSync(join(pub, "access", `${env}.toml`), text);
-  version++;
-  const text = buildManifest(pub, {
-    baseUrl: `http://10.0.2.2:${server.port}/`,
-    version,
-    expires: new Date(Date.now() + 86400_000),
-  });
-  publishSigned(join(pub, "bootstrapper.toml"), new TextEncoder().encode(text), key, `v${version}`);
+  publishManifest(pub, `http://10.0.2.2:${server.port}/`, ++version, key);
 }
 
 /** An access section's user table; the keys are the public lines ssh-keygen made. */
@@ -76,45 +69,25 @@ function user(name: string, keyNames: string[], extra = ""): string {
   return `[[users]]\nname = "${name}"\nkeys = [${lines.join(", ")}]\n${extra}`;
 }
 
-/** One ssh login through the port forward: exit code, stdout, stderr. */
+/** One ssh login through the port forward: exit code, stdout, stderr (trimmed). */
 async function ssh(vm: Vm, who: string, keyName: string, command: string) {
-  const p = Bun.spawn(
-    [
-      "ssh",
-      "-p",
-      String(vm.ports[22]),
-      "-i",
-      keys[keyName]?.file as string,
-      "-o",
-      "IdentitiesOnly=yes",
-      "-o",
-      "IdentityAgent=none",
-      "-o",
-      "BatchMode=yes",
-      "-o",
-      "PreferredAuthentications=publickey",
-      "-o",
-      "StrictHostKeyChecking=no",
-      "-o",
-      "UserKnownHostsFile=/dev/null",
-      "-o",
-      "LogLevel=ERROR",
-      "-o",
-      "ConnectTimeout=60",
-      `${who}@127.0.0.1`,
-      command,
-    ],
-    { stdout: "pipe", stderr: "pipe", stdin: "ignore" },
+  const file = keys[keyName]?.file as string;
+  const r = await sshRun(vm.ports[22] as number, file, command, { user: who, connectTimeoutS: 60 });
+  return { code: r.code, out: r.out.trim(), err: r.err.trim() };
+}
+
+/** The first login of `who` with `keyName` that succeeds (access is applied by the update loop). */
+function firstLogin(vm: Vm, who: string, keyName: string, command: string) {
+  return until(
+    `the ${keyName} key to log in as ${who}`,
+    async () => {
+      const r = await ssh(vm, who, keyName, command);
+      return r.code === 0 ? r : undefined;
+    },
+    180_000,
+    2000,
+    () => vm.console().slice(-3000),
   );
-  // A stuck connection must not hang the test: the client is killed after 2 minutes.
-  const guard = setTimeout(() => p.kill("SIGKILL"), 120_000);
-  const [out, err] = await Promise.all([
-    new Response(p.stdout).text(),
-    new Response(p.stderr).text(),
-  ]);
-  const code = await p.exited;
-  clearTimeout(guard);
-  return { code, out: out.trim(), err: err.trim() };
 }
 
 async function boot(name: string, env: string): Promise<Vm> {
@@ -172,16 +145,7 @@ describe("environment access with a real sshd", () => {
     publish({ dev: user("dev", ["dev1"], 'shell = "/bin/bash"\n'), production: OPS() });
     await using vm = await boot("env-dev", "dev");
     await vm.waitFor(/access \(dev\): added user dev/, 180_000);
-    const first = await until(
-      "the dev key to log in",
-      async () => {
-        const r = await ssh(vm, "dev", "dev1", "id -un; sudo -n id -u");
-        return r.code === 0 ? r : undefined;
-      },
-      180_000,
-      2000,
-      () => vm.console().slice(-3000),
-    );
+    const first = await firstLogin(vm, "dev", "dev1", "id -un; sudo -n id -u");
     expect(first.out).toBe("dev\n0");
     // The machine's files, seen through the login.
     const ls = await ssh(
@@ -218,16 +182,7 @@ describe("environment access with a real sshd", () => {
     publish({ dev: user("dev", ["dev1"]), production: OPS() });
     await using vm = await boot("env-production", "production");
     await vm.waitFor(/access \(production\): added user ops/, 180_000);
-    const ops = await until(
-      "the ops key to log in",
-      async () => {
-        const r = await ssh(vm, "ops", "ops", "id -un; sudo -n id -un");
-        return r.code === 0 ? r : undefined;
-      },
-      180_000,
-      2000,
-      () => vm.console().slice(-3000),
-    );
+    const ops = await firstLogin(vm, "ops", "ops", "id -un; sudo -n id -un");
     expect(ops.out).toBe("ops\nroot");
     const all = await ssh(vm, "ops", "ops", "sudo -n true");
     expect(all.code).not.toBe(0);

@@ -37,8 +37,8 @@ import { join } from "node:path";
 import { ensureKernel, type Kernel } from "../../host/kernel.ts";
 import { generateKey } from "../../lib/minisign.ts";
 import { addressOfKey } from "../../lib/mycelium.ts";
-import { buildManifest, publishSigned } from "../../update/publish.ts";
 import { until } from "../helpers/poll.ts";
+import { publishManifest } from "../helpers/publish-manifest.ts";
 import { machineKeyLine } from "../helpers/update-fixture.ts";
 import { nginxConfigFromDoc } from "../nginx-conf.ts";
 import { vendorBinary } from "../vendor.ts";
@@ -83,18 +83,7 @@ function addHello(): string {
 }
 
 function publish(): void {
-  manifestVersion++;
-  const text = buildManifest(pub, {
-    baseUrl: `http://10.0.2.2:${port}/`,
-    version: manifestVersion,
-    expires: new Date(Date.now() + 86400_000),
-  });
-  publishSigned(
-    join(pub, "bootstrapper.toml"),
-    new TextEncoder().encode(text),
-    signing,
-    "file:bootstrapper.toml",
-  );
+  publishManifest(pub, `http://10.0.2.2:${port}/`, ++manifestVersion, signing);
 }
 
 async function startNginx(): Promise<void> {
@@ -125,9 +114,13 @@ async function startNginx(): Promise<void> {
   throw new Error("nginx did not start");
 }
 
+/** A command on the node as root over ssh, bounded (default 2 minutes). */
+const onNode = (command: string, timeoutMs?: number) =>
+  ssh(vm.ports[22] as number, keyFile, command, { timeoutMs });
+
 /** A command on the node that must succeed; returns its stdout. */
 async function on(command: string, timeoutMs = 120_000): Promise<string> {
-  const r = await ssh(vm.ports[22] as number, keyFile, command, timeoutMs);
+  const r = await onNode(command, timeoutMs);
   if (r.code !== 0)
     throw new Error(
       `node: ${command} → exit ${r.code}\n${r.out}\n${r.err}\n${vm.cleanConsole().slice(-2000)}`,
@@ -167,7 +160,7 @@ const installCmd = () =>
   `/root/hero-init install --manifest http://10.0.2.2:${port}/bootstrapper.toml --key ${KEY} --env production --role node --interval 60 --peers tcp://10.0.2.2:9651 2>&1`;
 
 const sshOk = async (command: string, timeoutMs = 60_000) =>
-  (await ssh(vm.ports[22] as number, keyFile, command, timeoutMs)).code === 0;
+  (await onNode(command, timeoutMs)).code === 0;
 
 beforeAll(async () => {
   mkdirSync(join(pub, "node/mycelium/0.7.0"), { recursive: true });
@@ -269,9 +262,7 @@ function nodeSuite(init: "systemd" | "zinit"): void {
       await until(
         `mycelium's TUN interface with ${address}`,
         async () =>
-          (await ssh(vm.ports[22] as number, keyFile, "ip -6 addr show dev mycelium")).out.includes(
-            `inet6 ${address}/7`,
-          ),
+          (await onNode("ip -6 addr show dev mycelium")).out.includes(`inet6 ${address}/7`),
         120_000,
         2000,
       );
@@ -292,10 +283,7 @@ function nodeSuite(init: "systemd" | "zinit"): void {
       publish();
       await until(
         `hello ${next} through the updater`,
-        async () =>
-          (
-            await ssh(vm.ports[22] as number, keyFile, "readlink /usr/lib/hero/pkgs/hello/current")
-          ).out.trim() === next,
+        async () => (await onNode("readlink /usr/lib/hero/pkgs/hello/current")).out.trim() === next,
         300_000,
         3000,
         () => vm.cleanConsole().slice(-2000),
@@ -326,16 +314,11 @@ function nodeSuite(init: "systemd" | "zinit"): void {
 
     test("a reboot keeps everything installed and running", async () => {
       const bootId = (await on("cat /proc/sys/kernel/random/boot_id")).trim();
-      await ssh(vm.ports[22] as number, keyFile, sv.reboot, 30_000);
+      await onNode(sv.reboot, 30_000);
       await until(
         "the node back after the reboot",
         async () => {
-          const r = await ssh(
-            vm.ports[22] as number,
-            keyFile,
-            "cat /proc/sys/kernel/random/boot_id",
-            30_000,
-          );
+          const r = await onNode("cat /proc/sys/kernel/random/boot_id", 30_000);
           return r.code === 0 && r.out.trim() !== bootId;
         },
         600_000,

@@ -30,9 +30,11 @@ import { isHeroError } from "../../lib/errors.ts";
 import { formatPublicKey, generateKey, type SecretKey } from "../../lib/minisign.ts";
 import { parseToml } from "../../lib/toml.ts";
 import type { VmConfigInput } from "../../lib/vm-config.ts";
-import { buildManifest, publishSigned } from "../../update/publish.ts";
+import { runChecked } from "../../sys/command.ts";
+import { buildManifest } from "../../update/publish.ts";
 import { type BootstrapServer, startServer } from "../../update/serve.ts";
 import { until } from "../helpers/poll.ts";
+import { publishManifest } from "../helpers/publish-manifest.ts";
 import { vendorBinary } from "../vendor.ts";
 import { fsckReadOnly } from "../vm/ext4-disk.ts";
 import { buildImage, serviceFiles, testVmToml } from "../vm/image.ts";
@@ -117,18 +119,7 @@ ExecStart=/usr/bin/greeter
 
 /** Signs and publishes the live manifest (what the VM's updater follows). */
 function publish(): void {
-  manifestVersion++;
-  const text = buildManifest(pub, {
-    baseUrl: `http://10.0.2.2:${server.port}/`,
-    version: manifestVersion,
-    expires: new Date(Date.now() + 86_400_000),
-  });
-  publishSigned(
-    join(pub, "bootstrapper.toml"),
-    new TextEncoder().encode(text),
-    key,
-    `v${manifestVersion}`,
-  );
+  publishManifest(pub, `http://10.0.2.2:${server.port}/`, ++manifestVersion, key);
 }
 
 const mainPid = async () =>
@@ -214,10 +205,8 @@ describe("systemd hand-off", () => {
       ["truncate", "-s", "+512M", d.disk as string],
       ["e2fsck", "-fp", d.disk as string],
       ["resize2fs", d.disk as string],
-    ]) {
-      const p = Bun.spawnSync(argv, { stdout: "pipe", stderr: "pipe" });
-      if (p.exitCode !== 0) throw new Error(`${argv.join(" ")} exited ${p.exitCode}: ${p.stderr}`);
-    }
+    ])
+      runChecked(argv);
     vm = await bootVm({
       kernel,
       initrd: d.initrd,

@@ -85,7 +85,8 @@ describe("status UI in a real browser", () => {
       template: "minimal",
       format: "initramfs",
       out: join(dir, "ui-a"),
-      vm: { ...vm, ui: { ...(vm.ui as object), terminal: true } },
+      // The browser reaches the VM through slirp, from 10.0.2.2: named, as a debugger node would be.
+      vm: { ...vm, ui: { ...(vm.ui as object), terminal: true, terminal_allow: ["10.0.2.2"] } },
       services: SERVICES,
       kernel,
     });

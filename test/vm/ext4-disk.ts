@@ -28,6 +28,26 @@ function run(cmd: string[]): string {
   return p.stdout.toString();
 }
 
+/** Writes a fresh ext4 image of `sizeMB` (sparse) at `path` with the tree `stage`, owned by root, labelled `label`. */
+export function ext4FromDir(stage: string, path: string, sizeMB: number, label: string): string {
+  rmSync(path, { force: true });
+  run([
+    "mke2fs",
+    "-q",
+    "-t",
+    "ext4",
+    "-d",
+    stage,
+    "-E",
+    "root_owner=0:0",
+    "-L",
+    label,
+    path,
+    `${sizeMB}M`,
+  ]);
+  return path;
+}
+
 /** Writes a glibc + busybox ext4 image of `sizeMB` (sparse) at `path` and returns it. */
 export function glibcBusyboxExt4(path: string, sizeMB = 640): string {
   const stage = mkdtempSync(join(dirname(path), ".stage-"));
@@ -58,22 +78,7 @@ export function glibcBusyboxExt4(path: string, sizeMB = 640): string {
       realpathSync("/lib64/ld-linux-x86-64.so.2"),
       join(stage, "lib64/ld-linux-x86-64.so.2"),
     );
-    rmSync(path, { force: true });
-    run([
-      "mke2fs",
-      "-q",
-      "-t",
-      "ext4",
-      "-d",
-      stage,
-      "-E",
-      "root_owner=0:0",
-      "-L",
-      "rootfs",
-      path,
-      `${sizeMB}M`,
-    ]);
-    return path;
+    return ext4FromDir(stage, path, sizeMB, "rootfs");
   } finally {
     rmSync(stage, { recursive: true, force: true });
   }

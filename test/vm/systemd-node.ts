@@ -33,17 +33,13 @@ import { entriesFromDir } from "../../host/cpio/from-dir.ts";
 import { writeNewc } from "../../host/cpio/newc.ts";
 import { type Kernel, moduleClosure } from "../../host/kernel.ts";
 import { loadTemplate, templateBase } from "../../host/templates.ts";
+import { runChecked } from "../../sys/command.ts";
 import { until } from "../helpers/poll.ts";
 import { vendorBinary } from "../vendor.ts";
+import { ext4FromDir } from "./ext4-disk.ts";
 
 /** Modules the initramfs loads: the disk, ext4, the NIC, and TUN for mycelium. */
 const MODULES = ["virtio_pci", "virtio_blk", "crc32c_generic", "ext4", "virtio_net", "tun"];
-
-function run(cmd: string[]): void {
-  const p = Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe" });
-  if (p.exitCode !== 0)
-    throw new Error(`${cmd.join(" ")} exited ${p.exitCode}: ${p.stderr.toString().trim()}`);
-}
 
 /** The busybox initramfs that mounts /dev/vda and execs its /sbin/init. */
 export async function switchRootInitramfs(path: string, kernel: Kernel): Promise<string> {
@@ -108,7 +104,7 @@ export function systemdNodeDisk(path: string, o: NodeDiskOptions): string {
   const work = mkdtempSync(join(dirname(path), ".node-"));
   const stage = join(work, "root");
   try {
-    run(["cp", "-a", base, stage]);
+    runChecked(["cp", "-a", base, stage]);
     const put = (p: string, data: Uint8Array | string, mode = 0o644) => {
       mkdirSync(dirname(join(stage, p)), { recursive: true });
       // Never through a link of the image: /sbin/init -> /lib/systemd/systemd is absolute.
@@ -155,31 +151,30 @@ export function systemdNodeDisk(path: string, o: NodeDiskOptions): string {
     mkdirSync(join(stage, "root/.ssh"), { recursive: true, mode: 0o700 });
     put("/root/.ssh/authorized_keys", `${o.authorizedKey.trim()}\n`, 0o600);
     for (const [p, f] of Object.entries(o.files ?? {})) put(p, f.data, f.mode);
-    rmSync(path, { force: true });
-    run([
-      "mke2fs",
-      "-q",
-      "-t",
-      "ext4",
-      "-d",
-      stage,
-      "-E",
-      "root_owner=0:0",
-      "-L",
-      "node",
-      path,
-      `${o.sizeMB ?? 1536}M`,
-    ]);
-    return path;
+    return ext4FromDir(stage, path, o.sizeMB ?? 1536, "node");
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
 }
 
 /** An ed25519 key pair for the test's ssh client; returns the private key file and the public line. */
-export function sshKeyPair(dir: string): { keyFile: string; publicKey: string } {
-  const keyFile = join(dir, "id_ed25519");
-  run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "hero-init-test", "-f", keyFile]);
+export function sshKeyPair(
+  dir: string,
+  name = "id_ed25519",
+): { keyFile: string; publicKey: string } {
+  const keyFile = join(dir, name);
+  runChecked([
+    "ssh-keygen",
+    "-q",
+    "-t",
+    "ed25519",
+    "-N",
+    "",
+    "-C",
+    "hero-init-test",
+    "-f",
+    keyFile,
+  ]);
   return { keyFile, publicKey: readFileSync(`${keyFile}.pub`, "utf8") };
 }
 
@@ -190,13 +185,36 @@ export interface SshResult {
   err: string;
 }
 
-/** Runs `command` as root on the node through the host's ssh client (forwarded port), bounded. */
+/** How {@link ssh} logs in. */
+export interface SshOptions {
+  /** The account (default root). */
+  user?: string;
+  /** The client is killed after this long (default 2 minutes): a stuck login cannot hang a test. */
+  timeoutMs?: number;
+  /** ssh's ConnectTimeout in seconds (default 20). */
+  connectTimeoutS?: number;
+}
+
+/**
+ * Runs `command` on the guest through the host's ssh client (forwarded
+ * port), with `keyFile` as the only identity (no agent, no password), bounded.
+ */
 export async function ssh(
   port: number,
   keyFile: string,
   command: string,
-  timeoutMs = 120_000,
+  o: SshOptions = {},
 ): Promise<SshResult> {
+  const opts = [
+    "IdentitiesOnly=yes",
+    "IdentityAgent=none",
+    "BatchMode=yes",
+    "PreferredAuthentications=publickey",
+    "StrictHostKeyChecking=no",
+    "UserKnownHostsFile=/dev/null",
+    "LogLevel=ERROR",
+    `ConnectTimeout=${o.connectTimeoutS ?? 20}`,
+  ];
   const p = Bun.spawn(
     [
       "ssh",
@@ -204,20 +222,17 @@ export async function ssh(
       keyFile,
       "-p",
       String(port),
-      "-o",
-      "BatchMode=yes",
-      "-o",
-      "StrictHostKeyChecking=no",
-      "-o",
-      "UserKnownHostsFile=/dev/null",
-      "-o",
-      "LogLevel=ERROR",
-      "-o",
-      "ConnectTimeout=20",
-      "root@127.0.0.1",
+      ...opts.flatMap((x) => ["-o", x]),
+      `${o.user ?? "root"}@127.0.0.1`,
       command,
     ],
-    { stdin: "ignore", stdout: "pipe", stderr: "pipe", timeout: timeoutMs, killSignal: "SIGKILL" },
+    {
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+      timeout: o.timeoutMs ?? 120_000,
+      killSignal: "SIGKILL",
+    },
   );
   const [out, err] = await Promise.all([
     new Response(p.stdout).text(),
@@ -236,7 +251,7 @@ export async function waitSsh(
 ): Promise<void> {
   await until(
     "ssh to the node",
-    async () => (await ssh(port, keyFile, "true", 30_000)).code === 0,
+    async () => (await ssh(port, keyFile, "true", { timeoutMs: 30_000 })).code === 0,
     timeoutMs,
     2000,
     detail,
