@@ -22,6 +22,7 @@ import {
   signMessage,
   verifyMessage,
 } from "../lib/minisign.ts";
+import { accountKeyRefs, fetchAccountKeys } from "../update/account-keys.ts";
 import { buildManifest, keySetText, publishSigned } from "../update/publish.ts";
 import { type Command, optionValues } from "./run.ts";
 
@@ -105,8 +106,19 @@ const build = defineCommand({
     "expires-days": { type: "string", default: "30", description: "days until it expires" },
     out: { type: "string", description: "output file (default: DIR/bootstrapper.toml)" },
   },
-  run: ({ args: a }) =>
-    guard("build", () => {
+  run: async ({ args: a }) => {
+    // The named accounts' keys first (bounded fetches): nothing is built or signed without them.
+    let accountKeys: Map<string, string[]>;
+    try {
+      const refs = accountKeyRefs(a.dir);
+      accountKeys = await fetchAccountKeys(refs);
+      for (const [spec, keys] of accountKeys)
+        console.log(`${spec}: ${keys.length} key${keys.length === 1 ? "" : "s"}`);
+    } catch (e) {
+      console.error(`manifest build: ${(e as Error).message}`);
+      return 2;
+    }
+    return guard("build", () => {
       const k = parseSecretKey(readFileSync(a.key, "utf8"));
       const version = positiveInt(a.version ?? String(now()), "--version");
       const days = Number(a["expires-days"]);
@@ -116,6 +128,7 @@ const build = defineCommand({
         baseUrl: a["base-url"],
         version,
         expires: new Date(Date.now() + days * 86400_000),
+        accountKeys,
       });
       publishSigned(
         out,
@@ -125,7 +138,8 @@ const build = defineCommand({
       );
       console.log(`built ${out} version ${version} signed with key ${keyIdHex(k.keyId)}`);
       return 0;
-    }),
+    });
+  },
 });
 
 const ROTATE_ARGS = {

@@ -147,34 +147,56 @@ export function encodeExit(exit: ExecExit): Uint8Array {
  * Throws on an unknown channel or an oversized frame (a corrupt stream).
  */
 export class FrameDecoder {
+  // A growable buffer (capacity doubles, consumed bytes dropped on growth):
+  // each byte is copied a bounded number of times whatever the chunk sizes.
+  // Merging on every push made 1-byte chunks quadratic (a 70 KB frame took
+  // seconds), and a list of chunks would hold ~100 bytes per 1-byte chunk.
   private buf = new Uint8Array(0);
+  private start = 0;
+  private end = 0;
 
   push(chunk: Uint8Array): Frame[] {
-    const merged = new Uint8Array(this.buf.byteLength + chunk.byteLength);
-    merged.set(this.buf, 0);
-    merged.set(chunk, this.buf.byteLength);
+    this.append(chunk);
     const frames: Frame[] = [];
-    let off = 0;
-    while (merged.byteLength - off >= FRAME_HEADER) {
-      const channel = merged[off] as number;
+    while (this.end - this.start >= FRAME_HEADER) {
+      const off = this.start;
+      const channel = this.buf[off] as number;
       if (channel < CH_STDOUT || channel > CH_EXIT)
         throw new Error(`corrupt exec stream: unknown channel ${channel}`);
-      const len = new DataView(merged.buffer, merged.byteOffset + off + 1, 4).getUint32(0, false);
+      const len = new DataView(this.buf.buffer, off + 1, 4).getUint32(0, false);
       if (len > MAX_FRAME_PAYLOAD) throw new Error(`corrupt exec stream: frame of ${len} bytes`);
-      if (merged.byteLength - off - FRAME_HEADER < len) break;
+      if (this.end - off - FRAME_HEADER < len) break;
       frames.push({
         channel,
-        payload: merged.slice(off + FRAME_HEADER, off + FRAME_HEADER + len),
+        payload: this.buf.slice(off + FRAME_HEADER, off + FRAME_HEADER + len),
       });
-      off += FRAME_HEADER + len;
+      this.start = off + FRAME_HEADER + len;
     }
-    this.buf = merged.slice(off);
+    if (this.start === this.end) this.start = this.end = 0;
     return frames;
+  }
+
+  private append(chunk: Uint8Array): void {
+    const held = this.end - this.start;
+    if (this.end + chunk.byteLength > this.buf.byteLength) {
+      if (held + chunk.byteLength <= this.buf.byteLength / 2) {
+        this.buf.copyWithin(0, this.start, this.end); // room enough once the consumed bytes go
+      } else {
+        const cap = Math.max(held + chunk.byteLength, this.buf.byteLength * 2, 4096);
+        const next = new Uint8Array(cap);
+        next.set(this.buf.subarray(this.start, this.end), 0);
+        this.buf = next;
+      }
+      this.start = 0;
+      this.end = held;
+    }
+    this.buf.set(chunk, this.end);
+    this.end += chunk.byteLength;
   }
 
   /** Bytes of an incomplete frame still held (non-zero at end of stream = truncated). */
   get pending(): number {
-    return this.buf.byteLength;
+    return this.end - this.start;
   }
 }
 

@@ -13,6 +13,7 @@
  *     DIR/.../<name>/meta.toml                       optional: services, path, mode, rollout
  *     DIR/files/{vm,node}.toml                       optional: [[files]] config files (docs/environments.md)
  *     DIR/access/<env>.toml                          optional: that environment's access section
+ *                                                    (a user's keys_from accounts: update/account-keys.ts)
  *
  * When a name has several version directories the highest version wins
  * (numeric parts compared as numbers: 1.10.0 > 1.9.2).
@@ -27,6 +28,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
+import { withAccountKeys } from "../lib/account-keys.ts";
 import { replaceFile } from "../lib/atomic-file.ts";
 import { HeroError } from "../lib/errors.ts";
 import { BINARY_NAME_RE, ENVIRONMENTS, parseManifest } from "../lib/manifest.ts";
@@ -101,6 +103,12 @@ export interface BuildOptions {
   version: number;
   expires: Date;
   description?: string;
+  /**
+   * The keys of the access files' `keys_from` accounts, fetched beforehand
+   * (update/account-keys.ts): spec → authorized_keys lines. They are written
+   * inline, so they are signed with the manifest.
+   */
+  accountKeys?: ReadonlyMap<string, string[]>;
 }
 
 /**
@@ -127,13 +135,35 @@ export function buildManifest(dir: string, o: BuildOptions): string {
       if (bins.length) sec[role] = { binaries: bins };
     }
     const access = extraToml(join(dir, "access", `${e}.toml`));
-    if (access) sec.access = access;
+    if (access) sec.access = resolveKeysFrom(access, `access/${e}.toml`, o.accountKeys);
     if (Object.keys(sec).length) env[e] = sec;
   }
   if (Object.keys(env).length) doc.env = env;
   const text = `# bootstrapper.toml: built by \`hero-init manifest build\`; sign it, never edit it after signing\n${stringifyToml(doc)}`;
   parseManifest(text, "built manifest");
   return text;
+}
+
+/** An access file with its users' `keys_from` replaced by the fetched keys. */
+function resolveKeysFrom(
+  access: Record<string, unknown>,
+  file: string,
+  fetched: ReadonlyMap<string, string[]> = new Map(),
+): Record<string, unknown> {
+  if (!Array.isArray(access.users)) return access;
+  const users = (access.users as Record<string, unknown>[]).map((u, i) => {
+    const from = u?.keys_from;
+    if (from === undefined) return u;
+    const missing = Array.isArray(from) ? from.find((s) => !fetched.has(s as string)) : from;
+    if (missing !== undefined)
+      throw new HeroError(
+        "account-keys",
+        `${file}: users.${i}.keys_from: ${JSON.stringify(missing)} was not fetched (\`hero-init manifest build\` fetches the accounts' keys)`,
+        { file, field: `users.${i}.keys_from` },
+      );
+    return withAccountKeys(u, fetched);
+  });
+  return { ...access, users };
 }
 
 /** An optional TOML file of the publisher directory, parsed (null when absent). */
