@@ -68,7 +68,8 @@ function print(r: UpdateResult, json: boolean): number {
  * seconds. A service the supervisor does not know (the first install runs
  * the engine before it registers the units) is neither restarted nor judged.
  */
-function nodeHooks(sup: HostSupervisor, sock?: string): UpdateHooks {
+/** `machine`: the hooks act on this machine (false under --root: a tree, not a system). */
+function nodeHooks(sup: HostSupervisor, sock?: string, machine = true): UpdateHooks {
   const sh = async (argv: string[]) => {
     const p = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe" });
     const [out, err] = await Promise.all([
@@ -139,6 +140,15 @@ function nodeHooks(sup: HostSupervisor, sock?: string): UpdateHooks {
           console.error(`zinit sshd: ${(e as Error).message}`),
         );
     },
+    // Removed users and revoked keys: their open sessions end now, not at their next login.
+    async endSessions(users) {
+      if (!machine) return;
+      const { killUidProcesses } = await import("../sys/processes.ts");
+      for (const u of users)
+        console.error(
+          `access: ended the sessions of ${u.name} (uid ${u.uid}): ${killUidProcesses(u.uid)} processes`,
+        );
+    },
     log: (m) => console.error(m),
   };
 }
@@ -194,7 +204,7 @@ function localPass(cfg: NodeUpdateConfig, opt: RunOptions, id?: string): UpdateP
         keysFile: `${stateDir}/keys.pub`,
         seedKey: cfg.key,
       },
-      nodeHooks(root ? "none" : detectSupervisor(), opt.socket),
+      nodeHooks(root ? "none" : detectSupervisor(), opt.socket, !root),
       { check },
     ),
   );

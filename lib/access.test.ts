@@ -5,6 +5,7 @@ import {
   type Access,
   AccessSchema,
   checkAccess,
+  lostKeys,
   planAccess,
   sshdConfigText,
   sshKeyProblem,
@@ -181,5 +182,17 @@ describe("planAccess", () => {
 
   test("no access section: nothing is planned", () => {
     expect(planAccess("dev", undefined, { users: {} }, files).edits).toEqual([]);
+  });
+});
+
+describe("lostKeys", () => {
+  test("the keys taken away, by identity: a changed comment is the same key, an added key is no loss", () => {
+    const k1 = fakeKey(1, "old-comment");
+    const before = `# managed by hero-init\n${k1}\n${fakeKey(2)}\n`;
+    expect(
+      lostKeys(before, `${fakeKey(1, "new-comment")}\n${fakeKey(2)}\n${fakeKey(3)}\n`),
+    ).toEqual([]);
+    expect(lostKeys(before, `${fakeKey(2)}\n`)).toEqual([k1.split(" ").slice(0, 2).join(" ")]);
+    expect(lostKeys("", `${fakeKey(1)}\n`)).toEqual([]);
   });
 });

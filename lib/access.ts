@@ -85,6 +85,23 @@ export function sshKeyProblem(line: string): string | null {
 /** The key itself (type and base64), without the comment: what "the same key" means. */
 export const keyIdentity = (line: string) => line.split(" ").slice(0, 2).join(" ");
 
+/**
+ * Pure: the keys of authorized_keys text `before` that `after` no longer
+ * has (by identity; comments and blank lines ignored): a revocation.
+ */
+export function lostKeys(before: string, after: string): string[] {
+  const ids = (t: string) =>
+    new Set(
+      t
+        .split("\n")
+        .map((l) => l.trim())
+        .filter((l) => l && !l.startsWith("#"))
+        .map(keyIdentity),
+    );
+  const now = ids(after);
+  return [...ids(before)].filter((k) => !now.has(k));
+}
+
 /** Shells and tools that turn a scoped sudo rule into a root shell. */
 const ESCAPES = new Set([
   "sh",
@@ -379,6 +396,8 @@ export interface AccessPlan {
   sshd: boolean;
   /** One line per user added, changed or removed. */
   summary: string[];
+  /** Managed users no longer listed (their sessions end: update/access.ts). */
+  removed: { name: string; uid: number }[];
 }
 
 const FIRST_UID = 1000;
@@ -414,7 +433,7 @@ export function planAccess(
   record: AccessRecord,
   files: AccountFiles,
 ): AccessPlan {
-  if (!access) return { edits: [], record, sshd: true, summary: [] };
+  if (!access) return { edits: [], record, sshd: true, summary: [], removed: [] };
   const passwd = entries(files.passwd);
   const group = entries(files.group);
   const wanted = new Map(access.users.map((u) => [u.name, u]));
@@ -437,6 +456,7 @@ export function planAccess(
     );
     summary.push(`removed user ${n}`);
   }
+  const gone = removed.map((name) => ({ name, uid: (record.users[name] as { uid: number }).uid }));
 
   const add = { passwd: [] as string[], group: [] as string[], shadow: [] as string[] };
   const rewrite = new Set(removed);
@@ -528,7 +548,7 @@ export function planAccess(
     uid: 0,
     gid: 0,
   });
-  return { edits, record: next, sshd: access.sshd, summary };
+  return { edits, record: next, sshd: access.sshd, summary, removed: gone };
 }
 
 /** Debian's /etc/shadow belongs to group shadow; root elsewhere. */

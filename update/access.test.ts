@@ -7,11 +7,15 @@ import { runUpdate, type UpdateHooks } from "./engine.ts";
 
 let f: Fixture;
 let sshd: [boolean, boolean][];
+let ended: { name: string; uid: number }[][];
 const hooks = (): UpdateHooks => ({
   restart: async () => {},
   health: async () => [],
   sshd: async (run, changed) => {
     sshd.push([run, changed]);
+  },
+  endSessions: async (users) => {
+    ended.push(users);
   },
   log: () => {},
 });
@@ -22,6 +26,7 @@ beforeEach(async () => {
   f = await makeFixture();
   f.source.env = "dev";
   sshd = [];
+  ended = [];
   mkdirSync(join(f.root, "etc"), { recursive: true });
   writeFileSync(join(f.root, "etc/passwd"), PASSWD);
   writeFileSync(join(f.root, "etc/group"), "root:x:0:\nshadow:x:42:\nalice:x:1000:\n");
@@ -63,6 +68,11 @@ describe("the access step of an update run", () => {
     expect(again.outcome).toBe("unchanged");
     expect(again.access?.changed).toEqual([]);
     expect(sshd.at(-1)).toEqual([true, false]);
+    // A key added (none taken away): nobody's sessions end.
+    access("dev", user("dev", [fakeKey(1), fakeKey(2)], 'shell = "/bin/bash"\n'));
+    f.publish(2);
+    expect((await run()).access?.changed).toEqual(["/home/dev/.ssh/authorized_keys"]);
+    expect(ended).toEqual([]);
   });
 
   test("converges: a removed key and a removed user are gone from the machine", async () => {
@@ -80,6 +90,14 @@ describe("the access step of an update run", () => {
     expect(existsSync(join(f.root, "etc/sudoers.d/hero-init-ops"))).toBe(false);
     expect(existsSync(join(f.root, "home/ops/.ssh/authorized_keys"))).toBe(false);
     expect(st("home/ops").uid).toBe(0);
+    // Their open sessions end: ops removed, dev lost a key (all of dev's sessions: a key has no session).
+    expect(ended).toEqual([
+      [
+        { name: "ops", uid: 1002 },
+        { name: "dev", uid: 1001 },
+      ],
+    ]);
+    expect(r.access?.ended).toEqual(["ops", "dev"]);
     // alice, never managed, is untouched.
     expect(read("etc/passwd")).toContain("alice:x:1000:1000::/home/alice:/bin/bash\n");
   });

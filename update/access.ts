@@ -24,7 +24,13 @@ import {
   rmSync,
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { type AccessEdit, type AccessPlan, type AccessRecord, planAccess } from "../lib/access.ts";
+import {
+  type AccessEdit,
+  type AccessPlan,
+  type AccessRecord,
+  lostKeys,
+  planAccess,
+} from "../lib/access.ts";
 import { atomicWrite } from "../lib/atomic-file.ts";
 import { HeroError } from "../lib/errors.ts";
 import type { Manifest } from "../lib/manifest.ts";
@@ -39,6 +45,8 @@ export interface AccessResult {
   /** One line per user added, updated or removed. */
   users: string[];
   sshd: boolean;
+  /** Users whose open sessions were ended (removed, or a key revoked). */
+  ended?: string[];
 }
 
 const RECORD = "access.json";
@@ -220,6 +228,7 @@ export async function applyAccess(m: Manifest, run: Run): Promise<AccessResult |
   };
   if (run.o.check) return result;
   if (todo.length) await run.step("access");
+  const revoked = revokedUsers(plan, todo, root);
   for (const e of todo) applyEdit(e, root);
   mkdirSync(run.paths.stateDir, { recursive: true, mode: 0o700 });
   atomicWrite(join(run.paths.stateDir, RECORD), `${JSON.stringify(plan.record, null, 2)}\n`, 0o600);
@@ -229,5 +238,30 @@ export async function applyAccess(m: Manifest, run: Run): Promise<AccessResult |
     );
   const sshdChanged = todo.some((e) => e.path.startsWith("/etc/ssh/"));
   await run.hooks.sshd?.(plan.sshd, sshdChanged);
+  if (revoked.length) {
+    result.ended = revoked.map((u) => u.name);
+    await run.hooks.endSessions?.(revoked);
+  }
   return result;
+}
+
+/**
+ * Whose open sessions must end once the edits are written: users no longer
+ * listed, and users an authorized_keys rewrite takes a key from (a key
+ * cannot be tied to a session, so all of that user's sessions end; the
+ * remaining keys log in again). Read before the writes.
+ */
+function revokedUsers(
+  plan: AccessPlan,
+  todo: AccessEdit[],
+  root: string,
+): { name: string; uid: number }[] {
+  const out = [...plan.removed];
+  for (const e of todo) {
+    const m = /^\/home\/([^/]+)\/\.ssh\/authorized_keys$/.exec(e.path);
+    if (e.kind !== "write" || !m) continue;
+    if (lostKeys(readText(`${root}${e.path}`), e.content).length)
+      out.push({ name: m[1] as string, uid: e.uid });
+  }
+  return out;
 }

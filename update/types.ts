@@ -51,6 +51,11 @@ export interface UpdateHooks {
    * not); `changed`: its config changed (restart it to be sure).
    */
   sshd?(run: boolean, changed: boolean): Promise<void>;
+  /**
+   * The access section removed these users or revoked one of their keys:
+   * end their open sessions (every process of the uid; sys/processes.ts).
+   */
+  endSessions?(users: { name: string; uid: number }[]): Promise<void>;
   log(msg: string): void;
 }
 
@@ -83,7 +88,7 @@ export interface UpdateResult {
   held: { name: string; version: string; reason: string }[];
   restarted: string[];
   /** The environment's access section, applied (update/access.ts); absent when none. */
-  access?: { env: string; changed: string[]; users: string[]; sshd: boolean };
+  access?: { env: string; changed: string[]; users: string[]; sshd: boolean; ended?: string[] };
   /** Config files written (update/config-files.ts). */
   files?: { changed: string[]; restarted: string[] };
   error?: string;

@@ -147,6 +147,16 @@ export function startUpdater(
       if (wanted && !running) sup.start("sshd");
       else if (!wanted && running) await sup.stop("sshd");
     },
+    // Removed users and revoked keys: their open sessions end now, not at their next login.
+    async endSessions(users) {
+      if (o.root) return; // a test's tree, not this machine: its uids are not this machine's users
+      const { killUidProcesses } = await import("../../sys/processes.ts");
+      for (const u of users)
+        log.info(
+          "update",
+          `access: ended the sessions of ${u.name} (uid ${u.uid}): ${killUidProcesses(u.uid)} processes`,
+        );
+    },
     log: (m) => log.info("update", m),
   };
 

@@ -11,7 +11,9 @@
  *  - removing the key from the manifest converges: the next run takes it
  *    off the machine and the same key is refused, the new one gets in;
  *  - production: the dev key is refused; the ops key gets in but has no
- *    passwordless sudo, only its scoped command.
+ *    passwordless sudo, only its scoped command;
+ *  - a session open with a key that the manifest then removes is ended
+ *    (not left running until its next login).
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -161,7 +163,33 @@ describe("environment access with a real sshd", () => {
     expect(visudo.code).toBe(0);
     expect(visudo.out).toContain("/etc/sudoers.d/hero-init-dev: parsed OK");
 
+    // A session open with the key about to be revoked: it must end, not live on.
+    let closed: { code: number | null } | null = null;
+    void sshRun(vm.ports[22] as number, keys.dev1?.file as string, "exec sleep 900", {
+      user: "dev",
+      timeoutMs: 600_000,
+    }).then((r) => {
+      closed = r;
+    });
+    await until(
+      "the open session's sleep",
+      async () => (await ssh(vm, "dev", "dev1", "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' | grep -q 'sleep 9[0]0'")).code === 0,
+      60_000,
+      1000,
+    );
+
     publish({ dev: user("dev", ["dev2"], 'shell = "/bin/bash"\n'), production: OPS() });
+    await until(
+      "the revoked key's open session to end",
+      () => closed,
+      180_000,
+      1000,
+      () => vm.console().slice(-3000),
+    );
+    expect(closed).not.toMatchObject({ code: 0 });
+    expect(vm.console()).toMatch(
+      /access: ended the sessions of dev \(uid \d+\): [1-9]\d* processes/,
+    );
     await until(
       "the removed key to be refused",
       async () => {
