@@ -278,7 +278,7 @@ describe("no mycelium binary", () => {
           path: "etc/zinit/probe.yaml",
           mode: 0o644,
           data: enc.encode(
-            'exec: sh -c "sleep 4; hero-init mycelium status; zinit status mycelium; echo; wget -q -O - http://127.0.0.1:9999/health"\noneshot: true\nlog: stdout\n',
+            'exec: sh -c "for i in $(seq 240); do zinit status mycelium | grep -q Error && break; sleep 0.5; done; hero-init mycelium status; zinit status mycelium; echo; wget -q -O - http://127.0.0.1:9999/health"\noneshot: true\nlog: stdout\n',
           ),
         },
       ],

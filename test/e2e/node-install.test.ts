@@ -18,7 +18,10 @@
  *     the old version is removed and the service restarted;
  *  4. `hero-init node register` runs a pass and returns after it: a version
  *     published just before is running when it returns;
- *  5. after a reboot everything is installed and running again.
+ *  5. after a reboot everything is installed and running again;
+ *  6. the manifest's production access section: its user logs in with its
+ *     key, root no longer can (restricted SSH), and on systemd an sshd
+ *     stopped by hand is enabled and started again by the timer's pass.
  *
  * Two VMs, two boots each. Every wait is a bounded poll.
  */
@@ -338,6 +341,57 @@ function nodeSuite(init: "systemd" | "zinit"): void {
         "/usr/lib/hero/pkgs/hero-init/current/hero-init",
       );
       expect((await on("stat -c %a /var/lib/mycelium/key.bin")).trim()).toBe("600");
+    });
+
+    // Last: production's restricted SSH ends root's logins for the rest of this VM.
+    test("the production access section on the node: ops logs in, root is refused; a stopped sshd is started again by the next pass", async () => {
+      const ops = sshKeyPair(tmp, `ops-${init}`);
+      const stop = init === "systemd" ? "/usr/bin/systemctl stop ssh.service" : "/usr/bin/true";
+      mkdirSync(join(pub, "access"), { recursive: true });
+      writeFileSync(
+        join(pub, "access", "production.toml"),
+        `[[users]]\nname = "ops"\nkeys = [${JSON.stringify(ops.publicKey.trim())}]\nshell = "/bin/bash"\nsudo = "scoped"\nsudo_commands = ["${stop}"]\n`,
+      );
+      try {
+        publish();
+        const out = await on("/usr/bin/hero-init node register --timeout 300 2>&1", 400_000);
+        expect(out).toMatch(/updated|up-to-date|unchanged/);
+        const asOps = (command: string) =>
+          ssh(vm.ports[22] as number, ops.keyFile, command, { user: "ops", timeoutMs: 60_000 });
+        const login = await until(
+          "ops to log in",
+          async () => {
+            const r = await asOps("id -un");
+            return r.code === 0 ? r : undefined;
+          },
+          120_000,
+          2000,
+        );
+        expect(login.out.trim()).toBe("ops");
+        // PermitRootLogin no (production: restricted SSH): the test's own root key is refused now.
+        expect((await onNode("true", 60_000)).code).not.toBe(0);
+        if (init !== "systemd") return;
+        // The sshd hook: sshd stopped by hand; the timer's pass (60 s) enables and starts ssh.service again.
+        await asOps(`sudo -n ${stop}`);
+        await until(
+          "ssh.service stopped",
+          async () => (await asOps("true")).code !== 0,
+          30_000,
+          1000,
+        );
+        await until(
+          "the updater's pass to start ssh.service again",
+          async () => (await asOps("true")).code === 0,
+          240_000,
+          3000,
+          () => vm.cleanConsole().slice(-2000),
+        );
+        expect((await asOps("systemctl is-enabled ssh.service")).out.trim()).toBe("enabled");
+      } finally {
+        // The next suite's node starts without an access section.
+        rmSync(join(pub, "access"), { recursive: true, force: true });
+        publish();
+      }
     });
   });
 }

@@ -46,8 +46,9 @@ describe("readiness notification and periodic jobs in the VM", () => {
         ...serviceFiles({
           daemon: "exec: /daemon.sh\nnotify: true\nlog: stdout\n",
           dependant: `exec: sh -c "echo DEPENDANT-STARTED"\noneshot: true\nafter: [daemon]\nlog: stdout\n`,
-          tick: `exec: sh -c "echo TICK"\noneshot: true\nevery: 2\nlog: stdout\n`,
-          term: `exec: sh -c "sleep 9; kill -TERM 1"\noneshot: true\nafter: [dependant]\n`,
+          tick: `exec: sh -c "echo TICK; echo x >> /run/ticks"\noneshot: true\nevery: 2\nlog: stdout\n`,
+          // Powers off once tick has run three times (a bounded poll, not a guess at TCG's speed).
+          term: `exec: sh -c "for i in $(seq 600); do [ $(cat /run/ticks 2>/dev/null | wc -l) -ge 3 ] && break; sleep 0.2; done; kill -TERM 1"\noneshot: true\nafter: [dependant]\n`,
         }),
         { type: "file", path: "daemon.sh", mode: 0o755, data: new TextEncoder().encode(DAEMON) },
       ],
