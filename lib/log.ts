@@ -1,6 +1,6 @@
 /**
  * hero-init's own log: one line per event, stamped with seconds since boot
- * (/proc/uptime, so lines line up with the kernel's), written to the console
+ * (/proc/uptime's clock, so lines line up with the kernel's), written to the console
  * and to /dev/kmsg. Never throws: a full or missing console must not stop
  * PID 1, so every write failure is swallowed.
  */
@@ -14,13 +14,25 @@ let kmsgFd: number | null = null;
 const history: string[] = [];
 const HISTORY_MAX = 500;
 
-/** Seconds since the kernel started, from /proc/uptime (0 if unreadable). */
+let anchor: { up: number; at: number } | null = null;
+
+/**
+ * Seconds since the kernel started: /proc/uptime read once, then advanced
+ * by the monotonic clock (a file read per log line cost PID 1 a system call
+ * and a parse on every line; /proc/uptime has 10 ms steps anyway). 0 while
+ * /proc/uptime cannot be read.
+ */
 export function uptime(): number {
-  try {
-    return Number.parseFloat(readFileSync("/proc/uptime", "latin1").split(" ")[0] ?? "0") || 0;
-  } catch {
-    return 0;
+  if (!anchor) {
+    try {
+      const up = Number.parseFloat(readFileSync("/proc/uptime", "latin1").split(" ")[0] ?? "");
+      if (!(up > 0)) return 0;
+      anchor = { up, at: performance.now() };
+    } catch {
+      return 0;
+    }
   }
+  return anchor.up + (performance.now() - anchor.at) / 1000;
 }
 
 /** Routes console output to `path` (the chosen console device). */
