@@ -173,7 +173,15 @@ describe("environment access with a real sshd", () => {
     });
     await until(
       "the open session's sleep",
-      async () => (await ssh(vm, "dev", "dev1", "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' | grep -q 'sleep 9[0]0'")).code === 0,
+      async () =>
+        (
+          await ssh(
+            vm,
+            "dev",
+            "dev1",
+            "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' | grep -q 'sleep 9[0]0'",
+          )
+        ).code === 0,
       60_000,
       1000,
     );
