@@ -59,37 +59,52 @@ async function download(
   return out;
 }
 
+/**
+ * Returns the verified bytes a manifest entry names by URL, sha256 and size
+ * (a `[vm]` binary, a config file), from the sha256-addressed store or
+ * downloaded into it; `what` names the entry in errors.
+ */
+export async function fetchVerified(
+  what: string,
+  ref: { url: string; sha256: string; size: number },
+  cacheDir = defaultCacheDir(),
+  progress?: (done: number, total: number) => void,
+): Promise<Uint8Array> {
+  const store = join(cacheDir, "sha256");
+  mkdirSync(store, { recursive: true });
+  const file = join(store, ref.sha256);
+  let data: Uint8Array;
+  if (existsSync(file)) {
+    data = new Uint8Array(readFileSync(file));
+  } else {
+    data = await download(ref.url, ref.size, progress);
+    const got = createHash("sha256").update(data).digest("hex");
+    if (got !== ref.sha256 || data.length !== ref.size) {
+      throw new HeroError(
+        "sha256",
+        `${what}: ${ref.url} has sha256 ${got} and ${data.length} bytes; the manifest says ${ref.sha256} and ${ref.size}`,
+      );
+    }
+    atomicWrite(file, data);
+  }
+  const got = createHash("sha256").update(data).digest("hex");
+  if (got !== ref.sha256) {
+    rmSync(file, { force: true });
+    throw new HeroError(
+      "sha256",
+      `cached ${what} was corrupted (sha256 ${got}); removed, run again`,
+    );
+  }
+  return data;
+}
+
 /** Returns the verified bytes of a manifest binary (the unpacked binary for an archive). */
 export async function fetchBinary(
   b: Binary,
   cacheDir = defaultCacheDir(),
   progress?: (done: number, total: number) => void,
 ): Promise<Uint8Array> {
-  const store = join(cacheDir, "sha256");
-  mkdirSync(store, { recursive: true });
-  const file = join(store, b.sha256);
-  let data: Uint8Array;
-  if (existsSync(file)) {
-    data = new Uint8Array(readFileSync(file));
-  } else {
-    data = await download(b.url, b.size, progress);
-    const got = createHash("sha256").update(data).digest("hex");
-    if (got !== b.sha256 || data.length !== b.size) {
-      throw new HeroError(
-        "sha256",
-        `${b.name} ${b.version}: ${b.url} has sha256 ${got} and ${data.length} bytes; the manifest says ${b.sha256} and ${b.size}`,
-      );
-    }
-    atomicWrite(file, data);
-  }
-  const got = createHash("sha256").update(data).digest("hex");
-  if (got !== b.sha256) {
-    rmSync(file, { force: true });
-    throw new HeroError(
-      "sha256",
-      `cached ${b.name} was corrupted (sha256 ${got}); removed, run again`,
-    );
-  }
+  const data = await fetchVerified(`${b.name} ${b.version}`, b, cacheDir, progress);
   return isArchive(b)
     ? extractMember(data, b.archive_member ?? b.name, `${b.name} ${b.version}`)
     : data;

@@ -178,6 +178,8 @@ export async function deployVm(o: DeployVmOptions): Promise<Deployment> {
   const volumes = ensureVolumeImages(out, cfg.volumes, o.progress);
   const common = {
     manifest: o.manifest,
+    // The config files of [update] env, also when vm.toml goes on a config disk.
+    env: cfg.update?.env,
     vmConfig: configDisk ? undefined : vmToml,
     services: configDisk ? undefined : o.services,
     secrets: configDisk ? {} : secrets,

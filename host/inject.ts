@@ -1,19 +1,20 @@
 /**
  * `inject`: writes hero-init (as PID 1 through the pre-init), the manifest's
- * `[vm]` binaries, service files, the per-VM config and secrets into a
- * rootfs of any supported format. Everything is read, downloaded, verified
- * and planned before the first write; a plan already in effect changes
- * nothing; `dryRun` only returns the plan.
+ * `[vm]` binaries and config files, service files, the per-VM config and
+ * secrets into a rootfs of any supported format. Everything is read,
+ * downloaded, verified and planned before the first write; a plan already
+ * in effect changes nothing; `dryRun` only returns the plan.
  */
 import { existsSync, readdirSync, readFileSync, realpathSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { HeroError } from "../lib/errors.ts";
+import { type ConfigFile, idOf, sectionFiles } from "../lib/config-files.ts";
+import { HeroError, isHeroError } from "../lib/errors.ts";
 import { LAYOUT } from "../lib/layout.ts";
-import { parseManifest } from "../lib/manifest.ts";
+import { type Environment, type Manifest, parseManifest } from "../lib/manifest.ts";
 import { readServiceText } from "../lib/service-file.ts";
 import { parseServiceFile, SERVICE_NAME_RE } from "../lib/service-spec.ts";
 import { parseVmConfig } from "../lib/vm-config.ts";
-import { fetchBinary } from "./cache.ts";
+import { fetchBinary, fetchVerified } from "./cache.ts";
 import type { CpioEntry } from "./cpio/newc.ts";
 import { neededGlibcVersions, usePrivateLoader } from "./elf/private-loader.ts";
 import { dirFormat } from "./formats/dir.ts";
@@ -23,7 +24,13 @@ import { ociFormat } from "./formats/oci.ts";
 import type { RootfsFormat } from "./formats/types.ts";
 import { glibcProblem, resolve } from "./inspect.ts";
 import { moduleLoadPlan } from "./kernel.ts";
-import { buildPlan, type PlanEntry, type PlanInputs, sha256 } from "./plan.ts";
+import {
+  buildPlan,
+  type PlanEntry,
+  type PlanInputs,
+  type PlannedConfigFile,
+  sha256,
+} from "./plan.ts";
 
 /** The rootfs formats. */
 export const FORMATS = ["dir", "ext4", "initramfs", "oci"] as const;
@@ -41,8 +48,13 @@ export interface InjectOptions {
   heroInit?: string;
   /** Pre-init binary; default: `preinit` next to hero-init. */
   preinit?: string;
-  /** bootstrapper.toml (its `[vm]` binaries are installed). */
+  /** bootstrapper.toml (its `[vm]` binaries and config files are installed). */
   manifest?: string;
+  /**
+   * The environment whose `[[env.<env>.vm.files]]` replace the top-level
+   * config files; default: vm.toml's `[update] env`, else the top-level ones only.
+   */
+  env?: Environment;
   /** vm.toml text to write (validated). */
   vmConfig?: string;
   /** A directory of zinit service files, or name → YAML. */
@@ -153,6 +165,118 @@ function readModules(m: InjectOptions["kernelModules"]): PlanInputs["modules"] {
   return { version, files };
 }
 
+type Say = (msg: string) => void;
+
+/** A manifest config file and its verified bytes; its owner is resolved once the target is open. */
+interface FetchedFile {
+  file: ConfigFile;
+  /** Where it is in the manifest ("vm.files.0", "env.dev.vm.files.1"). */
+  field: string;
+  data: Uint8Array;
+}
+
+/** Pure: the manifest field of a config file of `sectionFiles(m, "vm", env)`. */
+function fileField(m: Manifest, f: ConfigFile, env: Environment | undefined): string {
+  const i = env ? (m.env[env]?.vm?.files ?? []).indexOf(f) : -1;
+  return i >= 0 ? `env.${env}.vm.files.${i}` : `vm.files.${m.vm.files.indexOf(f)}`;
+}
+
+/** A config file's bytes: inline, or from the download cache, checked against its sha256 and size. */
+async function configBytes(f: ConfigFile, field: string, o: InjectOptions): Promise<Uint8Array> {
+  if (f.content !== undefined) return new TextEncoder().encode(f.content);
+  const ref = { url: f.url as string, sha256: f.sha256 as string, size: f.size as number };
+  try {
+    return await fetchVerified(`config file ${f.path}`, ref, o.cacheDir);
+  } catch (e) {
+    const msg = (e as Error).message;
+    const key = isHeroError(e, "input.sha256") ? "sha256" : "url";
+    throw new HeroError(isHeroError(e, "input") ? e.code : "download", msg, {
+      file: o.manifest,
+      field: `${field}.${key}`,
+    });
+  }
+}
+
+/** The manifest's `[vm]` binaries and the environment's config files, downloaded and verified. */
+async function readManifest(
+  o: InjectOptions,
+  env: Environment | undefined,
+  say: Say,
+): Promise<{ binaries: NonNullable<PlanInputs["binaries"]>; files: FetchedFile[] }> {
+  const binaries: NonNullable<PlanInputs["binaries"]> = [];
+  const files: FetchedFile[] = [];
+  if (!o.manifest) return { binaries, files };
+  const m = parseManifest(readFileSync(o.manifest, "utf8"), o.manifest);
+  for (const b of m.vm.binaries) {
+    say(`fetching ${b.name} ${b.version}`);
+    let shown = -1;
+    const onBytes = (done: number, total: number) => {
+      const pct = Math.floor((done * 100) / total);
+      if (pct >= shown + 10 || done === total) {
+        shown = pct;
+        say(`fetching ${b.name} ${b.version}: ${pct}% of ${total} bytes`);
+      }
+    };
+    binaries.push({ binary: b, data: await fetchBinary(b, o.cacheDir, onBytes) });
+  }
+  for (const f of sectionFiles(m, "vm", env)) {
+    const field = fileField(m, f, env);
+    if (f.url) say(`fetching config file ${f.path}`);
+    files.push({ file: f, field, data: await configBytes(f, field, o) });
+  }
+  return { binaries, files };
+}
+
+/** Most bytes of the image's /etc/passwd or /etc/group read to resolve owners. */
+const MAX_ACCOUNT_FILE = 4 * 1024 * 1024;
+
+/** The image's own account file ("" when absent, as the update engine reads a missing one). */
+async function imageText(fmt: RootfsFormat, path: string): Promise<string> {
+  const hit = await resolve(fmt, path);
+  if (!hit) return "";
+  if (hit.entry.type !== "file")
+    throw new HeroError("image", `${path} in the image is not a regular file`, { file: path });
+  const data = await hit.entry.data();
+  if (data.length > MAX_ACCOUNT_FILE)
+    throw new HeroError("image", `${path} in the image is over ${MAX_ACCOUNT_FILE} bytes`, {
+      file: path,
+    });
+  return new TextDecoder().decode(data);
+}
+
+/**
+ * Config files with their owners resolved by name in the TARGET's
+ * /etc/passwd and /etc/group (never the host's), the way the update engine
+ * resolves them inside the VM (lib/config-files.ts idOf): both then agree
+ * on what is in place. An owner the image lacks names the manifest field.
+ */
+async function planConfigFiles(
+  fmt: RootfsFormat,
+  files: readonly FetchedFile[],
+  manifest: string | undefined,
+): Promise<PlannedConfigFile[]> {
+  if (!files.length) return [];
+  const passwd = await imageText(fmt, "/etc/passwd");
+  const group = await imageText(fmt, "/etc/group");
+  return files.map(({ file: f, field, data }) => {
+    const id = (key: "owner" | "group", table: string, account: string) => {
+      try {
+        return idOf(f[key], table, key);
+      } catch {
+        const what = key === "owner" ? "user" : "group";
+        throw new HeroError(
+          "owner",
+          `config file ${f.path}: ${what} "${f[key]}" is not in the image's ${account}`,
+          { file: manifest, field: `${field}.${key}` },
+        );
+      }
+    };
+    const uid = id("owner", passwd, "/etc/passwd");
+    const gid = id("group", group, "/etc/group");
+    return { path: f.path, data, mode: f.mode, uid, gid, field };
+  });
+}
+
 async function same(fmt: RootfsFormat, e: PlanEntry): Promise<boolean> {
   const cur = await fmt.lookup(e.path);
   if (!cur) return false;
@@ -166,6 +290,7 @@ async function same(fmt: RootfsFormat, e: PlanEntry): Promise<boolean> {
     cur.type === "file" &&
     cur.mode === e.mode &&
     cur.uid === e.uid &&
+    cur.gid === e.gid &&
     sha256(await cur.data()) === e.sha256
   );
 }
@@ -183,26 +308,13 @@ export async function inject(o: InjectOptions): Promise<InjectReport> {
   // 1. Read and verify every input.
   const notes0: string[] = [];
   const services = readServices(o.services);
+  let env = o.env;
   if (o.vmConfig !== undefined) {
-    const { errors } = parseVmConfig(o.vmConfig, "vm.toml");
+    const { config, errors } = parseVmConfig(o.vmConfig, "vm.toml");
     if (errors.length) throw errors[0] as HeroError;
+    env ??= config.update?.env;
   }
-  const binaries: NonNullable<PlanInputs["binaries"]> = [];
-  if (o.manifest) {
-    const m = parseManifest(readFileSync(o.manifest, "utf8"), o.manifest);
-    for (const b of m.vm.binaries) {
-      say(`fetching ${b.name} ${b.version}`);
-      let shown = -1;
-      const onBytes = (done: number, total: number) => {
-        const pct = Math.floor((done * 100) / total);
-        if (pct >= shown + 10 || done === total) {
-          shown = pct;
-          say(`fetching ${b.name} ${b.version}: ${pct}% of ${total} bytes`);
-        }
-      };
-      binaries.push({ binary: b, data: await fetchBinary(b, o.cacheDir, onBytes) });
-    }
-  }
+  const { binaries, files } = await readManifest(o, env, say);
   // The manifest may pin hero-init and its pre-init like any [vm] binary; else this executable's.
   const pin = (name: string) => {
     const i = binaries.findIndex((b) => b.binary.name === name);
@@ -235,6 +347,7 @@ export async function inject(o: InjectOptions): Promise<InjectReport> {
   }
   const moduleInputs =
     modules && !(await fmt.lookup(`/lib/modules/${modules.version}/modules.dep`)) ? modules : null;
+  const configFiles = await planConfigFiles(fmt, files, o.manifest);
 
   // 3. Plan (validates every path), then compare with what is there.
   const plan = buildPlan({
@@ -245,6 +358,7 @@ export async function inject(o: InjectOptions): Promise<InjectReport> {
     services,
     vmConfig: o.vmConfig ?? null,
     secrets: o.secrets,
+    configFiles,
     modules: moduleInputs,
     initramfs: o.format === "initramfs" || !!o.bootsAsInitramfs,
   });

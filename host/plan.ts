@@ -5,6 +5,7 @@
  */
 
 import { createHash } from "node:crypto";
+import { configPathProblem } from "../lib/config-files.ts";
 import { HeroError } from "../lib/errors.ts";
 import { LAYOUT } from "../lib/layout.ts";
 import type { Binary } from "../lib/manifest.ts";
@@ -24,6 +25,21 @@ export type PlanEntry =
     }
   | { kind: "symlink"; path: string; target: string; uid: number; gid: number };
 
+/**
+ * One of the manifest's config files (lib/config-files.ts), ready to write:
+ * its verified bytes, and its owner already resolved in the image's own
+ * /etc/passwd and /etc/group.
+ */
+export interface PlannedConfigFile {
+  path: string;
+  data: Uint8Array;
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Where the entry is in the manifest, for errors ("vm.files.0", "env.dev.vm.files.1"). */
+  field: string;
+}
+
 /** Everything an injection writes, already read and verified. */
 export interface PlanInputs {
   heroInit: Uint8Array;
@@ -38,6 +54,8 @@ export interface PlanInputs {
   vmConfig?: string | null;
   /** Extra secret files: absolute path → content, written 0600 root. */
   secrets?: Record<string, Uint8Array>;
+  /** The manifest's `[vm]` config files for the VM's environment. */
+  configFiles?: PlannedConfigFile[];
   /** Kernel modules to add: version and relative path → bytes (incl. modules.dep). */
   modules?: { version: string; files: Record<string, Uint8Array> } | null;
   /** Also write /init (initramfs targets). */
@@ -119,6 +137,15 @@ export function buildPlan(i: PlanInputs): PlanEntry[] {
   if (i.vmConfig !== undefined && i.vmConfig !== null)
     file(LAYOUT.vmConfig, enc.encode(i.vmConfig), 0o600);
   for (const [path, data] of Object.entries(i.secrets ?? {})) file(path, data, 0o600);
+  for (const c of i.configFiles ?? []) {
+    // Checked again here (the manifest schema did it first): the plan trusts no caller.
+    const field = `${c.field}.path`;
+    checkGuestPath(c.path, field);
+    const why = configPathProblem(c.path);
+    if (why) throw new HeroError("path", `config file ${JSON.stringify(c.path)} ${why}`, { field });
+    const { path, data, mode, uid, gid } = c;
+    files.push({ kind: "file", path, mode, uid, gid, data, sha256: sha256(data) });
+  }
   if (i.modules) {
     for (const [rel, data] of Object.entries(i.modules.files)) {
       file(`${LAYOUT.modules}/${i.modules.version}/${rel}`, data, 0o644);

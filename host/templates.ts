@@ -215,6 +215,14 @@ export async function buildTemplate(
     } else if (format === "initramfs") {
       // The kernel opens /dev/console before init runs: it must be in the archive.
       const entries = entriesFromDir(stage, { mtime });
+      // Everything is root's, except what the plan gave another owner (the manifest's config files).
+      const owned = new Map(
+        report.plan.filter((e) => e.uid || e.gid).map((e) => [e.path.slice(1), e] as const),
+      );
+      for (const e of entries) {
+        const p = owned.get(e.path);
+        if (p) Object.assign(e, { uid: p.uid, gid: p.gid });
+      }
       if (!entries.some((e) => e.path === "dev/console"))
         entries.push({ type: "char", path: "dev/console", mode: 0o600, major: 5, minor: 1, mtime });
       writeFileSync(tmpOut, writeNewc(entries));

@@ -4,10 +4,12 @@
  * or `[[node.files]]` entry names a path, its content (inline, or a URL with
  * its sha256 and size), owner, group, mode and the services to restart when
  * it changes. Pure: the schema, the forbidden paths, the per-environment
- * resolution and the diff against what is on the machine. Applied by
- * update/config-files.ts.
+ * resolution, owner names to ids and the diff against what is on the
+ * machine. Applied by update/config-files.ts, and written at deploy time by
+ * the injector (host/inject.ts).
  */
 import * as v from "valibot";
+import { HeroError } from "./errors.ts";
 
 /** Paths of letters, digits and `_ . + @ -`, absolute, no `.` or `..` segment (as install paths). */
 const PATH_RE = /^(?!.*\/\.{1,2}(?:\/|$))(?:\/[A-Za-z0-9_.+@-]+)+$/;
@@ -155,6 +157,20 @@ export function diffFiles(
       out.push({ file: f, content: false });
   }
   return out;
+}
+
+/**
+ * Pure: name → id from passwd/group text; a number stays a number. Shared by
+ * the update engine (the machine's tables) and the injector (the image's),
+ * so both resolve an owner the same way and agree on what is in place.
+ */
+export function idOf(name: string, table: string, what: string): number {
+  if (/^\d+$/.test(name)) return Number(name);
+  for (const line of table.split("\n")) {
+    const f = line.split(":");
+    if (f[0] === name && f[2] !== undefined && /^\d+$/.test(f[2])) return Number(f[2]);
+  }
+  throw new HeroError("files.owner", `${what} "${name}" does not exist on this machine`);
 }
 
 /** The services to restart for a set of file changes (each once, in order). */

@@ -2,10 +2,9 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { diffFiles } from "../lib/config-files.ts";
+import { diffFiles, idOf } from "../lib/config-files.ts";
 import { parseManifest } from "../lib/manifest.ts";
 import { type Fixture, makeFixture } from "../test/helpers/update-fixture.ts";
-import { idOf } from "./config-files.ts";
 import { runUpdate, type UpdateHooks } from "./engine.ts";
 
 let f: Fixture;

@@ -20,6 +20,7 @@ import {
   type FileChange,
   type FileFacts,
   fileServices,
+  idOf,
   sectionFiles,
   wantedSha256,
 } from "../lib/config-files.ts";
@@ -46,16 +47,6 @@ function facts(at: string): FileFacts | null {
   } catch {
     return null;
   }
-}
-
-/** Pure: name → id from passwd/group text; a number stays a number. */
-export function idOf(name: string, table: string, what: string): number {
-  if (/^\d+$/.test(name)) return Number(name);
-  for (const line of table.split("\n")) {
-    const f = line.split(":");
-    if (f[0] === name && f[2] !== undefined && /^\d+$/.test(f[2])) return Number(f[2]);
-  }
-  throw new HeroError("files.owner", `${what} "${name}" does not exist on this machine`);
 }
 
 function writeFile(at: string, data: Uint8Array, mode: number, uid: number, gid: number): void {

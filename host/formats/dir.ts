@@ -157,8 +157,9 @@ export function applyWrites(
         }
         undo.push(dropTmp);
         if (op.op === "file") {
-          fs.chmod(tmp, op.mode);
+          // Owner first: chown(2) clears set-user-ID and set-group-ID, even as root.
           if (o.owners) fs.chown(tmp, op.uid, op.gid);
+          fs.chmod(tmp, op.mode);
           fs.utimes(tmp, o.mtime);
         } else if (o.owners) fs.lchown(tmp, op.uid, op.gid);
         if (op.replaces) {
