@@ -211,7 +211,8 @@ describe("systemd hand-off", () => {
       kernel,
       initrd: d.initrd,
       disks: [{ path: d.disk as string }],
-      append: d.kernelCmdline,
+      // ip=dhcp: slirp's lease before the hand-off, and the DHCP client runs on under the unit.
+      append: `${d.kernelCmdline} ip=dhcp`,
       memMB: 1536,
       hostfwd: [9999, 9998],
       name: "systemd-handoff",
@@ -255,6 +256,26 @@ describe("systemd hand-off", () => {
     expect(["running", "degraded"]).toContain(state);
     expect(failed.out).not.toContain("hero-init.service");
     expect((await healthJson()).version).toBe(OLD.version);
+    // The lease was taken before the hand-off (console), and the unit's own DHCP client asked
+    // again after it (journal of hero-init.service), so renewals go on under systemd.
+    expect(vm.cleanConsole()).toMatch(/dhcp: eth0 10\.0\.2\.15\/24 via 10\.0\.2\.2/);
+    const unitLease = await until(
+      "the unit's DHCP client holding the lease",
+      async () => {
+        const j = await run([
+          "/usr/bin/journalctl",
+          "-u",
+          "hero-init.service",
+          "-o",
+          "cat",
+          "--no-pager",
+        ]);
+        return /dhcp: eth0 10\.0\.2\.15\/24 via 10\.0\.2\.2/.test(j.out) ? j.out : false;
+      },
+      120_000,
+      3000,
+    );
+    expect(unitLease).toContain("dhcp: eth0");
   });
 
   test("a zinit service file runs under hero-init.service, in its delegated cgroup; zinit sees it", async () => {
