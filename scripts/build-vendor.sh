@@ -8,6 +8,9 @@
 # project, else /work/shared/vendor. Git hosts are unreachable: mycelium's two
 # git dependencies are patched to the extracted tarballs (in a cargo config
 # next to the extracted source, never in this project).
+# Also zclient (test/zinit-client: the zinit-client crate 0.4.0 from
+# crates.io as a command line), keyed by the sha256 of its Cargo.toml,
+# Cargo.lock and src/main.rs; its crates come from crates.io (--locked).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PROJECT=$PWD
@@ -84,9 +87,25 @@ build_zinit() {
   echo "ZINIT=$out/zinit"
 }
 
+build_zclient() {
+  local src=$PROJECT/test/zinit-client k out
+  k=$(cat "$src/Cargo.toml" "$src/Cargo.lock" "$src/src/main.rs" | sha256sum | cut -c1-12)
+  out="$CACHE/zclient-$k"
+  if [ -x "$out/zclient" ]; then echo "ZCLIENT=$out/zclient"; return; fi
+  echo "build-vendor: building zclient (zinit-client 0.4.0 from crates.io; first time on this machine)" >&2
+  CARGO_TARGET_DIR="$CACHE/target/zclient" nice cargo build --release --locked \
+    --manifest-path "$src/Cargo.toml" >&2 ||
+    { echo "build-vendor: building zclient failed (cargo's error above)" >&2; exit 1; }
+  mkdir -p "$out.tmp"
+  cp "$CACHE/target/zclient/release/zclient" "$out.tmp/zclient"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+  echo "ZCLIENT=$out/zclient"
+}
+
 case "${1:-all}" in
   mycelium) build_mycelium ;;
   zinit) build_zinit ;;
-  all) build_mycelium; build_zinit ;;
-  *) echo "usage: build-vendor.sh [mycelium|zinit|all]" >&2; exit 2 ;;
+  zinit-client) build_zclient ;;
+  all) build_mycelium; build_zinit; build_zclient ;;
+  *) echo "usage: build-vendor.sh [mycelium|zinit|zinit-client|all]" >&2; exit 2 ;;
 esac

@@ -53,9 +53,10 @@ if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.packa
   echo "setup: npm install"
   npm install --no-audit --no-fund --loglevel=error
 fi
-# The real mycelium and zinit, built once per machine from ../shared/vendor
+# The real mycelium and zinit, built once per machine from ../shared/vendor,
+# and zclient (the zinit-client crate from crates.io, test/zinit-client)
 # (cached outside the clone; instant when the cache is warm).
-echo "setup: real mycelium and zinit (scripts/build-vendor.sh)"
+echo "setup: real mycelium and zinit, zclient (scripts/build-vendor.sh)"
 bash scripts/build-vendor.sh all | sed 's/^/setup: /'
 # The debian-systemd template's base (debootstrap from the host's Debian
 # mirror: minutes once, then cached in ~/.cache/hero-init/templates, keyed

@@ -2,46 +2,27 @@
  * Supervisor integration: the real dist/hero-init in `init` mode (not PID 1)
  * inside a pid namespace, driven through the zinit CLI and both control
  * protocols. Services run in a real cgroup v2 subtree when the host has one.
+ * Each describe block has a daemon of its own (test/helpers/init-daemon.ts),
+ * and so has each test that changes what another test reads: every test
+ * passes alone and in any order.
  */
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmdirSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs";
-import { createConnection } from "node:net";
+import { existsSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { until } from "../helpers/poll.ts";
+import {
+  BIN,
+  type DaemonEnv,
+  hostPids,
+  type SupervisorDaemon,
+  startDaemon,
+} from "../helpers/init-daemon.ts";
 
 setDefaultTimeout(60_000);
-const ROOT = join(import.meta.dir, "../..");
-const BIN = join(ROOT, "dist/hero-init");
-const dir = mkdtempSync(join(tmpdir(), "hero-sup-"));
-const etc = join(dir, "zinit");
-const sock = join(dir, "zinit.sock");
-const helperDir = join(dir, "bin");
-const CG_PARENT = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"].find(
-  (p) =>
-    existsSync(`${p}/cgroup.kill`) ||
-    (existsSync(`${p}/cgroup.procs`) && existsSync(`${p}/cgroup.controllers`)),
-);
-const cgroot = CG_PARENT ? `${CG_PARENT}/hero-it-${process.pid}` : undefined;
-let daemon: ReturnType<typeof Bun.spawn>;
-let daemonOut = "";
 
-// Sleep durations unique to this run: the pgrep-based checks below must never
-// see (or kill) the processes of another run on the same machine.
-const S_PREFIX = String(100_000 + (process.pid % 800_000));
-const S = (n: number) => `${S_PREFIX}${n}`;
-
-const services: Record<string, string> = {
+/** The service set every daemon of this file starts with. */
+const services = ({ S, dir }: DaemonEnv): Record<string, string> => ({
   base: `exec: sh -c "echo base up; exec sleep ${S(0)}"\n`,
   setup: `exec: sh -c "echo setup done"\noneshot: true\nafter: [base]\n`,
   web: `exec: sleep ${S(1)}\nafter:\n  - setup\ntest: "true"\n`,
@@ -52,98 +33,57 @@ const services: Record<string, string> = {
   broken: `exec: [nope\n`,
   cyc1: `exec: sleep ${S(5)}\nafter: [cyc2]\n`,
   cyc2: `exec: sleep ${S(5)}\nafter: [cyc1]\n`,
-};
-
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const p = Bun.spawn([BIN, "-s", sock, ...args], { stdout: "pipe", stderr: "pipe" });
-  const [out, err, code] = await Promise.all([
-    new Response(p.stdout).text(),
-    new Response(p.stderr).text(),
-    p.exited,
-  ]);
-  return { code, out, err };
-}
-
-/** Sends `line` on a fresh connection (node:net buffers large writes) and collects the reply. */
-/** How a raw exchange ended: a reply line (or, with untilClose, the peer's close), the peer closed, or our timeout. */
-type RawEnd = "line" | "closed" | "timeout";
-
-async function rawEx(line: string, untilClose = true): Promise<{ got: string; end: RawEnd }> {
-  return new Promise((resolve) => {
-    let got = "";
-    const c = createConnection(sock);
-    const finish = (end: RawEnd) => {
-      clearTimeout(timer);
-      c.destroy();
-      resolve({ got, end });
-    };
-    const timer = setTimeout(() => finish("timeout"), 5000);
-    c.on("data", (d) => {
-      got += d.toString();
-      if (!untilClose && got.includes("\n")) finish("line");
-    });
-    c.on("close", () => finish("closed"));
-    c.on("error", () => finish("closed"));
-    c.write(line);
-  });
-}
-
-async function raw(line: string, untilClose = true): Promise<string> {
-  return (await rawEx(line, untilClose)).got;
-}
-
-const rpc = async (method: string, params: unknown = []) =>
-  JSON.parse(await raw(`${JSON.stringify({ jsonrpc: "2.0", id: 7, method, params })}\n`, false));
-
-const waitFor = <T>(fn: () => Promise<T | undefined> | T | undefined, ms = 10_000) =>
-  until("the daemon", fn, ms, 50, () => `daemon output:\n${daemonOut}`);
-
-const hostPids = (pattern: string) =>
-  Bun.spawnSync(["pgrep", "-f", pattern]).stdout.toString().split("\n").filter(Boolean);
-
-beforeAll(async () => {
-  mkdirSync(etc);
-  mkdirSync(helperDir);
-  symlinkSync(join(ROOT, "dist/preinit"), join(helperDir, "hero-exec"));
-  for (const [n, y] of Object.entries(services)) writeFileSync(join(etc, `${n}.yaml`), y);
-  const args = [BIN, "init", "-c", etc, "-s", sock, ...(cgroot ? ["--cgroup-root", cgroot] : [])];
-  daemon = Bun.spawn(
-    ["unshare", "--pid", "--fork", "--mount-proc", "--", "sh", "-c", `"$@"; true`, "sh", ...args],
-    {
-      stdout: "pipe",
-      stderr: "pipe",
-      env: { ...process.env, HERO_EXEC_HELPER: join(helperDir, "hero-exec") },
-    },
-  );
-  (async () => {
-    for await (const c of daemon.stderr as ReadableStream<Uint8Array>)
-      daemonOut += new TextDecoder().decode(c);
-  })();
-  await waitFor(() => existsSync(sock));
-  await waitFor(
-    async () => (await cli("status", "web")).out.includes("state: Running") || undefined,
-  );
 });
 
-afterAll(async () => {
-  daemon.kill("SIGKILL");
-  for (const p of hostPids(`sleep ${S_PREFIX}[0-9]$`)) process.kill(Number(p), "SIGKILL");
-  if (cgroot) {
-    for (const n of Object.keys(services)) {
-      try {
-        rmdirSync(`${cgroot}/${n}`);
-      } catch {}
-    }
-    try {
-      rmdirSync(cgroot);
-    } catch {}
+/** A daemon with the service set (some replaced by `changed`), once `web` (after base and setup) runs. */
+async function freshDaemon(
+  changed: (env: DaemonEnv) => Record<string, string> = () => ({}),
+): Promise<SupervisorDaemon> {
+  const d = await startDaemon((env) => ({ ...services(env), ...changed(env) }));
+  try {
+    await d.waitFor(
+      async () => (await d.cli("status", "web")).out.includes("state: Running") || undefined,
+    );
+  } catch (e) {
+    await d.stop();
+    throw e;
   }
-  rmSync(dir, { recursive: true, force: true });
-});
+  return d;
+}
+
+/** The daemon of the enclosing describe block: started before its first test, stopped after its last. */
+function blockDaemon(): () => SupervisorDaemon {
+  let d: SupervisorDaemon | undefined;
+  beforeAll(async () => {
+    d = await freshDaemon();
+  });
+  afterAll(async () => {
+    await d?.stop();
+  });
+  return () => {
+    if (!d) throw new Error("the block's daemon did not start");
+    return d;
+  };
+}
+
+/** Runs `fn` against a daemon of its own (for a test that changes what others read), then stops it. */
+async function ownDaemon(
+  fn: (d: SupervisorDaemon) => Promise<void>,
+  changed?: (env: DaemonEnv) => Record<string, string>,
+): Promise<void> {
+  const d = await freshDaemon(changed);
+  try {
+    await fn(d);
+  } finally {
+    await d.stop();
+  }
+}
 
 describe("zinit CLI against the running daemon", () => {
+  const daemon = blockDaemon();
+
   test("list prints zinit's YAML, sorted, with every state kind", async () => {
-    const r = await cli("list");
+    const r = await daemon().cli("list");
     expect(r.code).toBe(0);
     // serde_yaml 0.8, as zinit prints it: "---", one "name: State" per line, a final newline,
     // values the YAML emitter would misread double-quoted.
@@ -166,7 +106,7 @@ describe("zinit CLI against the running daemon", () => {
   });
 
   test("status golden output", async () => {
-    const r = await cli("status", "web");
+    const r = await daemon().cli("status", "web");
     const pid = /pid: (\d+)/.exec(r.out)?.[1];
     expect(Number(pid)).toBeGreaterThan(1);
     expect(r.out).toBe(
@@ -175,7 +115,7 @@ describe("zinit CLI against the running daemon", () => {
   });
 
   test("--json", async () => {
-    const r = await cli("--json", "status", "waiter");
+    const r = await daemon().cli("--json", "status", "waiter");
     expect(JSON.parse(r.out)).toMatchObject({
       name: "waiter",
       pid: 0,
@@ -186,75 +126,93 @@ describe("zinit CLI against the running daemon", () => {
   });
 
   test("errors: unknown service → stderr, exit 1", async () => {
-    const r = await cli("status", "nope");
+    const r = await daemon().cli("status", "nope");
     expect(r.code).toBe(1);
     // zinit's CLI's words.
     expect(r.err).toBe('service name "nope" unknown\n');
   });
 
   test("a dependency cycle is reported and its members stay Blocked", async () => {
-    expect(daemonOut).toContain("dependency cycle: cyc1 → cyc2 → cyc1");
+    expect(daemon().out()).toContain("dependency cycle: cyc1 → cyc2 → cyc1");
   });
 
-  test("stop waits until a double-forked, setsid'd daemon is gone too", async () => {
-    await waitFor(async () => hostPids(`sleep ${S(3)}$`).length === 1 || undefined);
-    const r = await cli("stop", "forker");
-    expect(r.code).toBe(0);
-    // When stop returns, the whole tree is gone (the escaped grandchild included).
-    expect(hostPids(`sleep ${S(3)}$`)).toEqual([]);
-    expect(hostPids(`sleep ${S(4)}$`)).toEqual([]);
-    expect((await cli("status", "forker")).out).toContain("target: Down");
-  });
+  test("stop waits until a double-forked, setsid'd daemon is gone too", () =>
+    ownDaemon(async ({ cli, waitFor, S }) => {
+      await waitFor(async () => hostPids(`sleep ${S(3)}$`).length === 1 || undefined);
+      const r = await cli("stop", "forker");
+      expect(r.code).toBe(0);
+      // When stop returns, the whole tree is gone (the escaped grandchild included).
+      expect(hostPids(`sleep ${S(3)}$`)).toEqual([]);
+      expect(hostPids(`sleep ${S(4)}$`)).toEqual([]);
+      expect((await cli("status", "forker")).out).toContain("target: Down");
+    }));
 
-  test("start, kill (target stays Up: restarted), restart, forget, monitor", async () => {
-    const pidOf = async (n: string) => Number(/pid: (\d+)/.exec((await cli("status", n)).out)?.[1]);
-    expect((await cli("start", "forker")).code).toBe(0);
-    const p1 = await waitFor(async () => (await pidOf("forker")) || undefined);
-    expect((await cli("kill", "forker", "SIGKILL")).code).toBe(0);
-    const p2 = await waitFor(async () => {
-      const p = await pidOf("forker");
-      return p && p !== p1 ? p : undefined;
-    });
-    expect(p2).not.toBe(p1);
-    expect((await cli("restart", "forker")).code).toBe(0);
-    const p3 = await waitFor(async () => (await pidOf("forker")) || undefined);
-    expect(p3).not.toBe(p2);
-    expect((await cli("forget", "forker")).code).toBe(1); // still up
-    await cli("stop", "forker");
-    expect((await cli("forget", "forker")).code).toBe(0);
-    expect((await cli("status", "forker")).code).toBe(1);
-    expect((await cli("monitor", "forker")).code).toBe(0);
-    await waitFor(
-      async () => (await cli("status", "forker")).out.includes("state: Running") || undefined,
-    );
-  });
+  test("start, kill (target stays Up: restarted), restart, forget, monitor", () =>
+    ownDaemon(async ({ cli, waitFor }) => {
+      const pidOf = async (n: string) =>
+        Number(/pid: (\d+)/.exec((await cli("status", n)).out)?.[1]);
+      // Start from a stopped service.
+      expect((await cli("stop", "forker")).code).toBe(0);
+      expect((await cli("status", "forker")).out).toContain("target: Down");
+      expect((await cli("start", "forker")).code).toBe(0);
+      const p1 = await waitFor(async () => (await pidOf("forker")) || undefined);
+      expect((await cli("kill", "forker", "SIGKILL")).code).toBe(0);
+      const p2 = await waitFor(async () => {
+        const p = await pidOf("forker");
+        return p && p !== p1 ? p : undefined;
+      });
+      expect(p2).not.toBe(p1);
+      expect((await cli("restart", "forker")).code).toBe(0);
+      const p3 = await waitFor(async () => (await pidOf("forker")) || undefined);
+      expect(p3).not.toBe(p2);
+      expect((await cli("forget", "forker")).code).toBe(1); // still up
+      await cli("stop", "forker");
+      expect((await cli("forget", "forker")).code).toBe(0);
+      expect((await cli("status", "forker")).code).toBe(1);
+      expect((await cli("monitor", "forker")).code).toBe(0);
+      await waitFor(
+        async () => (await cli("status", "forker")).out.includes("state: Running") || undefined,
+      );
+    }));
 
-  test("a restart storm is throttled and ends in a visible Failure with the reason", async () => {
-    const out = await waitFor(async () => {
-      const r = await rpc("service_status", ["storm"]);
-      return String(r.result.state).startsWith("Failure") ? r : undefined;
-    });
-    expect(out.result.state).toBe("Failure");
-    // A service that exited shows zinit's Debug rendering of the wait status.
-    await cli("kill", "base", "SIGKILL");
-    const killed = await waitFor(async () => {
-      const st = (await rpc("service_status", ["base"])).result.state as string;
-      return st.startsWith("Error(") ? st : undefined;
-    });
-    expect(killed).toMatch(/^Error\(Signaled\(Pid\(\d+\), SIGKILL, false\)\)$/);
-    await waitFor(
-      async () => (await rpc("service_status", ["base"])).result.state === "Running" || undefined,
-    );
-    expect(daemonOut).toMatch(/storm: gave up: restarted 4 times within 60 s \(limit 4\)/);
-    // One start and 4 restarts, spaced by at least the doubling delay (20, 40, 80, 160 ms).
-    const starts = readFileSync(join(dir, "storm.times"), "utf8").trim().split("\n").map(Number);
-    expect(starts.length).toBe(5);
-    const gapsMs = starts.slice(1).map((t, i) => (t - (starts[i] as number)) / 1e6);
-    for (const [i, g] of gapsMs.entries()) expect(g).toBeGreaterThanOrEqual(20 * 2 ** i - 2);
-  });
+  test("a restart storm is throttled and ends in a visible Failure with the reason", () =>
+    ownDaemon(
+      async ({ cli, rpc, waitFor, out: daemonOut, dir }) => {
+        const out = await waitFor(async () => {
+          const r = await rpc("service_status", ["storm"]);
+          return String(r.result.state).startsWith("Failure") ? r : undefined;
+        });
+        expect(out.result.state).toBe("Failure");
+        // A service that exited shows zinit's Debug rendering of the wait status.
+        await cli("kill", "base", "SIGKILL");
+        const killed = await waitFor(async () => {
+          const st = (await rpc("service_status", ["base"])).result.state as string;
+          return st.startsWith("Error(") ? st : undefined;
+        });
+        expect(killed).toMatch(/^Error\(Signaled\(Pid\(\d+\), SIGKILL, false\)\)$/);
+        await waitFor(
+          async () =>
+            (await rpc("service_status", ["base"])).result.state === "Running" || undefined,
+        );
+        expect(daemonOut()).toMatch(/storm: gave up: restarted 4 times within 60 s \(limit 4\)/);
+        // One start and 4 restarts, spaced by at least the doubling delay (20, 40, 80, 160 ms).
+        const starts = readFileSync(join(dir, "storm.times"), "utf8")
+          .trim()
+          .split("\n")
+          .map(Number);
+        expect(starts.length).toBe(5);
+        const gapsMs = starts.slice(1).map((t, i) => (t - (starts[i] as number)) / 1e6);
+        for (const [i, g] of gapsMs.entries()) expect(g).toBeGreaterThanOrEqual(20 * 2 ** i - 2);
+      },
+      ({ S }) => ({
+        // base waits 3 s before its restart, so that polling sees its Error state even on a
+        // loaded machine (the default 100 ms can fall between two polls).
+        base: `exec: sh -c "echo base up; exec sleep ${S(0)}"\nrestart:\n  delay: 3000\n`,
+      }),
+    ));
 
   test("log -s prints the ring in zinit's format, filtered", async () => {
-    const r = await cli("log", "-s", "base");
+    const r = await daemon().cli("log", "-s", "base");
     expect(r.code).toBe(0);
     expect(r.out).toContain("[+] base: base up\n");
     expect(r.out).not.toContain("setup done");
@@ -262,20 +220,23 @@ describe("zinit CLI against the running daemon", () => {
 });
 
 describe("legacy line protocol", () => {
+  const daemon = blockDaemon();
+
   test("status → {state: ok, body} and the server closes", async () => {
-    const r = JSON.parse(await raw("status web\n"));
+    const r = JSON.parse(await daemon().raw("status web\n"));
     expect(r).toMatchObject({
       state: "ok",
       body: { name: "web", state: "Running", target: "Up", after: { setup: "Success" } },
     });
   });
   test("list", async () => {
-    expect(JSON.parse(await raw("list\n")).body).toMatchObject({
+    expect(JSON.parse(await daemon().raw("list\n")).body).toMatchObject({
       base: "Running",
       setup: "Success",
     });
   });
   test("errors", async () => {
+    const { raw } = daemon();
     // zinit 0.2.14's texts.
     expect(JSON.parse(await raw("status ghost\n"))).toEqual({
       state: "error",
@@ -289,7 +250,12 @@ describe("legacy line protocol", () => {
 });
 
 describe("JSON-RPC 2.0", () => {
+  // Tests here that create a service create one of their own name and sleep; a test that
+  // changes a service of the set (waiter, setup) has a daemon of its own.
+  const daemon = blockDaemon();
+
   test("service_list and error codes", async () => {
+    const { rpc } = daemon();
     expect((await rpc("service_list")).result).toMatchObject({ base: "Running" });
     expect((await rpc("service_status", ["ghost"])).error.code).toBe(-32000);
     expect((await rpc("no_such_method")).error.code).toBe(-32601);
@@ -298,6 +264,7 @@ describe("JSON-RPC 2.0", () => {
   });
 
   test("malformed and huge requests get errors; the daemon keeps serving", async () => {
+    const { raw, rpc } = daemon();
     expect(JSON.parse(await raw("{not json\n", false)).error.code).toBe(-32700);
     const huge = await raw(`${"x".repeat(2 * 1024 * 1024)}`);
     expect(huge).toContain("request longer than");
@@ -305,13 +272,14 @@ describe("JSON-RPC 2.0", () => {
   });
 
   test("service_create, service_get, service_monitor, service_delete", async () => {
+    const { rpc, waitFor, etc, S } = daemon();
     const created = await rpc("service_create", {
       name: "made",
-      content: { exec: `sleep ${S(5)}`, oneshot: false },
+      content: { exec: `sleep ${S(11)}`, oneshot: false },
     });
     expect(created.result).toContain("made");
-    expect(readFileSync(join(etc, "made.yaml"), "utf8")).toContain(`sleep ${S(5)}`);
-    expect((await rpc("service_get", ["made"])).result).toMatchObject({ exec: `sleep ${S(5)}` });
+    expect(readFileSync(join(etc, "made.yaml"), "utf8")).toContain(`sleep ${S(11)}`);
+    expect((await rpc("service_get", ["made"])).result).toMatchObject({ exec: `sleep ${S(11)}` });
     expect((await rpc("service_create", ["made", { exec: "x" }])).error.code).toBe(-32007);
     // Content that is no service file: zinit's ConfigError (-32005, "Ensure content is valid according to schema").
     expect((await rpc("service_create", ["bad", { exec: 5 }])).error.code).toBe(-32005);
@@ -327,6 +295,7 @@ describe("JSON-RPC 2.0", () => {
   });
 
   test("uid/gid (hero-init extra): the exec helper drops privileges before exec", async () => {
+    const { rpc, cli, waitFor } = daemon();
     await rpc("service_create", [
       "asuser",
       { exec: `sh -c "echo ids=$(id -u):$(id -g):$(id -G)"`, oneshot: true, uid: 1000, gid: 1001 },
@@ -340,16 +309,19 @@ describe("JSON-RPC 2.0", () => {
     await rpc("service_forget", ["asuser"]);
   });
 
-  test("a service blocked on an undefined dependency starts once that service appears", async () => {
-    expect((await rpc("service_status", ["waiter"])).result.state).toBe("Blocked");
-    await rpc("service_create", ["ghost", { exec: `sleep ${S(6)}` }]);
-    expect((await rpc("service_monitor", ["ghost"])).result).toBeNull();
-    await waitFor(
-      async () => (await rpc("service_status", ["waiter"])).result.state === "Running" || undefined,
-    );
-  });
+  test("a service blocked on an undefined dependency starts once that service appears", () =>
+    ownDaemon(async ({ rpc, waitFor, S }) => {
+      expect((await rpc("service_status", ["waiter"])).result.state).toBe("Blocked");
+      await rpc("service_create", ["ghost", { exec: `sleep ${S(6)}` }]);
+      expect((await rpc("service_monitor", ["ghost"])).result).toBeNull();
+      await waitFor(
+        async () =>
+          (await rpc("service_status", ["waiter"])).result.state === "Running" || undefined,
+      );
+    }));
 
   test("service_stats reports the pid and cgroup children", async () => {
+    const { rpc, waitFor, S } = daemon();
     // A service whose main process has one child in its cgroup.
     await rpc("service_create", [
       "statsvc",
@@ -375,50 +347,54 @@ describe("JSON-RPC 2.0", () => {
     expect(hostPids(`sleep ${S(7)}$`)).toEqual([]);
   });
 
-  test("stream_subscribeLogs delivers new lines as notifications", async () => {
-    let got = "";
-    const s = await Bun.connect({
-      unix: sock,
-      socket: {
-        data(_s, d) {
-          got += d.toString();
+  test("stream_subscribeLogs delivers new lines as notifications", () =>
+    ownDaemon(async ({ sock, cli, waitFor }) => {
+      let got = "";
+      const s = await Bun.connect({
+        unix: sock,
+        socket: {
+          data(_s, d) {
+            got += d.toString();
+          },
         },
-      },
-    });
-    s.write(
-      `${JSON.stringify({ jsonrpc: "2.0", id: 1, method: "stream_subscribeLogs", params: ["setup"] })}\n`,
-    );
-    await waitFor(() => got.includes('"result":') || undefined);
-    await cli("restart", "setup");
-    await waitFor(() => got.includes("setup done") || undefined);
-    s.end();
-    const notes = got
-      .split("\n")
-      .filter(Boolean)
-      .map((l) => JSON.parse(l))
-      .filter((m) => m.method);
-    // zinit's start marker of the new run first, then its line.
-    for (const [i, result] of [
-      "[-] setup: ------------ [start] ------------",
-      "[+] setup: setup done",
-    ].entries())
-      expect(notes[i]).toMatchObject({
-        jsonrpc: "2.0",
-        method: "stream_subscribeLogs",
-        params: { result },
       });
-  });
+      s.write(
+        `${JSON.stringify({ jsonrpc: "2.0", id: 1, method: "stream_subscribeLogs", params: ["setup"] })}\n`,
+      );
+      await waitFor(() => got.includes('"result":') || undefined);
+      await cli("restart", "setup");
+      await waitFor(() => got.includes("setup done") || undefined);
+      s.end();
+      const notes = got
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l))
+        .filter((m) => m.method);
+      // zinit's start marker of the new run first, then its line.
+      for (const [i, result] of [
+        "[-] setup: ------------ [start] ------------",
+        "[+] setup: setup done",
+      ].entries())
+        expect(notes[i]).toMatchObject({
+          jsonrpc: "2.0",
+          method: "stream_subscribeLogs",
+          params: { result },
+        });
+    }));
 
   test("rpc.discover returns an openrpc document", async () => {
     // zinit answers the document's JSON text.
-    const r = JSON.parse((await rpc("rpc.discover")).result);
+    const r = JSON.parse((await daemon().rpc("rpc.discover")).result);
     expect(r.openrpc).toBeDefined();
     expect(r.methods.map((m: { name: string }) => m.name)).toContain("service_create");
   });
 });
 
 describe("fuzzing the control socket", () => {
+  const daemon = blockDaemon();
+
   test("2,000 random requests on 200 connections: every one answered or closed, the daemon keeps serving", async () => {
+    const { rawEx, rpc, proc } = daemon();
     let seed = 12345;
     const rnd = (n: number) => {
       seed = (seed * 1103515245 + 12345) & 0x7fffffff;
@@ -453,12 +429,16 @@ describe("fuzzing the control socket", () => {
     expect(ends.timeout).toEqual([]);
     expect(ends.line).toBeGreaterThan(0);
     expect((await rpc("service_list")).result.web).toBe("Running");
-    expect(daemon.exitCode).toBeNull();
+    expect(proc.exitCode).toBeNull();
   });
 });
 
 describe("stopping", () => {
+  // Each test creates, stops and deletes a service of its own name and sleep.
+  const daemon = blockDaemon();
+
   test("shutdown_timeout escalates to SIGKILL for a service that ignores SIGTERM", async () => {
+    const { rpc, waitFor, S } = daemon();
     // SIGTERM is ignored by the shell and so by the sleep it execs.
     await rpc("service_create", [
       "stubborn",
@@ -477,6 +457,7 @@ describe("stopping", () => {
   });
 
   test("leftovers in a service's cgroup are killed before it is restarted", async () => {
+    const { rpc, waitFor, S, dir, cgroot } = daemon();
     if (!cgroot) throw new Error("this host has no cgroup v2 tree: the leftover kill needs one");
     const starts = join(dir, "leftover.starts");
     // Each run leaves a setsid'd sleep behind in its cgroup and exits 1.
@@ -501,6 +482,7 @@ describe("stopping", () => {
   });
 
   test("signal.stop: the service gets its own stop signal, not SIGTERM", async () => {
+    const { rpc, waitFor, dir } = daemon();
     const got = join(dir, "stop-signal");
     await rpc("service_create", [
       "gentle",
@@ -524,7 +506,12 @@ describe("stopping", () => {
 
 describe("no daemon", () => {
   test("a clear message and exit 1", async () => {
-    const p = Bun.spawnSync([BIN, "-s", join(dir, "absent.sock"), "list"]);
+    const p = Bun.spawnSync([
+      BIN,
+      "-s",
+      join(tmpdir(), `hero-sup-absent-${process.pid}.sock`),
+      "list",
+    ]);
     expect(p.exitCode).toBe(1);
     // zinit's words.
     expect(p.stderr.toString()).toContain("is zinit listening on that socket?");
@@ -532,7 +519,10 @@ describe("no daemon", () => {
 });
 
 describe("shutdown", () => {
+  const daemon = blockDaemon();
+
   test("stops dependents before dependencies, refuses starts meanwhile (-32006), then the daemon exits", async () => {
+    const { rpc, cli, waitFor, S, out, proc, sleeps } = daemon();
     // A service that ignores SIGTERM holds the shutdown open for its 3 s timeout.
     await rpc("service_create", [
       "holdup",
@@ -541,16 +531,16 @@ describe("shutdown", () => {
     await rpc("service_monitor", ["holdup"]);
     await waitFor(() => hostPids(`^sleep ${S(9)}$`).length === 1 || undefined);
     const down = cli("shutdown");
-    await waitFor(() => /shutdown: stopping/.test(daemonOut) || undefined);
+    await waitFor(() => /shutdown: stopping/.test(out()) || undefined);
     const refused = await rpc("service_start", ["web"]);
     expect(refused.error?.code).toBe(-32006);
     expect((await down).code).toBe(0);
-    await waitFor(async () => (daemon.exitCode !== null ? true : undefined), 20_000);
-    const order = [...daemonOut.matchAll(/shutdown: stopping (.*)/g)].map((m) => m[1]);
+    await waitFor(async () => (proc.exitCode !== null ? true : undefined), 20_000);
+    const order = [...out().matchAll(/shutdown: stopping (.*)/g)].map((m) => m[1]);
     const iWeb = order.findIndex((o) => o?.includes("web"));
     const iBase = order.findIndex((o) => o?.includes("base"));
     expect(iWeb).toBeGreaterThanOrEqual(0);
     expect(iWeb).toBeLessThan(iBase);
-    expect(hostPids(`sleep ${S_PREFIX}[0-9]$`)).toEqual([]);
+    expect(hostPids(sleeps)).toEqual([]);
   });
 });
