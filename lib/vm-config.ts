@@ -111,13 +111,15 @@ const UiSchema = v.strictObject({
         v.string(),
         v.check((s) => {
           const [ip, len, ...rest] = s.split("/");
-          const n = len === undefined ? 128 : Number(len);
+          const max = ipaddr.IPv4.isValid(ip ?? "") ? 32 : 128;
+          // A bare address is one host (/32 or /128), as lib/net-acl.ts reads it.
+          const n = len === undefined ? max : len === "" ? Number.NaN : Number(len);
           return (
             rest.length === 0 &&
             ipaddr.isValid(ip ?? "") &&
             Number.isInteger(n) &&
             n >= 0 &&
-            n <= (ipaddr.IPv4.isValid(ip ?? "") ? 32 : 128)
+            n <= max
           );
         }, "must be an address or a subnet, like 4a2:1b3c::1 or 4a2:1b3c::/64"),
       ),

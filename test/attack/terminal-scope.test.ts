@@ -25,12 +25,13 @@ beforeAll(async () => {
   });
 });
 
-function setup(terminalAllow: string[]) {
+/** The UI with a terminal; `allow`: [ui] allow (who may reach the UI at all besides loopback and mycelium). */
+function setup(terminalAllow: string[], allow: string[] = []) {
   const upgrades: unknown[] = [];
   const app = createApp({
     hostname: () => "vm1",
     uptime: () => 1,
-    allow: [],
+    allow,
     source: fakeSource().source,
     passwordHash: hash,
     terminals: createTerminals({ shell: ["true"] }),
@@ -96,6 +97,20 @@ describe("debug terminal scope ([ui] terminal_allow)", () => {
     const { open } = setup(["4ab:cd::/64"]);
     expect(await open("4ab:cd::99")).toMatchObject({ page: 200 });
     expect(await open("4ab:ce::1")).toMatchObject({ page: 403 });
+  });
+
+  test("vm.toml: a bare address is that one host, IPv4 or IPv6; a prefix past the family's width is refused", async () => {
+    const allow = (list: string) =>
+      parseVmConfig(`[ui]\nterminal = true\nterminal_allow = ${list}\n`, "vm.toml");
+    const ok = allow('["10.0.2.2", "4ab:cd::1", "10.1.0.0/16"]');
+    expect(ok.errors).toEqual([]);
+    // The host under slirp (10.0.2.0/24) may reach the UI; only the named ones get the terminal.
+    const { open } = setup(ok.config.ui.terminal_allow, ["10.0.0.0/8"]);
+    expect(await open("10.0.2.2")).toMatchObject({ page: 200 });
+    expect(await open("10.0.2.3")).toMatchObject({ page: 403 });
+    expect(await open("10.1.9.9")).toMatchObject({ page: 200 });
+    for (const bad of ['"10.0.0.0/33"', '"4ab::/129"', '"10.0.2.2/"', '"10.0.2.2/8/1"'])
+      expect(String(allow(`[${bad}]`).errors[0])).toContain("ui.terminal_allow.0");
   });
 
   test("vm.toml: a bad terminal_allow entry is named, and [ui] falls back to no terminal", () => {
