@@ -189,7 +189,7 @@ describe("environment access with a real sshd", () => {
     publish({ dev: user("dev", ["dev2"], 'shell = "/bin/bash"\n'), production: OPS() });
     await until(
       "the revoked key's open session to end",
-      () => closed,
+      () => closed ?? undefined,
       180_000,
       1000,
       () => vm.console().slice(-3000),
