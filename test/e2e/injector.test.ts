@@ -238,8 +238,14 @@ describe("deploy_vm boots", () => {
       kernel,
     });
     expect(d.report.privateLoader).toBe(false);
-    const out = await bootAndCheck(d, "deploy-debian");
+    // The template's ldconfig oneshot runs to its end before the power button
+    // (READY means it was spawned, not that it finished).
     // A running oneshot shows Running (zinit's states), so Success follows Spawned or Running.
+    const out = await bootAndCheck(d, "deploy-debian", (v) =>
+      v
+        .waitFor(/supervisor: ldconfig: (Spawned|Running) → (Success|Error)/, 120_000)
+        .then(() => {}),
+    );
     expect(out).toMatch(/supervisor: ldconfig: (Spawned|Running) → Success/);
   });
 });
