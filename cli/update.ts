@@ -135,10 +135,17 @@ function nodeHooks(sup: HostSupervisor, sock?: string, machine = true): UpdateHo
           const r = await sh(["systemctl", ...s, "ssh.service"]);
           if (r.code !== 0) console.error(`systemctl ${s.join(" ")} ssh.service: ${r.err}`);
         }
-      } else if (sup === "zinit" && (await known("sshd")))
+      } else if (sup === "zinit" && (await known("sshd"))) {
         await zinit(wanted ? "service_start" : "service_stop", "sshd").catch((e) =>
           console.error(`zinit sshd: ${(e as Error).message}`),
         );
+        // sshd reads its config at start and on SIGHUP only (its per-connection child gets the
+        // parent's copy): a changed drop-in needs a SIGHUP, which keeps open sessions.
+        if (wanted && changed)
+          await zinitCall(sock, "service_kill", "sshd", "SIGHUP").catch((e) =>
+            console.error(`zinit kill sshd SIGHUP: ${(e as Error).message}`),
+          );
+      }
     },
     // Removed users and revoked keys: their open sessions end now, not at their next login.
     async endSessions(users) {
@@ -154,10 +161,15 @@ function nodeHooks(sup: HostSupervisor, sock?: string, machine = true): UpdateHo
 }
 
 /** One call to the node's zinit, real zinit (either protocol) or hero-init's. */
-async function zinitCall(sock: string | undefined, method: string, name: string): Promise<unknown> {
+async function zinitCall(
+  sock: string | undefined,
+  method: string,
+  name: string,
+  ...rest: string[]
+): Promise<unknown> {
   const d = await openDaemon(socketPath(sock));
   try {
-    return await d.call(method, [name]);
+    return await d.call(method, [name, ...rest]);
   } finally {
     d.close();
   }

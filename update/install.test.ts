@@ -112,6 +112,10 @@ describe("registration files (pure)", () => {
       "WantedBy=multi-user.target",
     ])
       expect(unit.split("\n")).toContain(line);
+    // The updater writes users' ~/.ssh (environment access): /home must be visible to it.
+    const updater = f["/etc/systemd/system/hero-init-update.service"] ?? "";
+    expect(updater).toContain("PrivateTmp=yes");
+    expect(updater).not.toContain("ProtectHome");
     const timer = f["/etc/systemd/system/hero-init-update.timer"] ?? "";
     // A short interval is not held back by the boot delay.
     expect(timer).toContain("OnBootSec=60s\nOnUnitActiveSec=60s\nRandomizedDelaySec=6s");

@@ -226,7 +226,7 @@ function systemdUpdate(heroInit: string, interval: number): Record<string, strin
         IOSchedulingClass: "idle",
         NoNewPrivileges: true,
         PrivateTmp: true,
-        ProtectHome: true,
+        // No ProtectHome: the environment's access section writes users' ~/.ssh (docs/environments.md).
       },
     }),
     "/etc/systemd/system/hero-init-update.timer": renderUnit({

@@ -127,10 +127,11 @@ export function startUpdater(
       return bad;
     },
     selfUpdate: o.selfUpdate,
-    // The access section says whether sshd runs; sshd re-reads its config for each
-    // connection, so a changed drop-in needs no restart (which would end open sessions).
+    // The access section says whether sshd runs. sshd reads its config at start and on
+    // SIGHUP only (its per-connection child gets the parent's copy): a changed drop-in gets a
+    // SIGHUP, not a restart (which would end open sessions).
     // After the systemd hand-off the image's own sshd is a unit (Debian: ssh.service).
-    async sshd(wanted) {
+    async sshd(wanted, changed) {
       if (!sup.has("sshd")) {
         let unit = false;
         try {
@@ -146,6 +147,7 @@ export function startUpdater(
       const running = sup.status("sshd").state === "Running";
       if (wanted && !running) sup.start("sshd");
       else if (!wanted && running) await sup.stop("sshd");
+      else if (wanted && changed) sup.kill("sshd", "SIGHUP");
     },
     // Removed users and revoked keys: their open sessions end now, not at their next login.
     async endSessions(users) {
