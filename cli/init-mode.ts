@@ -121,13 +121,13 @@ export async function runInitMode(o: InitModeOptions): Promise<number> {
   process.on("SIGTERM", () => end("poweroff", "SIGTERM"));
   process.on("SIGINT", () => end("poweroff", "SIGINT"));
   setInterval(scheduleReap, 1000);
-  await startSupervision({
+  startSupervision({
     config,
     configDir: o.configDir,
     sockets: o.sockets.length ? o.sockets : undefined,
     cgroups: o.cgroupRoot !== undefined,
     power: end,
-  }).startServices();
+  });
   log.info("init", "READY (init mode)");
   return finished;
 }

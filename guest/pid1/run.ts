@@ -195,7 +195,7 @@ export async function runPid1(mode: "pid1" | "unit" = "pid1"): Promise<void> {
   let updater: Updater | null = null;
   let jobOutcome: JobOutcome | null = null;
   const jobWaiters: ((o: JobOutcome) => void)[] = [];
-  const { sup, startServices } = startSupervision({
+  const sup = startSupervision({
     onJobExit: (o) => {
       jobOutcome = o;
       for (const w of jobWaiters.splice(0)) w(o);
@@ -208,8 +208,6 @@ export async function runPid1(mode: "pid1" | "unit" = "pid1"): Promise<void> {
   });
   let resumed: Promise<void> | undefined;
   if (handoff) {
-    // A resume adopts the old PID 1's services before anything can hand them back.
-    await startServices();
     try {
       // Debug switch: proves in a real VM that a failing new binary hands back to the old one.
       if (ctx.cmdline.get("hero.fault") === "resume" && handoff.direction === "forward")
@@ -247,8 +245,6 @@ export async function runPid1(mode: "pid1" | "unit" = "pid1"): Promise<void> {
       return jobOutcome ?? new Promise<JobOutcome>((r) => jobWaiters.push(r));
     },
   });
-  // The services spawn once the UI and the agent listen: /health answers meanwhile.
-  if (!handoff) await startServices();
   const m = ctx.config.mycelium;
   if (m) {
     // The UI answers on loopback at once, and on the overlay address as soon as it is usable.

@@ -10,7 +10,7 @@ import { controlApi } from "../control/api.ts";
 import { startControlServer } from "../control/server.ts";
 import type { myceliumAdmin } from "../mycelium/admin.ts";
 import type { MyceliumStatus } from "../mycelium/discover.ts";
-import { monitorDirYielding } from "../supervisor/load.ts";
+import { monitorDir } from "../supervisor/load.ts";
 import type { AdoptedProcess } from "../supervisor/process.ts";
 import { createSupervisor, type Supervisor } from "../supervisor/supervisor.ts";
 import { jobModeFor } from "./job-mode.ts";
@@ -57,17 +57,7 @@ function lazyMyceliumAdmin(
 }
 
 /** Starts the supervisor and everything around it. */
-/** The supervisor, and the call that loads and starts the services of the config dir. */
-export interface Supervision {
-  sup: Supervisor;
-  /**
-   * Loads the config dir's services (or starts job mode); PID 1 calls it
-   * once the UI and the agent listen. Resolves once every file is monitored.
-   */
-  startServices(): Promise<void>;
-}
-
-export function startSupervision(o: SupervisionOptions): Supervision {
+export function startSupervision(o: SupervisionOptions): Supervisor {
   const dir = o.configDir ?? o.config.services.dir;
   const job = jobModeFor(o.config, o);
   const sup = createSupervisor({
@@ -85,11 +75,7 @@ export function startSupervision(o: SupervisionOptions): Supervision {
   if (o.update) api.update = o.update;
   api.mycelium = lazyMyceliumAdmin(o.config.mycelium?.api_addr ?? null, o.mycelium ?? (() => null));
   startControlServer(api, o.sockets ?? LAYOUT.zinitSockets);
-  return {
-    sup,
-    async startServices() {
-      if (job) job.start(sup, dir);
-      else await monitorDirYielding(sup, dir);
-    },
-  };
+  if (job) job.start(sup, dir);
+  else monitorDir(sup, dir);
+  return sup;
 }

@@ -54,38 +54,17 @@ export function readServiceDir(dir: string): LoadedService[] {
   return out;
 }
 
-/** Monitors one loaded service, or shows its file in Error. */
-function monitorLoaded(sup: Supervisor, l: LoadedService): void {
-  if (sup.has(l.name)) return;
-  if ("error" in l) sup.addBroken(l.name, l.error);
-  else sup.monitor(l.name, l.spec);
-}
-
-function logLoaded(dir: string, loaded: LoadedService[]): void {
+/** Monitors every valid service in `dir`; shows the invalid ones in Error. */
+export function monitorDir(sup: Supervisor, dir: string): LoadedService[] {
+  const loaded = readServiceDir(dir);
+  for (const l of loaded) {
+    if (sup.has(l.name)) continue;
+    if ("error" in l) sup.addBroken(l.name, l.error);
+    else sup.monitor(l.name, l.spec);
+  }
   log.info(
     "supervisor",
     `${loaded.length} service files in ${dir} (${loaded.filter((l) => "error" in l).length} invalid)`,
   );
-}
-
-/** Monitors every valid service in `dir`; shows the invalid ones in Error. */
-export function monitorDir(sup: Supervisor, dir: string): LoadedService[] {
-  const loaded = readServiceDir(dir);
-  for (const l of loaded) monitorLoaded(sup, l);
-  logLoaded(dir, loaded);
   return loaded;
-}
-
-/**
- * As {@link monitorDir}, giving the event loop a turn after each service:
- * PID 1's UI and agent, already listening, answer while the services spawn
- * (each spawn blocks for a few tens of ms under TCG).
- */
-export async function monitorDirYielding(sup: Supervisor, dir: string): Promise<void> {
-  const loaded = readServiceDir(dir);
-  for (const l of loaded) {
-    monitorLoaded(sup, l);
-    await new Promise<void>((r) => setImmediate(r));
-  }
-  logLoaded(dir, loaded);
 }
