@@ -1,14 +1,11 @@
 import { describe, expect, test } from "bun:test";
-import { fakeKey } from "../test/helpers/ssh-keys.ts";
+import { bareKey, fakeKey } from "../test/helpers/ssh-keys.ts";
 import {
   accountKeysUrl,
   MAX_KEYS_PER_ACCOUNT,
   parseAccountKeys,
   withAccountKeys,
 } from "./account-keys.ts";
-
-/** A key as GitHub's /NAME.keys lists it: `type base64`, no comment. */
-const bare = (n: number) => fakeKey(n).split(" ").slice(0, 2).join(" ");
 
 describe("accountKeysUrl", () => {
   test("short forms and URLs", () => {
@@ -46,14 +43,14 @@ describe("accountKeysUrl", () => {
 
 describe("parseAccountKeys", () => {
   test("GitHub's format: one bare key a line; the account becomes each key's comment; blank lines, CRLF and repeats", () => {
-    const body = `${bare(1)}\r\n\n${bare(2)} old-comment\n${bare(1)}\n`;
+    const body = `${bareKey(1)}\r\n\n${bareKey(2)} old-comment\n${bareKey(1)}\n`;
     expect(parseAccountKeys(body, "github:alice")).toEqual({
-      keys: [`${bare(1)} github:alice`, `${bare(2)} github:alice`],
+      keys: [`${bareKey(1)} github:alice`, `${bareKey(2)} github:alice`],
     });
   });
 
   test("a line with options, a non-key, no key at all or too many keys is refused with its line", () => {
-    const opt = parseAccountKeys(`${bare(1)}\ncommand="curl x|sh" ${bare(2)}\n`, "github:a");
+    const opt = parseAccountKeys(`${bareKey(1)}\ncommand="curl x|sh" ${bareKey(2)}\n`, "github:a");
     expect(opt).toEqual({ error: expect.stringMatching(/^line 2: the key /) });
     expect(parseAccountKeys("<html>404</html>\n", "github:a")).toEqual({
       error: expect.stringMatching(/^line 1: the key /),
@@ -61,7 +58,9 @@ describe("parseAccountKeys", () => {
     expect(parseAccountKeys("\n\n", "github:a")).toEqual({
       error: "lists no key (a typo in the name, or no key uploaded)",
     });
-    const many = Array.from({ length: MAX_KEYS_PER_ACCOUNT + 1 }, (_, i) => bare(i + 1)).join("\n");
+    const many = Array.from({ length: MAX_KEYS_PER_ACCOUNT + 1 }, (_, i) => bareKey(i + 1)).join(
+      "\n",
+    );
     expect(parseAccountKeys(many, "github:a")).toEqual({
       error: `more than ${MAX_KEYS_PER_ACCOUNT} keys`,
     });
@@ -72,12 +71,12 @@ describe("withAccountKeys", () => {
   test("appends the fetched keys after the inline ones, once each, and drops keys_from", () => {
     const user = { name: "dev", keys: [fakeKey(1, "laptop")], keys_from: ["github:a", "gitlab:a"] };
     const fetched = new Map([
-      ["github:a", [`${bare(1)} github:a`, `${bare(2)} github:a`]],
-      ["gitlab:a", [`${bare(2)} gitlab:a`, `${bare(3)} gitlab:a`]],
+      ["github:a", [`${bareKey(1)} github:a`, `${bareKey(2)} github:a`]],
+      ["gitlab:a", [`${bareKey(2)} gitlab:a`, `${bareKey(3)} gitlab:a`]],
     ]);
     expect(withAccountKeys(user, fetched)).toEqual({
       name: "dev",
-      keys: [fakeKey(1, "laptop"), `${bare(2)} github:a`, `${bare(3)} gitlab:a`],
+      keys: [fakeKey(1, "laptop"), `${bareKey(2)} github:a`, `${bareKey(3)} gitlab:a`],
     });
     const plain = { name: "ops", keys: [fakeKey(4)] };
     expect(withAccountKeys(plain, fetched)).toBe(plain);

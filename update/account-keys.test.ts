@@ -4,11 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isHeroError } from "../lib/errors.ts";
 import { parseManifest } from "../lib/manifest.ts";
-import { fakeKey } from "../test/helpers/ssh-keys.ts";
+import { bareKey, fakeKey } from "../test/helpers/ssh-keys.ts";
 import { accountKeyRefs, fetchAccountKeys } from "./account-keys.ts";
 import { buildManifest } from "./publish.ts";
-
-const bare = (n: number) => fakeKey(n).split(" ").slice(0, 2).join(" ");
 
 /** A stand-in for github.com/NAME.keys: 200 with bare keys, an empty 200 for no keys, 404 otherwise. */
 let server: ReturnType<typeof Bun.serve>;
@@ -21,7 +19,7 @@ beforeAll(() => {
     fetch(req) {
       const path = new URL(req.url).pathname;
       asked.push(path);
-      if (path === "/alice.keys") return new Response(`${bare(1)}\n${bare(2)}\n`);
+      if (path === "/alice.keys") return new Response(`${bareKey(1)}\n${bareKey(2)}\n`);
       if (path === "/nokeys.keys") return new Response("");
       return new Response("Not Found", { status: 404 });
     },
@@ -65,8 +63,8 @@ describe("keys from named accounts, at build time", () => {
     expect(text).not.toContain("keys_from");
     const users = parseManifest(text, "m").env.dev?.access?.users ?? [];
     expect(users.map((u) => u.keys)).toEqual([
-      [fakeKey(9, "laptop"), `${bare(1)} ${url("alice")}`, `${bare(2)} ${url("alice")}`],
-      [`${bare(1)} ${url("alice")}`, `${bare(2)} ${url("alice")}`],
+      [fakeKey(9, "laptop"), `${bareKey(1)} ${url("alice")}`, `${bareKey(2)} ${url("alice")}`],
+      [`${bareKey(1)} ${url("alice")}`, `${bareKey(2)} ${url("alice")}`],
     ]);
   });
 

@@ -267,7 +267,8 @@ describe("hero-init install on a fresh node (in a root directory)", () => {
   });
   afterEach(() => f.close());
 
-  const install = () =>
+  /** `hero-init install` of the fixture's manifest as a node, under --root; `extra` goes before --root. */
+  const install = (...extra: string[]) =>
     runInstallCli([
       "--manifest",
       f.source.manifestUrl,
@@ -275,6 +276,7 @@ describe("hero-init install on a fresh node (in a root directory)", () => {
       machineKeyLine(f.key),
       "--role",
       "node",
+      ...extra,
       "--root",
       f.root,
     ]);
@@ -311,19 +313,7 @@ describe("hero-init install on a fresh node (in a root directory)", () => {
   test("mycelium in [node]: a key, and the peers of the config in its service; peers changed → rewritten", async () => {
     f.addBinary("mycelium", "0.7.0", "not really mycelium\n", ["mycelium"], "node");
     f.publish(2);
-    const withPeers = (peers: string) =>
-      runInstallCli([
-        "--manifest",
-        f.source.manifestUrl,
-        "--key",
-        machineKeyLine(f.key),
-        "--role",
-        "node",
-        "--peers",
-        peers,
-        "--root",
-        f.root,
-      ]);
+    const withPeers = (peers: string) => install("--peers", peers);
     expect(await withPeers("tcp://192.0.2.1:9651")).toBe(0);
     expect(readFileSync(join(f.root, "etc/zinit/mycelium.yaml"), "utf8")).toContain(
       "exec: /usr/bin/mycelium -k /var/lib/mycelium/key.bin --tun-name mycelium --peers tcp://192.0.2.1:9651\n",

