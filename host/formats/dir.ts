@@ -25,6 +25,7 @@ import {
   readlinkSync,
   renameSync,
   rmdirSync,
+  statSync,
   symlinkSync,
   unlinkSync,
   utimesSync,
@@ -35,7 +36,7 @@ import { HeroError } from "../../lib/errors.ts";
 import { LAYOUT } from "../../lib/layout.ts";
 import { type PlanEntry, sha256 } from "../plan.ts";
 import { resolveParent } from "../root-path.ts";
-import type { ApplyResult, Existing, RootfsFormat } from "./types.ts";
+import { type ApplyResult, checkReadSize, type Existing, type RootfsFormat } from "./types.ts";
 import { type Entry, planWrites, type WriteOp } from "./write-ops.ts";
 
 /** The host operations the directory format uses (a test can make any of them fail). */
@@ -222,7 +223,13 @@ export function dirFormat(root: string): RootfsFormat {
     }
     if (e?.type !== "file") return e;
     const { sha256: _, ...rest } = e;
-    return { ...rest, data: async () => new Uint8Array(readFileSync(host)) };
+    return {
+      ...rest,
+      data: async (maxBytes) => {
+        if (maxBytes !== undefined) checkReadSize(path, statSync(host).size, maxBytes);
+        return new Uint8Array(readFileSync(host));
+      },
+    };
   };
 
   return {

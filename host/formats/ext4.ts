@@ -41,7 +41,7 @@ import { LAYOUT } from "../../lib/layout.ts";
 import { runCommand } from "../../sys/command.ts";
 import { type PlanEntry, sha256 } from "../plan.ts";
 import { resolveParent, show } from "../root-path.ts";
-import type { ApplyResult, Existing, RootfsFormat } from "./types.ts";
+import { type ApplyResult, checkReadSize, type Existing, type RootfsFormat } from "./types.ts";
 import { type Entry, planWrites, type WriteOp } from "./write-ops.ts";
 
 /** Most bytes `debugfs cat` may print: a file read back (hero-init is ~110 MB) fits, more is refused. */
@@ -256,7 +256,13 @@ export function ext4Format(image: string): RootfsFormat {
       }
       if (e?.type !== "file") return e;
       const { sha256: _, ...rest } = e;
-      return { ...rest, data: async () => cat(image, at) } satisfies Existing;
+      return {
+        ...rest,
+        data: async (maxBytes) => {
+          if (maxBytes !== undefined) checkReadSize(path, stat(image, at)?.size ?? 0, maxBytes);
+          return cat(image, at);
+        },
+      } satisfies Existing;
     },
     async apply(plan: readonly PlanEntry[], { mtime, progress }): Promise<ApplyResult> {
       const held = holders(image);

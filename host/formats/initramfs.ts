@@ -18,7 +18,7 @@ import {
   writeNewc,
 } from "../cpio/newc.ts";
 import type { PlanEntry } from "../plan.ts";
-import type { Existing, RootfsFormat } from "./types.ts";
+import { checkReadSize, type Existing, type RootfsFormat } from "./types.ts";
 
 /** Name of the marker entry that opens hero-init's segment. */
 export const SEGMENT_MARKER = ".hero-init-segment";
@@ -98,7 +98,10 @@ export function initramfsFormat(path: string, create?: { base: CpioEntry[] }): R
           mode: r.mode & 0o7777,
           uid: r.uid,
           gid: r.gid,
-          data: async () => r.data,
+          data: async (maxBytes) => {
+            checkReadSize(p, r.data.length, maxBytes);
+            return r.data;
+          },
         } satisfies Existing;
       if (t === "dir") return { type: "dir", mode: r.mode & 0o7777, uid: r.uid, gid: r.gid };
       if (t === "symlink") return { type: "symlink", target: dec.decode(r.data) };

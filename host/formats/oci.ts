@@ -16,7 +16,7 @@ import { HeroError } from "../../lib/errors.ts";
 import { inflate, maxUnpacked } from "../../lib/inflate.ts";
 import { readTar, type TarEntry, writeTar } from "../../lib/tar.ts";
 import type { PlanEntry } from "../plan.ts";
-import type { ApplyResult, Existing, RootfsFormat } from "./types.ts";
+import { type ApplyResult, checkReadSize, type Existing, type RootfsFormat } from "./types.ts";
 
 /** The annotation that marks hero-init's layer. */
 export const LAYER_ANNOTATION = "org.hero-init.layer";
@@ -164,7 +164,10 @@ export function existingOf(e: TarEntry): Existing {
       mode: e.mode & 0o7777,
       uid: e.uid ?? 0,
       gid: e.gid ?? 0,
-      data: async () => e.data ?? new Uint8Array(0),
+      data: async (maxBytes) => {
+        checkReadSize(`/${e.path}`, e.data?.length ?? 0, maxBytes);
+        return e.data ?? new Uint8Array(0);
+      },
     };
   if (e.type === "dir")
     return { type: "dir", mode: e.mode & 0o7777, uid: e.uid ?? 0, gid: e.gid ?? 0 };

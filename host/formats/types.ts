@@ -3,11 +3,22 @@
  * which one it writes: a directory, an ext4 image, an initramfs or an OCI
  * image layout.
  */
+import { HeroError } from "../../lib/errors.ts";
 import type { PlanEntry } from "../plan.ts";
 
 /** What an entry in the rootfs is, as far as injection cares. */
 export type Existing =
-  | { type: "file"; mode: number; uid: number; gid: number; data: () => Promise<Uint8Array> }
+  | {
+      type: "file";
+      mode: number;
+      uid: number;
+      gid: number;
+      /**
+       * The file's bytes. With `maxBytes`, a larger file is refused before it
+       * is read (an image's file is outside input: it may be any size).
+       */
+      data: (maxBytes?: number) => Promise<Uint8Array>;
+    }
   | { type: "dir"; mode: number; uid: number; gid: number }
   | { type: "symlink"; target: string }
   | { type: "other" };
@@ -36,4 +47,12 @@ export interface RootfsFormat {
     plan: readonly PlanEntry[],
     opts: { mtime: number; progress?: (msg: string) => void },
   ): Promise<ApplyResult>;
+}
+
+/** Refuses `size` bytes of `path` over `maxBytes` (the formats' `data(maxBytes)`). */
+export function checkReadSize(path: string, size: number, maxBytes: number | undefined): void {
+  if (maxBytes !== undefined && size > maxBytes)
+    throw new HeroError("image", `${path} in the image is over ${maxBytes} bytes (${size})`, {
+      file: path,
+    });
 }

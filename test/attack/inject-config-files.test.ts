@@ -14,6 +14,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import {
+  existsSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
@@ -22,6 +23,7 @@ import {
   rmSync,
   statSync,
   symlinkSync,
+  truncateSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
@@ -138,6 +140,19 @@ describe("a hostile config file entry", () => {
     expect(String(err)).toContain("vm.files.0.owner");
     expect(String(err)).toContain(`user "intruder" is not in the image's /etc/passwd`);
     expect(snapshot(root)).toEqual(tree);
+  });
+
+  test("an 8 GiB /etc/passwd (sparse) is refused by its size, before it is read; nothing written", async () => {
+    // Reading it (as the check after a full read did) needs 8 GiB of host memory.
+    const root = rootfs();
+    truncateSync(join(root, "etc/passwd"), 8 * 1024 ** 3);
+    const err = await attempt(
+      opts(root, manifest(`path = "/etc/x.conf"\ncontent = "x"\nowner = "web"`)),
+    );
+    expect(isHeroError(err, "input.image")).toBe(true);
+    expect(String(err)).toContain("/etc/passwd in the image is over 4194304 bytes (8589934592)");
+    expect(existsSync(join(root, "etc/x.conf"))).toBe(false);
+    expect(existsSync(join(root, "sbin/init"))).toBe(false);
   });
 
   test("a content hash the download does not match: nothing written, nothing cached", async () => {
