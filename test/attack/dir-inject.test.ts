@@ -24,6 +24,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type InjectOptions, inject } from "../../host/inject.ts";
 import { isHeroError } from "../../lib/errors.ts";
+import { attempt } from "../helpers/inject-attempt.ts";
 import { snapshot } from "../snapshot.ts";
 
 setDefaultTimeout(120_000);
@@ -77,15 +78,6 @@ afterAll(() => {
   }
   rmSync(dir, { recursive: true, force: true });
 });
-
-async function attempt(o: InjectOptions): Promise<unknown> {
-  try {
-    await inject(o);
-    return null;
-  } catch (e) {
-    return e;
-  }
-}
 
 describe("a rootfs directory with hostile links", () => {
   for (const [kind, target] of [

@@ -30,6 +30,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type InjectOptions, inject } from "../../host/inject.ts";
 import { isHeroError } from "../../lib/errors.ts";
+import { attempt } from "../helpers/inject-attempt.ts";
 import { snapshot } from "../snapshot.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "hero-attack-files-"));
@@ -62,15 +63,6 @@ const opts = (target: string, m: string): InjectOptions => ({
   cacheDir: join(dir, "cache"),
   mtime: 1_700_000_000,
 });
-
-async function attempt(o: InjectOptions): Promise<unknown> {
-  try {
-    await inject(o);
-    return null;
-  } catch (e) {
-    return e;
-  }
-}
 
 beforeAll(() => {
   writeFileSync(join(dir, "hero-init"), "HERO-INIT\n");
