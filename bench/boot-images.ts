@@ -15,9 +15,12 @@ import {
 import { type CpioEntry, writeNewc } from "../host/cpio/newc.ts";
 import { type Kernel, moduleClosure } from "../host/kernel.ts";
 import { ROOT_MODULES } from "../lib/kernel-modules.ts";
+import { LAYOUT } from "../lib/layout.ts";
 import { imageEntries, testVmToml } from "../test/vm/image.ts";
 
 const MODULES = ["virtio_pci", "virtio_net"];
+/** Where the test image keeps hero-init (test/vm/image.ts). */
+const HERO_BINARY = `${LAYOUT.dir.replace(/^\//, "")}/hero-init`;
 const SERVICES = 10;
 const enc = new TextEncoder();
 const text = (path: string, s: string, mode = 0o644): CpioEntry => ({
@@ -210,11 +213,16 @@ function compress(src: string, how: string): string {
   return dst;
 }
 
-/** All variants, written under `dir`; `compressions` adds hero initramfs variants (gzip, zstd, lz4). */
+/**
+ * All variants, written under `dir`; `compressions` adds hero initramfs variants (gzip, zstd, lz4);
+ * each of `alternates` (name → another hero-init build) adds `hero_initramfs_<name>` and
+ * `hero_disk_<name>`: the same images with that binary, for an A/B in one run.
+ */
 export async function buildVariants(
   kernel: Kernel,
   dir: string,
   compressions: string[],
+  alternates: Map<string, string> = new Map(),
 ): Promise<Variant[]> {
   const heroEntries = await heroRoot(kernel);
   const heroCpio = join(dir, "hero.cpio");
@@ -244,6 +252,19 @@ export async function buildVariants(
   ];
   for (const c of compressions)
     v.push({ name: `hero_initramfs_${c}`, initrd: compress(heroCpio, c), ready: HERO_READY });
+  for (const [name, bin] of alternates) {
+    const data = new Uint8Array(readFileSync(bin));
+    const entries = heroEntries.map((x) =>
+      x.type === "file" && x.path === HERO_BINARY ? { ...x, data } : x,
+    );
+    if (!entries.some((x, i) => x !== heroEntries[i]))
+      throw new Error(`no ${HERO_BINARY} in the hero image`);
+    const cpio = join(dir, `hero-${name}.cpio`);
+    writeFileSync(cpio, writeNewc(entries));
+    const disk = ext4Of(entries, join(dir, `hero-${name}.ext4`), 400);
+    v.push({ name: `hero_initramfs_${name}`, initrd: cpio, ready: HERO_READY });
+    v.push({ name: `hero_disk_${name}`, initrd: tiny, disk, append: root, ready: HERO_READY });
+  }
   return v;
 }
 

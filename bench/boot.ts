@@ -21,7 +21,10 @@
  *
  * Run: node_modules/.bin/bun bench/boot.ts   (BENCH_RUNS=N, default 3;
  * BENCH_ONLY=name,name to boot only some variants; BENCH_APPEND="k=v" extra
- * kernel arguments for the hero variants, e.g. to try Bun/JSC settings)
+ * kernel arguments for the hero variants, e.g. to try Bun/JSC settings;
+ * BENCH_CONSOLE_DIR=dir keeps each boot's serial console there;
+ * BENCH_HERO_ALT=name=/path/to/hero-init,… boots other builds too, as
+ * hero_initramfs_<name> and hero_disk_<name>)
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -36,6 +39,15 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const COMPRESS = (process.env.BENCH_COMPRESS ?? "").split(",").filter(Boolean);
 const ONLY = (process.env.BENCH_ONLY ?? "").split(",").filter(Boolean);
 const HERO_APPEND = process.env.BENCH_APPEND ?? "";
+/** BENCH_HERO_ALT=name=/path,…: other hero-init builds booted in the same run (A/B). */
+const ALT = new Map(
+  (process.env.BENCH_HERO_ALT ?? "")
+    .split(",")
+    .filter(Boolean)
+    .map((x) => x.split("=") as [string, string]),
+);
+/** When set, each boot's serial console is written there as `<variant>-<run>.log`. */
+const CONSOLE_DIR = process.env.BENCH_CONSOLE_DIR ?? "";
 const HERO = join(import.meta.dir, "../dist/hero-init");
 const kernel = await ensureKernel();
 const dir = mkdtempSync(join(tmpdir(), "hero-bench-boot-"));
@@ -84,6 +96,7 @@ async function once(v: Variant, i: number): Promise<Sample> {
     }
     await vm.waitFor(/\] Run \/init as init process/, 60_000).catch(() => "");
     await vm.waitFor(/mem: MemAvailable/, 30_000).catch(() => "");
+    if (CONSOLE_DIR) writeFileSync(join(CONSOLE_DIR, `${v.name}-${i}.log`), vm.console());
     return { ready: (readyAt - t0) / 1000, http: (httpAt - t0) / 1000, console: vm.console() };
   } finally {
     if (disk) rmSync(disk, { force: true });
@@ -150,7 +163,7 @@ async function listTime(): Promise<number> {
 }
 
 try {
-  const all = await buildVariants(kernel, dir, COMPRESS);
+  const all = await buildVariants(kernel, dir, COMPRESS, ALT);
   const variants = ONLY.length ? all.filter((v) => ONLY.includes(v.name)) : all;
   const got = new Map<string, Sample[]>(variants.map((v) => [v.name, []]));
   const load: number[] = [];

@@ -10,7 +10,6 @@
  * The one place this sequence is written; the update engine, the injector
  * and the guest runtime call it.
  */
-import { randomBytes } from "node:crypto";
 import {
   chmodSync,
   closeSync,
@@ -24,6 +23,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { dirname } from "node:path";
+import { randomHex } from "./random.ts";
 
 /**
  * A fresh temporary name beside `path`: `<path>.tmp-<pid>-<random>`. Random,
@@ -31,7 +31,7 @@ import { dirname } from "node:path";
  * advance; `.tmp-` marks it for cleanups that skip work in progress.
  */
 export function tempPathFor(path: string): string {
-  return `${path}.tmp-${process.pid}-${randomBytes(6).toString("hex")}`;
+  return `${path}.tmp-${process.pid}-${randomHex(6)}`;
 }
 
 /** fsyncs a file or a directory by path (a directory: the names in it, e.g. after a rename). */

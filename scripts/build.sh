@@ -14,8 +14,19 @@ BUN=node_modules/.bin/bun
 # bunfig.toml and .env from its working directory at every start (PID 1's is
 # "/"; a CLI call's is wherever the user is): work at boot that need not be,
 # and a file there must not change hero-init's settings or environment.
+# --splitting: the code behind each import() is its own chunk inside the
+# executable, read when that import runs; without it every start (PID 1's
+# boot, each `zinit list`) loads the bytecode of every command and subsystem.
+# --bytecode-order: the bytecode PID 1's boot and `hero-init list` used is laid
+# out first (profiles recorded by scripts/record-bytecode-order.ts; a profile
+# matches functions by a hash of their syntax, so an older one still applies).
+# --compile-jit-policy=8: JavaScriptCore's tier-up thresholds ×8 until PID 1
+# calls Bun.unsafe.setJITPolicy(1) at READY (guest/pid1/run.ts): boot code runs
+# once and rarely repays its compilation (figures: docs/benchmarks.md).
+ORDER=scripts/bytecode-order
 "$BUN" build --compile --bytecode --format=esm --target=bun-linux-x64 --minify-syntax --minify-whitespace \
   --no-compile-autoload-dotenv --no-compile-autoload-bunfig \
+  --splitting --bytecode-order="$ORDER/pid1.order,$ORDER/cli.order" --compile-jit-policy=8 \
   cli/main.ts --outfile dist/hero-init.tmp
 mv -f dist/hero-init.tmp dist/hero-init
 if ! command -v musl-gcc >/dev/null; then

@@ -13,10 +13,10 @@
  *
  * Every write is atomic and fsynced (lib/atomic-file.ts).
  */
-import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { atomicWrite } from "../lib/atomic-file.ts";
+import { randomHex } from "../lib/random.ts";
 
 /** An install whose links were switched but whose restart and cleanup may not have run. */
 export interface Pending {
@@ -152,7 +152,7 @@ export function keepMachineId(stateDir: string, id: string): void {
 export function machineId(stateDir: string, warn: (message: string) => void = () => {}): string {
   const have = readMachineId(stateDir);
   if (have) return have;
-  const id = randomBytes(16).toString("hex");
+  const id = randomHex(16);
   try {
     keepMachineId(stateDir, id);
   } catch (e) {

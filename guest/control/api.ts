@@ -3,7 +3,6 @@
  * service files for create/delete/get/monitor, and the ring for logs.
  * Shared by the control socket and (later) the UI.
  */
-import { randomBytes } from "node:crypto";
 import {
   closeSync,
   existsSync,
@@ -16,6 +15,7 @@ import {
 import { dirname, join } from "node:path";
 import { HeroError, isHeroError } from "../../lib/errors.ts";
 import { log } from "../../lib/log.ts";
+import { randomHex } from "../../lib/random.ts";
 import { readServiceText } from "../../lib/service-file.ts";
 import {
   parseServiceFile,
@@ -104,7 +104,7 @@ export function killSignal(sig: string): string | null {
  * the directory. On any error nothing is left behind.
  */
 function createFile(file: string, text: string, name: string): void {
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
+  const tmp = `${file}.tmp-${process.pid}-${randomHex(4)}`;
   const fd = openSync(tmp, "wx", 0o644);
   try {
     try {

@@ -255,5 +255,9 @@ export async function runPid1(mode: "pid1" | "unit" = "pid1"): Promise<void> {
     });
   }
   log.info("boot", readyLine(uptime(), startedAt, preinitExec, ctx.configErrors.length));
+  // The build may start the executable with raised JIT thresholds (scripts/build.sh,
+  // --compile-jit-policy): boot code runs once and rarely repays compiling it. From
+  // here on the code that runs is the code that runs again: the normal policy.
+  Bun.unsafe.setJITPolicy(1);
   injectFault(ctx);
 }

@@ -118,6 +118,14 @@ export async function shutdown(
   log.info("shutdown", "sync and unmount");
   sync();
   if (!pid1) return;
+  if (process.env.BUN_BYTECODE_ORDER_OUT) {
+    // A recording VM (scripts/record-bytecode-order.ts): Bun writes the profile of the
+    // functions this run used only when the process exits, so PID 1 exits here, with the
+    // profile's disk still mounted, instead of calling reboot(2); the kernel panics after.
+    // Only that VM's command line sets it. (process.exit is refused in PID 1: run.ts.)
+    log.warn("shutdown", "exiting to write the bytecode-order profile (recording VM)");
+    (process as unknown as { reallyExit(code: number): never }).reallyExit(0);
+  }
   unmountAll();
   sync();
   log.info(

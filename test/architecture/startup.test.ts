@@ -98,6 +98,7 @@ const BEFORE_READY: Record<string, string> = {
   "lib/log.ts": "the log",
   "lib/net-acl.ts": "the agent's client check at bind",
   "lib/peer-uri.ts": "vm-config's [mycelium] peer checks (a leaf: no keys, no BLAKE3)",
+  "lib/random.ts": "temporary file names and the machine id without node:crypto",
   "lib/service-file.ts": "the control API writes service files",
   "lib/service-spec.ts": "service files are parsed at boot",
   "lib/toml.ts": "vm.toml is TOML",
@@ -108,6 +109,10 @@ const BEFORE_READY: Record<string, string> = {
   "npm:hono/body-limit": "guest/agent/http.ts (the agent's body limit)",
   "npm:ipaddr.js": "vm-config's address checks",
   "npm:valibot": "config and hand-off schemas",
+  "node:fs": "files",
+  "node:fs/promises": "files (async reads)",
+  "node:os": "signal numbers and host facts",
+  "node:path": "paths",
   "package.json": "lib/version.ts reads the version",
   "sys/ffi.ts": "system calls (reboot, mount, execve)",
   "sys/net.ts": "boot: network interfaces",
@@ -132,6 +137,9 @@ const LIST: Record<string, string> = {
   "lib/version.ts": "--version",
   "package.json": "lib/version.ts reads the version",
   "npm:citty": "argument parsing",
+  "node:fs": "the socket's existence check",
+  "node:path": "argv[0]'s name",
+  "node:util": "parseArgs for zinit's global options",
 };
 
 describe("the startup module sets", () => {
@@ -154,13 +162,31 @@ describe("the startup module sets", () => {
     };
     const loaded = loadedModules(["a/main.ts"], (p) => files[p]);
     expect([...loaded.keys()].sort()).toEqual(
-      ["a/b.ts", "a/d.json", "a/main.ts", "a/side.ts", "c/deep.ts", "c/x.ts", "npm:hono"].sort(),
+      [
+        "a/b.ts",
+        "a/d.json",
+        "a/main.ts",
+        "a/side.ts",
+        "c/deep.ts",
+        "c/x.ts",
+        "node:fs",
+        "npm:hono",
+      ].sort(),
     );
     expect(loaded.get("c/deep.ts")).toEqual(["a/main.ts", "c/x.ts", "c/deep.ts"]);
     expect(
       compareLoaded(
         loaded,
-        ["a/main.ts", "a/b.ts", "a/d.json", "a/side.ts", "c/x.ts", "npm:hono", "gone.ts"],
+        [
+          "a/main.ts",
+          "a/b.ts",
+          "a/d.json",
+          "a/side.ts",
+          "c/x.ts",
+          "node:fs",
+          "npm:hono",
+          "gone.ts",
+        ],
         "at start",
       ),
     ).toEqual([

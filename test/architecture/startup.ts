@@ -5,8 +5,10 @@
  * is erased and `import()` runs only when reached. So the closure over
  * static value imports, from the modules a path enters, is exactly what the
  * path pays for at start (no timing, no binary needed). Modules outside the
- * repository are named `npm:<specifier>`; node: and bun builtins are not
- * counted.
+ * repository are named `npm:<specifier>`; node: builtins are counted under
+ * their own name (several are large JavaScript modules in Bun: node:crypto
+ * costs 3.7 ms to load on the host, a few hundred ms under TCG); `bun` and
+ * bun: builtins are native and not counted.
  */
 import { dirname, join, normalize } from "node:path";
 
@@ -21,10 +23,11 @@ export function staticImports(text: string): string[] {
   return out;
 }
 
-/** A module's repo-relative path, `npm:<spec>`, or null for builtins. */
+/** A module's repo-relative path, `npm:<spec>`, `node:<name>`, or null for bun's builtins. */
 function resolve(from: string, spec: string): string | null {
   if (spec.startsWith(".")) return normalize(join(dirname(from), spec));
-  if (spec.startsWith("node:") || spec === "bun" || spec.startsWith("bun:")) return null;
+  if (spec.startsWith("node:")) return spec;
+  if (spec === "bun" || spec.startsWith("bun:")) return null;
   return `npm:${spec}`;
 }
 
