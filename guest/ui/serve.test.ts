@@ -1,9 +1,11 @@
 import { describe, expect, test } from "bun:test";
 import type { Server } from "bun";
+import { logHistory } from "../../lib/log.ts";
 import { bindAddresses, type Fetcher, lazyApp } from "./serve.ts";
 import type { TerminalData } from "./terminal.ts";
 
 const server = {} as Server<TerminalData>;
+const loadLines = () => logHistory().filter((l) => l.includes("app loaded at the first request"));
 const req = () => new Request("http://127.0.0.1:9999/health");
 
 describe("lazyApp", () => {
@@ -18,6 +20,16 @@ describe("lazyApp", () => {
     expect([await a.text(), await b.text()]).toEqual(["ok", "ok"]);
     await app.fetch(req(), server);
     expect(builds).toBe(1);
+  });
+
+  test("logs how long the first load took, once", async () => {
+    const before = loadLines();
+    const app = lazyApp(async () => ({ fetch: () => new Response("ok") }));
+    await app.fetch(req(), server);
+    await app.fetch(req(), server);
+    const lines = loadLines().slice(before.length);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/hero-init ui: app loaded at the first request in \d+ ms$/);
   });
 
   test("a failed build answers 503 naming the error, and the next request tries again", async () => {

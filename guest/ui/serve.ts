@@ -21,7 +21,18 @@ export function lazyApp(build: () => Promise<Fetcher>): Fetcher {
   let app: Promise<Fetcher> | null = null;
   return {
     async fetch(req, server) {
-      app ??= build();
+      if (!app) {
+        const t = performance.now();
+        app = build();
+        app.then(
+          () =>
+            log.info(
+              "ui",
+              `app loaded at the first request in ${Math.round(performance.now() - t)} ms`,
+            ),
+          () => {},
+        );
+      }
       let ready: Fetcher;
       try {
         ready = await app;
