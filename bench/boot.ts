@@ -26,11 +26,11 @@
  * BENCH_HERO_ALT=name=/path/to/hero-init,… boots other builds too, as
  * hero_initramfs_<name> and hero_disk_<name>)
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureKernel } from "../host/kernel.ts";
-import { until } from "../test/helpers/poll.ts";
+import { hostSupervisor } from "../test/helpers/host-supervisor.ts";
 import { bootVm } from "../test/vm/qemu.ts";
 import { buildVariants, freshDisk, type Variant } from "./boot-images.ts";
 import { median, out, printRatios, ratio } from "./lib.ts";
@@ -133,33 +133,14 @@ type Phases = ReturnType<typeof phases>;
 
 /** `hero-init list` as a new process (median of 20) against a host supervisor with 10 services. */
 async function listTime(): Promise<number> {
-  const etc = join(dir, "list-etc");
-  mkdirSync(etc, { recursive: true });
-  for (let i = 0; i < 10; i++) writeFileSync(join(etc, `s${i}.yaml`), "exec: sleep 100000\n");
-  const sock = join(dir, "list.sock");
-  const sup = Bun.spawn([HERO, "init", "-c", etc, "-s", sock], {
-    stdout: "ignore",
-    stderr: "ignore",
-  });
-  try {
-    const list = () =>
-      Bun.spawnSync([HERO, "-s", sock, "list"], { stdout: "pipe", stderr: "pipe" });
-    await until(
-      "the host supervisor to list its 10 services",
-      () => /s9/.test(list().stdout.toString()),
-      30_000,
-      100,
-    );
-    const ms: number[] = [];
-    for (let i = 0; i < 20; i++) {
-      const t = performance.now();
-      if (list().exitCode !== 0) throw new Error("hero-init list failed");
-      ms.push(performance.now() - t);
-    }
-    return median(ms);
-  } finally {
-    sup.kill("SIGKILL");
+  await using sup = await hostSupervisor(HERO, dir);
+  const ms: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const t = performance.now();
+    if (sup.list().exitCode !== 0) throw new Error("hero-init list failed");
+    ms.push(performance.now() - t);
   }
+  return median(ms);
 }
 
 try {

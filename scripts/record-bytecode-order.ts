@@ -21,6 +21,7 @@ import { join } from "node:path";
 import { writeNewc } from "../host/cpio/newc.ts";
 import { ensureKernel } from "../host/kernel.ts";
 import { ROOT_MODULES } from "../lib/kernel-modules.ts";
+import { hostSupervisor } from "../test/helpers/host-supervisor.ts";
 import { until } from "../test/helpers/poll.ts";
 import { imageEntries, serviceFiles, testVmToml } from "../test/vm/image.ts";
 import { bootVm } from "../test/vm/qemu.ts";
@@ -92,34 +93,11 @@ async function recordPid1(): Promise<string> {
 }
 
 async function recordCli(): Promise<string> {
-  const etc = join(work, "etc");
-  mkdirSync(etc);
-  for (let i = 0; i < 10; i++) writeFileSync(join(etc, `s${i}.yaml`), "exec: sleep 100000\n");
-  const sock = join(work, "cli.sock");
-  const sup = Bun.spawn([HERO, "init", "-c", etc, "-s", sock], {
-    stdout: "ignore",
-    stderr: "ignore",
-  });
-  try {
-    const list = (env: Record<string, string> = {}) =>
-      Bun.spawnSync([HERO, "-s", sock, "list"], {
-        env: { ...process.env, ...env },
-        stdout: "pipe",
-      });
-    await until(
-      "the host supervisor to list its services",
-      () => /s9/.test(list().stdout.toString()),
-      30_000,
-      100,
-    );
-    const path = join(work, "cli.order");
-    if (list({ BUN_BYTECODE_ORDER_OUT: path }).exitCode !== 0)
-      throw new Error("hero-init list failed");
-    return checkProfile(readFileSync(path, "utf8"), "hero-init list's profile");
-  } finally {
-    sup.kill("SIGKILL");
-    await sup.exited;
-  }
+  await using sup = await hostSupervisor(HERO, work);
+  const path = join(work, "cli.order");
+  if (sup.list({ BUN_BYTECODE_ORDER_OUT: path }).exitCode !== 0)
+    throw new Error("hero-init list failed");
+  return checkProfile(readFileSync(path, "utf8"), "hero-init list's profile");
 }
 
 try {
