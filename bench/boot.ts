@@ -123,6 +123,9 @@ function phases(s: Sample, hero: boolean) {
     ready_to_http200_s: s.http - s.ready,
     qemu_to_ready_s: s.ready,
     qemu_to_http200_s: s.http,
+    // The same without QEMU, firmware and the initrd load before the guest's clock starts,
+    // which alone varied 4.1-5.5 s between boots of one variant (docs/benchmarks.md).
+    kernel_to_http200_s: s.http - (s.ready - X),
     pid1_idle_rss_kb: memKb("Rss"),
     pid1_idle_pss_kb: memKb("Pss"),
     vm_used_mb: (memKb("MemTotal") - memKb("MemAvailable")) / 1024,
@@ -217,6 +220,20 @@ try {
     "ratio_http200_hero_disk_vs_hero_disk_switchroot",
     r("hero_disk", "hero_disk_switchroot", "qemu_to_http200_s"),
   );
+  ratio(
+    "ratio_kernel_to_http200_hero_initramfs_vs_busybox_initramfs",
+    r("hero_initramfs", "busybox_initramfs", "kernel_to_http200_s"),
+  );
+  ratio(
+    "ratio_kernel_to_http200_hero_disk_vs_busybox_disk",
+    r("hero_disk", "busybox_disk", "kernel_to_http200_s"),
+  );
+  for (const name of ALT.keys())
+    for (const kind of ["initramfs", "disk"])
+      ratio(
+        `ratio_kernel_to_http200_hero_${kind}_${name}_vs_hero_${kind}`,
+        r(`hero_${kind}_${name}`, `hero_${kind}`, "kernel_to_http200_s"),
+      );
   ratio(
     "ratio_init_to_ready_hero_initramfs_vs_busybox_initramfs",
     r("hero_initramfs", "busybox_initramfs", "init_to_ready_s"),
