@@ -22,6 +22,9 @@ async function main(): Promise<void> {
     await runPid1();
     return;
   }
+  // The build starts the executable with raised JIT thresholds (scripts/build.sh): right for a
+  // short command. One that keeps running (init, serve, a long deploy) gets the normal policy.
+  setTimeout(() => Bun.unsafe.setJITPolicy(1), 2000).unref();
   const { runCli } = await import("./index.ts");
   process.exit(await runCli(basename(process.argv0), process.argv.slice(2)));
 }
