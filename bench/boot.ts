@@ -212,22 +212,13 @@ try {
 
   ratio("ratio_http200_hero_initramfs_vs_busybox_initramfs", hi);
   ratio("ratio_http200_hero_disk_vs_busybox_disk", hd);
-  ratio(
-    "ratio_http200_hero_disk_switchroot_vs_busybox_disk",
-    r("hero_disk_switchroot", "busybox_disk", "qemu_to_http200_s"),
-  );
-  ratio(
-    "ratio_http200_hero_disk_vs_hero_disk_switchroot",
-    r("hero_disk", "hero_disk_switchroot", "qemu_to_http200_s"),
-  );
-  ratio(
-    "ratio_kernel_to_http200_hero_initramfs_vs_busybox_initramfs",
-    r("hero_initramfs", "busybox_initramfs", "kernel_to_http200_s"),
-  );
-  ratio(
-    "ratio_kernel_to_http200_hero_disk_vs_busybox_disk",
-    r("hero_disk", "busybox_disk", "kernel_to_http200_s"),
-  );
+  const pairs: [string, string, keyof Phases, string][] = [
+    ["hero_disk_switchroot", "busybox_disk", "qemu_to_http200_s", "http200"],
+    ["hero_disk", "hero_disk_switchroot", "qemu_to_http200_s", "http200"],
+    ["hero_initramfs", "busybox_initramfs", "kernel_to_http200_s", "kernel_to_http200"],
+    ["hero_disk", "busybox_disk", "kernel_to_http200_s", "kernel_to_http200"],
+  ];
+  for (const [a, b, key, label] of pairs) ratio(`ratio_${label}_${a}_vs_${b}`, r(a, b, key));
   for (const name of ALT.keys())
     for (const kind of ["initramfs", "disk"])
       ratio(
