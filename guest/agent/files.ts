@@ -5,7 +5,6 @@
  * symlinks, and stat. Errors are agentError (lib/agent-protocol.ts): an
  * HTTP status and a clear message; nothing here logs file contents.
  */
-import { randomBytes } from "node:crypto";
 import type { Stats } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
@@ -22,6 +21,7 @@ import {
   type StatResult,
 } from "../../lib/agent-protocol.ts";
 import { type HeroError, isHeroError } from "../../lib/errors.ts";
+import { randomHex } from "../../lib/random.ts";
 
 /** Maps a filesystem error to an agentError (status by errno). */
 export function fsError(what: string, e: unknown): HeroError {
@@ -79,7 +79,7 @@ async function ensureParent(path: string, mkdir: boolean): Promise<void> {
 }
 
 function tempName(path: string): string {
-  return join(dirname(path), `.${basename(path)}.hero-agent-${randomBytes(6).toString("hex")}`);
+  return join(dirname(path), `.${basename(path)}.hero-agent-${randomHex(6)}`);
 }
 
 async function fsyncDir(dir: string): Promise<void> {

@@ -13,9 +13,9 @@ import {
   writeFileSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
+import { fsyncPath, tempPathFor } from "../../lib/atomic-file.ts";
 import { HeroError, isHeroError } from "../../lib/errors.ts";
 import { log } from "../../lib/log.ts";
-import { randomHex } from "../../lib/random.ts";
 import { readServiceText } from "../../lib/service-file.ts";
 import {
   parseServiceFile,
@@ -104,7 +104,7 @@ export function killSignal(sig: string): string | null {
  * the directory. On any error nothing is left behind.
  */
 function createFile(file: string, text: string, name: string): void {
-  const tmp = `${file}.tmp-${process.pid}-${randomHex(4)}`;
+  const tmp = tempPathFor(file);
   const fd = openSync(tmp, "wx", 0o644);
   try {
     try {
@@ -120,12 +120,7 @@ function createFile(file: string, text: string, name: string): void {
   } finally {
     unlinkSync(tmp);
   }
-  const dfd = openSync(dirname(file), "r");
-  try {
-    fsyncSync(dfd);
-  } finally {
-    closeSync(dfd);
-  }
+  fsyncPath(dirname(file));
 }
 
 /** zinit's -32007 of service_create. */
