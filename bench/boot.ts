@@ -44,7 +44,11 @@ const ALT = new Map(
   (process.env.BENCH_HERO_ALT ?? "")
     .split(",")
     .filter(Boolean)
-    .map((x) => x.split("=") as [string, string]),
+    .map((x): [string, string] => {
+      const eq = x.indexOf("=");
+      if (eq < 1) throw new Error(`BENCH_HERO_ALT: "${x}" is not name=/path/to/hero-init`);
+      return [x.slice(0, eq), x.slice(eq + 1)];
+    }),
 );
 /** When set, each boot's serial console is written there as `<variant>-<run>.log`. */
 const CONSOLE_DIR = process.env.BENCH_CONSOLE_DIR ?? "";
