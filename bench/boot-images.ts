@@ -2,7 +2,8 @@
  * The images bench/boot.ts boots: hero-init and the busybox baseline, each
  * as an initramfs and as an ext4 disk behind a boot initramfs, all with the
  * same kernel, network modules and 10 idle services, and a oneshot that
- * prints PID 1's smaps_rollup and /proc/meminfo 5 s after boot.
+ * prints PID 1's smaps_rollup and /proc/meminfo 10 s after its services start
+ * (idle: hero-init pages out its boot pages 3 s after READY).
  */
 import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -32,7 +33,7 @@ const text = (path: string, s: string, mode = 0o644): CpioEntry => ({
 // Printed after the measurements (sleep 6), so it does not compete with them. (No ": ": YAML.)
 const DMESG = "dmesg | grep 'Run /init as init process'";
 const MEM =
-  "sleep 5; grep -E '^(Rss|Pss):' /proc/1/smaps_rollup; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo";
+  "sleep 10; grep -E '^(Rss|Pss):' /proc/1/smaps_rollup; grep -E '^(MemTotal|MemAvailable|MemFree):' /proc/meminfo";
 
 async function moduleEntries(kernel: Kernel, names: string[]): Promise<CpioEntry[]> {
   return moduleFileEntries(kernel, await moduleClosure(kernel, names));

@@ -40,6 +40,7 @@ function openLibc() {
     setsockopt: { args: [i32, i32, i32, P, u32], returns: i32 },
     sendto: { args: [i32, P, u64, i32, P, u32], returns: i64 },
     recv: { args: [i32, P, u64, i32], returns: i64 },
+    madvise: { args: [u64, u64, i32], returns: i32 },
   });
 }
 
@@ -166,6 +167,18 @@ export function finitModule(fd: number, params = "", flags = 0): void {
   const p = cstr(params);
   const rc = libc().syscall(SYS_finit_module, BigInt(fd), BigInt(ptr(p)), BigInt(flags));
   check(rc, "finit_module", `fd ${fd}`);
+}
+
+/** madvise(2) advice: reclaim the range's pages now (Linux 5.4+); clean file pages are re-read on use. */
+export const MADV_PAGEOUT = 21;
+
+/** madvise(2) on [start, start + length); start is page-aligned (a /proc/self/maps range). */
+export function madvise(start: bigint, length: bigint, advice: number): void {
+  check(
+    libc().madvise(start, length, advice),
+    "madvise",
+    `0x${start.toString(16)}, ${length}, ${advice}`,
+  );
 }
 
 /** sethostname(2). */

@@ -22,6 +22,9 @@ import { type ShutdownKind, shutdown } from "./shutdown.ts";
 import { startSupervision } from "./supervision.ts";
 import { startUpdater, summary, type Updater, updateControl } from "./updater.ts";
 
+/** How long after READY PID 1 pages out what boot used of its executable. */
+const RELEASE_BOOT_PAGES_AFTER_MS = 3000;
+
 /** Uptime when this program's first line ran (the end of the pre-init + Bun start). */
 const startedAt = uptime();
 
@@ -259,5 +262,12 @@ export async function runPid1(mode: "pid1" | "unit" = "pid1"): Promise<void> {
   // --compile-jit-policy): boot code runs once and rarely repays compiling it. From
   // here on the code that runs is the code that runs again: the normal policy.
   Bun.unsafe.setJITPolicy(1);
+  // Boot's code is not run again: hand its pages back once the first requests after READY
+  // (the deployer's /health, the overlay's start) have passed (release-pages.ts).
+  setTimeout(() => {
+    import("./release-pages.ts")
+      .then((m) => m.releaseBootPages())
+      .catch((e) => log.warn("memory", `boot pages not released: ${describeError(e)}`));
+  }, RELEASE_BOOT_PAGES_AFTER_MS);
   injectFault(ctx);
 }

@@ -68,6 +68,9 @@ describe("boot", () => {
     const health = await getJson(port, "/health");
     expect(health.status).toBe(200);
     expect(health.body).toMatchObject({ status: "ok", hostname: "hero-test" });
+    // From an initramfs the executable's pages cannot be freed: PID 1 keeps them mapped
+    // (release-pages.ts; the disk case is in disk-boot.test.ts).
+    await vm.waitFor("memory: boot pages kept: the executable is on tmpfs", 30_000);
     await vm.powerdown();
     expect(await vm.waitExit(60_000)).toBe(0);
     expect(vm.console()).toContain("poweroff: ACPI power button");

@@ -59,6 +59,12 @@ describe("ext4 disk through the tiny boot initramfs", () => {
     // One hero-init start, from the disk: no switch-root step of hero-init in an initramfs.
     expectInOrder(out, "hero-init preinit: switched root to /dev/vda, exec /sbin/init", READY);
     expect(out).not.toContain("switchroot: switching");
+    // After READY PID 1 pages out what boot used of its executable; from the disk the kernel
+    // can drop those pages, so PID 1's PSS falls (release-pages.ts).
+    const [, before, after] = await vm.waitForMatch(/PID 1 PSS ([\d.]+) -> ([\d.]+) MiB/, {
+      timeoutMs: 60_000,
+    });
+    expect(Number(before) - Number(after)).toBeGreaterThan(5);
     await vm.powerdown();
     expect(await vm.waitExit(90_000)).toBe(0);
     expect(fsckReadOnly(d.disk as string).code).toBe(0);
