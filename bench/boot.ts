@@ -4,7 +4,8 @@
  * rotates per round), each as
  *
  * - an initramfs VM (uncompressed; BENCH_COMPRESS=gzip,zstd,lz4 adds hero
- *   initramfs variants compressed that way), and
+ *   initramfs variants compressed that way, and sqfs-zstd, sqfs-xz, erofs-lz4hc
+ *   variants whose hero-init is inside such an image: bench/boot-images.ts), and
  * - an ext4-disk VM behind a boot initramfs: hero-init through the tiny
  *   pre-init initramfs (host/boot-initramfs.ts), hero-init through today's
  *   switch-root initramfs (hero-init in the initramfs mounts the disk and
@@ -93,7 +94,11 @@ async function once(v: Variant, i: number): Promise<Sample> {
     };
     const deadline = Date.now() + 180_000;
     while (!readyAt || !httpAt) {
-      if (Date.now() > deadline) throw new Error(`${v.name}: no READY/HTTP 200 within 180 s`);
+      if (Date.now() > deadline) {
+        if (CONSOLE_DIR)
+          writeFileSync(join(CONSOLE_DIR, `${v.name}-${i}-failed.log`), vm.console());
+        throw new Error(`${v.name}: no READY/HTTP 200 within 180 s`);
+      }
       if (!readyAt && v.ready.test(vm.console())) readyAt = performance.now();
       if (!httpAt) void probe();
       await Bun.sleep(25);
@@ -237,7 +242,7 @@ try {
     "ratio_init_to_ready_hero_initramfs_vs_busybox_initramfs",
     r("hero_initramfs", "busybox_initramfs", "init_to_ready_s"),
   );
-  for (const c of COMPRESS)
+  for (const c of COMPRESS.map((x) => x.replace("-", "_")))
     ratio(
       `ratio_http200_hero_initramfs_${c}_vs_uncompressed`,
       r(`hero_initramfs_${c}`, "hero_initramfs", "qemu_to_http200_s"),
