@@ -140,8 +140,11 @@ function phases(s: Sample, hero: boolean) {
     vm_used_mb: (memKb("MemTotal") - memKb("MemAvailable")) / 1024,
     vm_free_mb: memKb("MemFree") / 1024,
     // hero-init's own line 3 s after READY: PID 1's PSS as it pages out its boot pages.
-    pid1_pss_before_release_mib: num(/PID 1 PSS ([\d.]+) -> /, s.console),
-    pid1_pss_after_release_mib: num(/PID 1 PSS [\d.]+ -> ([\d.]+) MiB/, s.console),
+    pid1_pss_before_release_mib: num(/boot pages \(\d+ mappings\): PSS ([\d.]+) -> /, s.console),
+    pid1_pss_after_release_mib: num(
+      /boot pages \(\d+ mappings\): PSS [\d.]+ -> ([\d.]+) MiB/,
+      s.console,
+    ),
     step_modules_ms: num(/step modules done in (\d+) ms/, s.console),
   };
 }

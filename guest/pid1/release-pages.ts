@@ -27,7 +27,7 @@ function pssMib(): string {
   return m ? (Number(m[1]) / 1024).toFixed(1) : "?";
 }
 
-/** Pages out the executable's read-only mappings once; logs PID 1's PSS before and after. */
+/** Pages out the executable's read-only mappings once; logs the process's PSS before and after (PID 1, or hero-init as systemd's unit). */
 export function releaseBootPages(): void {
   try {
     const exe = readlinkSync("/proc/self/exe");
@@ -45,7 +45,7 @@ export function releaseBootPages(): void {
     for (const r of ranges) madvise(r.start, r.length, MADV_PAGEOUT);
     log.info(
       "memory",
-      `released the executable's boot pages (${ranges.length} mappings): PID 1 PSS ${before} -> ${pssMib()} MiB`,
+      `released the executable's boot pages (${ranges.length} mappings): PSS ${before} -> ${pssMib()} MiB`,
     );
   } catch (e) {
     log.warn("memory", `boot pages not released: ${describeError(e)}`);

@@ -61,9 +61,12 @@ describe("ext4 disk through the tiny boot initramfs", () => {
     expect(out).not.toContain("switchroot: switching");
     // After READY PID 1 pages out what boot used of its executable; from the disk the kernel
     // can drop those pages, so PID 1's PSS falls (release-pages.ts).
-    const [, before, after] = await vm.waitForMatch(/PID 1 PSS ([\d.]+) -> ([\d.]+) MiB/, {
-      timeoutMs: 60_000,
-    });
+    const [, before, after] = await vm.waitForMatch(
+      /boot pages \(\d+ mappings\): PSS ([\d.]+) -> ([\d.]+) MiB/,
+      {
+        timeoutMs: 60_000,
+      },
+    );
     expect(Number(before) - Number(after)).toBeGreaterThan(5);
     await vm.powerdown();
     expect(await vm.waitExit(90_000)).toBe(0);
