@@ -296,6 +296,11 @@ exec /sbin/init "$@"
   return cpio;
 }
 
+/** The variant name of a `BENCH_COMPRESS` entry (sqfs-zstd → hero_initramfs_sqfs_zstd). */
+export function compressedVariant(how: string): string {
+  return `hero_initramfs_${how.replace("-", "_")}`;
+}
+
 /**
  * All variants, written under `dir`; `compressions` adds hero initramfs variants (gzip, zstd, lz4,
  * or one of IMAGED: hero-init inside a squashfs/EROFS image);
@@ -337,7 +342,7 @@ export async function buildVariants(
   for (const c of compressions) {
     const initrd =
       c in IMAGED ? await imagedBinaryCpio(kernel, heroEntries, dir, c) : compress(heroCpio, c);
-    v.push({ name: `hero_initramfs_${c.replace("-", "_")}`, initrd, ready: HERO_READY });
+    v.push({ name: compressedVariant(c), initrd, ready: HERO_READY });
   }
   for (const [name, bin] of alternates) {
     const data = new Uint8Array(readFileSync(bin));

@@ -33,7 +33,7 @@ import { join } from "node:path";
 import { ensureKernel } from "../host/kernel.ts";
 import { hostSupervisor } from "../test/helpers/host-supervisor.ts";
 import { bootVm } from "../test/vm/qemu.ts";
-import { buildVariants, freshDisk, type Variant } from "./boot-images.ts";
+import { buildVariants, compressedVariant, freshDisk, type Variant } from "./boot-images.ts";
 import { median, out, printRatios, ratio } from "./lib.ts";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -245,11 +245,8 @@ try {
     "ratio_init_to_ready_hero_initramfs_vs_busybox_initramfs",
     r("hero_initramfs", "busybox_initramfs", "init_to_ready_s"),
   );
-  for (const c of COMPRESS.map((x) => x.replace("-", "_")))
-    ratio(
-      `ratio_http200_hero_initramfs_${c}_vs_uncompressed`,
-      r(`hero_initramfs_${c}`, "hero_initramfs", "qemu_to_http200_s"),
-    );
+  for (const name of COMPRESS.map(compressedVariant))
+    ratio(`ratio_http200_${name}_vs_uncompressed`, r(name, "hero_initramfs", "qemu_to_http200_s"));
   printRatios();
 } finally {
   rmSync(dir, { recursive: true, force: true });
