@@ -169,6 +169,76 @@ exec /usr/lib/hero/hero-init "$@"
   return imageEntries({ kernel, modules: MODULES, busybox: true, vmToml: testVmToml(), extra });
 }
 
+/** Where the floor's program and its set-up script live in its image. */
+const FLOOR_BINARY = "bun-floor";
+const FLOOR_INIT = "floor-init.sh";
+
+/**
+ * Compiles bench/floor/pid1.ts with the flags scripts/build.sh gives hero-init (those that apply
+ * to any program: bytecode, ESM, no bunfig/.env autoload); returns the executable's bytes.
+ */
+function floorBinary(dir: string): Uint8Array {
+  const out = join(dir, FLOOR_BINARY);
+  const p = Bun.spawnSync(
+    [
+      process.execPath,
+      "build",
+      "--compile",
+      "--bytecode",
+      "--format=esm",
+      "--target=bun-linux-x64",
+      "--no-compile-autoload-dotenv",
+      "--no-compile-autoload-bunfig",
+      join(import.meta.dir, "floor/pid1.ts"),
+      "--outfile",
+      out,
+    ],
+    { stdout: "pipe", stderr: "pipe" },
+  );
+  if (p.exitCode !== 0) throw new Error(`bun build bench/floor/pid1.ts: ${p.stderr}`);
+  return new Uint8Array(readFileSync(out));
+}
+
+/**
+ * The Bun floor's root: the hero image without hero-init, plus the floor program and a busybox
+ * script the pre-init runs first (`hero.init=/floor-init.sh`) that does what the baseline's /init
+ * does (sysfs, modules, static network) and execs the floor.
+ */
+async function floorRoot(
+  kernel: Kernel,
+  heroEntries: CpioEntry[],
+  dir: string,
+): Promise<CpioEntry[]> {
+  const mods = await moduleClosure(kernel, MODULES);
+  const B = "/bin/busybox";
+  return [
+    ...heroEntries.filter((x) => x.path !== HERO_BINARY && !x.path.startsWith("etc/zinit")),
+    { type: "file", path: FLOOR_BINARY, mode: 0o755, data: floorBinary(dir) },
+    text(
+      FLOOR_INIT,
+      `#!/bin/sh
+${B} mount -t sysfs sysfs /sys
+${mods.map((m) => `${B} insmod /lib/modules/${kernel.version}/${m} 2>/dev/null`).join("\n")}
+while [ ! -e /sys/class/net/eth0 ]; do ${B} usleep 10000; done
+${B} ip link set lo up
+${B} ip addr add 10.0.2.15/24 dev eth0
+${B} ip link set eth0 up
+${B} ip route add default via 10.0.2.2
+exec /${FLOOR_BINARY}
+`,
+      0o755,
+    ),
+    text(
+      "etc/floor-mem.sh",
+      `#!/bin/sh
+(${MEM}) | ${B} sed 's/^/bun-floor mem: /'
+sleep 1; ${DMESG}
+`,
+      0o755,
+    ),
+  ];
+}
+
 /** Writes cpio entries as a tree (no device nodes: devtmpfs provides them) and makes an ext4 of it. */
 function ext4Of(entries: CpioEntry[], path: string, sizeMB: number): string {
   const stage = `${path}.stage`;
@@ -200,6 +270,7 @@ export interface Variant {
 
 const HERO_READY = /hero-init boot: READY/;
 const BUSYBOX_READY = /busybox boot: READY/;
+const FLOOR_READY = /bun-floor boot: READY/;
 
 /** Compresses `src` with a kernel-supported initramfs compressor; returns the new path. */
 function compress(src: string, how: string): string {
@@ -325,12 +396,25 @@ export async function buildVariants(
   const tiny = await writeBootInitramfs(join(dir, "tiny.cpio"), kernel);
   // Today's disk path: hero-init in a boot initramfs switches root (guest/boot/switchroot.ts).
   const switchroot = await writeSwitchRootInitramfs(join(dir, "switchroot.cpio"), kernel);
+  const floorEntries = await floorRoot(kernel, heroEntries, dir);
+  const floorCpio = join(dir, "floor.cpio");
+  writeFileSync(floorCpio, writeNewc(floorEntries));
+  const floorDisk = ext4Of(floorEntries, join(dir, "floor.ext4"), 400);
   const root = "root=/dev/vda rw";
+  const floorInit = `hero.init=/${FLOOR_INIT}`;
   const v: Variant[] = [
     { name: "busybox_initramfs", initrd: bbCpio, ready: BUSYBOX_READY },
     { name: "hero_initramfs", initrd: heroCpio, ready: HERO_READY },
+    { name: "bun_floor_initramfs", initrd: floorCpio, append: floorInit, ready: FLOOR_READY },
     { name: "busybox_disk", initrd: bbBoot, disk: bbDisk, append: root, ready: BUSYBOX_READY },
     { name: "hero_disk", initrd: tiny, disk: heroDisk, append: root, ready: HERO_READY },
+    {
+      name: "bun_floor_disk",
+      initrd: tiny,
+      disk: floorDisk,
+      append: `${root} ${floorInit}`,
+      ready: FLOOR_READY,
+    },
     {
       name: "hero_disk_switchroot",
       initrd: switchroot,

@@ -9,7 +9,12 @@
  * - an ext4-disk VM behind a boot initramfs: hero-init through the tiny
  *   pre-init initramfs (host/boot-initramfs.ts), hero-init through today's
  *   switch-root initramfs (hero-init in the initramfs mounts the disk and
- *   execs it again), busybox through a busybox script that switch_roots.
+ *   execs it again), busybox through a busybox script that switch_roots;
+ * - the Bun floor, booted both ways (`bun_floor_initramfs`, `bun_floor_disk`):
+ *   bench/floor/pid1.ts, compiled like hero-init, as PID 1 after a busybox
+ *   script that sets up what the baseline's /init does. It only binds :9999
+ *   and starts the same idle services, so its ratio to busybox is what any
+ *   Bun PID 1 pays, and hero-init's ratio to it is hero-init's own part.
  *
  * Same kernel, 1024 MB, 1 vCPU, virtio-net (+ virtio-blk for disks), 10 idle
  * `sleep` services in every image (zinit files / inittab respawn lines). Per
@@ -113,14 +118,21 @@ async function once(v: Variant, i: number): Promise<Sample> {
 }
 
 const num = (re: RegExp, s: string) => Number(re.exec(s)?.[1] ?? Number.NaN);
-const HERO_LINE =
-  /READY at ([\d.]+) s uptime; hero-init started at ([\d.]+) s, pre-init exec'ed it at ([\d.]+) s/;
+/** What booted: its READY line gives the uptime of READY and, for a Bun program, of its first JS. */
+type Kind = "hero" | "floor" | "busybox";
+const READY_LINE: Record<Kind, RegExp> = {
+  hero: /READY at ([\d.]+) s uptime; hero-init started at ([\d.]+) s, pre-init exec'ed it at [\d.]+ s/,
+  floor: /bun-floor boot: READY at ([\d.]+) s uptime; started at ([\d.]+) s/,
+  busybox: /busybox boot: READY at ([\d.]+)()/,
+};
+const kindOf = (name: string): Kind =>
+  name.startsWith("hero") ? "hero" : name.startsWith("bun_floor") ? "floor" : "busybox";
 
 /** Per-sample phase figures (s, NaN where not applicable) and memory (kB). */
-function phases(s: Sample, hero: boolean) {
-  const m = HERO_LINE.exec(s.console);
-  const X = hero ? Number(m?.[1]) : num(/busybox boot: READY at ([\d.]+)/, s.console);
-  const Y = hero ? Number(m?.[2]) : Number.NaN;
+function phases(s: Sample, kind: Kind) {
+  const m = READY_LINE[kind].exec(s.console);
+  const X = Number(m?.[1] ?? Number.NaN);
+  const Y = m?.[2] ? Number(m[2]) : Number.NaN;
   const R = num(/\[\s*([\d.]+)\] Run \/init as init process/, s.console);
   const memKb = (k: string) => num(new RegExp(`mem: ${k}:\\s+(\\d+)`), s.console);
   return {
@@ -182,12 +194,12 @@ try {
   out("host_loadavg_1min_at_boots", load.map((x) => x.toFixed(2)).join(" "));
   const med: Record<string, Phases> = {};
   for (const v of variants) {
-    const hero = v.name.startsWith("hero");
-    const xs = (got.get(v.name) ?? []).map((s) => phases(s, hero));
+    const kind = kindOf(v.name);
+    const xs = (got.get(v.name) ?? []).map((s) => phases(s, kind));
     out(`${v.name}_runs_ok`, xs.length);
     out(`${v.name}_initrd_mb`, Bun.file(v.initrd).size / 1e6);
     const m = {} as Record<string, number>;
-    for (const key of Object.keys(phases({ ready: 0, http: 0, console: "" }, hero))) {
+    for (const key of Object.keys(phases({ ready: 0, http: 0, console: "" }, kind))) {
       const vals = xs.map((x) => x[key as keyof Phases]).filter(Number.isFinite);
       if (!vals.length) continue;
       m[key] = median(vals);
@@ -233,6 +245,13 @@ try {
     ["hero_disk", "hero_disk_switchroot", "qemu_to_http200_s", "http200"],
     ["hero_initramfs", "busybox_initramfs", "kernel_to_http200_s", "kernel_to_http200"],
     ["hero_disk", "busybox_disk", "kernel_to_http200_s", "kernel_to_http200"],
+    // The Bun floor: what any Bun PID 1 pays against busybox, and hero-init's part above it.
+    ["bun_floor_initramfs", "busybox_initramfs", "qemu_to_http200_s", "http200"],
+    ["bun_floor_disk", "busybox_disk", "qemu_to_http200_s", "http200"],
+    ["hero_initramfs", "bun_floor_initramfs", "qemu_to_http200_s", "http200"],
+    ["hero_disk", "bun_floor_disk", "qemu_to_http200_s", "http200"],
+    ["bun_floor_initramfs", "busybox_initramfs", "kernel_to_http200_s", "kernel_to_http200"],
+    ["bun_floor_disk", "busybox_disk", "kernel_to_http200_s", "kernel_to_http200"],
   ];
   for (const [a, b, key, label] of pairs) ratio(`ratio_${label}_${a}_vs_${b}`, r(a, b, key));
   for (const name of ALT.keys())
