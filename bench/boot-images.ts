@@ -32,8 +32,9 @@ const text = (path: string, s: string, mode = 0o644): CpioEntry => ({
 });
 // Printed after the measurements (sleep 6), so it does not compete with them. (No ": ": YAML.)
 const DMESG = "dmesg | grep 'Run /init as init process'";
+// meminfo's categories too: bench/boot.ts reports what MemTotal − MemFree holds outside them.
 const MEM =
-  "sleep 10; grep -E '^(Rss|Pss):' /proc/1/smaps_rollup; grep -E '^(MemTotal|MemAvailable|MemFree):' /proc/meminfo";
+  "sleep 10; grep -E '^(Rss|Pss):' /proc/1/smaps_rollup; grep -E '^(MemTotal|MemAvailable|MemFree|Buffers|Cached|AnonPages|Slab|KernelStack|PageTables|VmallocUsed|Percpu):' /proc/meminfo";
 
 async function moduleEntries(kernel: Kernel, names: string[]): Promise<CpioEntry[]> {
   return moduleFileEntries(kernel, await moduleClosure(kernel, names));
