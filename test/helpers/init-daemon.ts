@@ -6,8 +6,8 @@
  * another would read) starts one, so no test depends on what an earlier one
  * did. stop() ends the namespace (unshare --kill-child), waits until its
  * processes are gone, and removes its cgroup subtree and directory.
- * (test/attack/supervisor-daemon.ts is the attack tests' leaner variant:
- * no cgroup subtree, exec helper or per-daemon sleeps.)
+ * (test/attack/supervisor-daemon.ts builds the attack tests' daemon on this
+ * one: hero-init's own pid for its RSS, and requests timed by the caller.)
  */
 
 import {
@@ -84,7 +84,8 @@ function removeCgroup(path: string): void {
   rmdirSync(path);
 }
 
-function rawExchange(sock: string, line: string, untilClose: boolean) {
+/** Sends `line` on a fresh connection; what came back up to a line (or until close) or `ms`. */
+export function rawExchange(sock: string, line: string, untilClose: boolean, ms = 5000) {
   return new Promise<{ got: string; end: RawEnd }>((resolve) => {
     let got = "";
     const c = createConnection(sock);
@@ -93,7 +94,7 @@ function rawExchange(sock: string, line: string, untilClose: boolean) {
       c.destroy();
       resolve({ got, end });
     };
-    const timer = setTimeout(() => finish("timeout"), 5000);
+    const timer = setTimeout(() => finish("timeout"), ms);
     c.on("data", (d) => {
       got += d.toString();
       if (!untilClose && got.includes("\n")) finish("line");
