@@ -135,6 +135,13 @@ export function unitControl(run: typeof systemctl = systemctl): UnitControl {
     async healthy(name) {
       return (await run(["is-active", "--quiet", "--", unitOf(name)])).code === 0;
     },
+    async reload(name) {
+      const unit = unitOf(name);
+      if ((await run(["cat", "--", unit])).code !== 0) return false;
+      const r = await run(["reload", "--", unit]);
+      if (r.code !== 0) throw new Error(`systemctl reload ${unit}: ${r.out || `exit ${r.code}`}`);
+      return true;
+    },
     async enable(name, on) {
       const unit = unitOf(name);
       if ((await run(["cat", "--", unit])).code !== 0) return false;

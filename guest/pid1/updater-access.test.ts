@@ -6,7 +6,7 @@
  * does not restart it (that would end open sessions).
  */
 import { afterEach, beforeEach, expect, test } from "bun:test";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { validateServiceSpec } from "../../lib/service-spec.ts";
 import { until } from "../../test/helpers/poll.ts";
@@ -77,26 +77,37 @@ test("sshd = false stops the sshd service; sshd = true starts it again, once", a
   expect(sup.status("sshd").pid).toBe(again);
 });
 
-test("after the systemd hand-off (no zinit sshd service): the image's ssh.service is disabled, then enabled", async () => {
-  const calls: [string, boolean][] = [];
+test("after the systemd hand-off (no zinit sshd service): ssh.service is enabled and reloaded when its drop-in is written, disabled, enabled again", async () => {
+  const calls: string[] = [];
   const units: UnitControl = {
     restart: async () => false,
     healthy: async () => true,
     enable: async (name, on) => {
-      calls.push([name, on]);
+      calls.push(`${on ? "enable" : "disable"} ${name}`);
+      return true;
+    },
+    reload: async (name) => {
+      calls.push(`reload ${name}`);
       return true;
     },
   };
   const handedOff = start(createSupervisor({ cgroups: false }), units);
+  const dropIn = join(f.root, "etc/ssh/sshd_config.d/hero-init.conf");
   try {
-    access("sshd = false\nconsole_only = true\n", 1);
+    // systemd started the image's sshd at boot: the first drop-in must reach it without a reboot.
+    access(`[[users]]\nname = "tester"\nkeys = [${JSON.stringify(fakeKey(1))}]\n`, 1);
+    const r = await handedOff.apply();
+    expect(r.outcome).toBe("updated");
+    expect(r.access?.changed).toContain("/etc/ssh/sshd_config.d/hero-init.conf");
+    expect(readFileSync(dropIn, "utf8")).toContain("PasswordAuthentication no");
+    expect(calls).toEqual(["enable ssh.service", "reload ssh.service"]);
+    calls.length = 0;
+    access("sshd = false\nconsole_only = true\n", 2);
     expect((await handedOff.apply()).outcome).toBe("updated");
-    access(`[[users]]\nname = "tester"\nkeys = [${JSON.stringify(fakeKey(1))}]\n`, 2);
+    // The drop-in is the same: enabled again, not reloaded.
+    access(`[[users]]\nname = "tester"\nkeys = [${JSON.stringify(fakeKey(2))}]\n`, 3);
     expect((await handedOff.apply()).outcome).toBe("updated");
-    expect(calls).toEqual([
-      ["ssh.service", false],
-      ["ssh.service", true],
-    ]);
+    expect(calls).toEqual(["disable ssh.service", "enable ssh.service"]);
   } finally {
     handedOff.stop();
   }

@@ -69,6 +69,8 @@ export interface UnitControl {
   healthy(name: string): Promise<boolean>;
   /** Enables and starts (or disables and stops) the unit; false when there is no such unit. */
   enable(name: string, on: boolean): Promise<boolean>;
+  /** Makes the running unit read its configuration again (`systemctl reload`); false when there is no such unit. */
+  reload(name: string): Promise<boolean>;
 }
 
 /** The sshd unit of a systemd image (Debian's openssh-server; sshd.service is its alias). */
@@ -130,12 +132,15 @@ export function startUpdater(
     // The access section says whether sshd runs. sshd reads its config at start and on
     // SIGHUP only (its per-connection child gets the parent's copy): a changed drop-in gets a
     // SIGHUP, not a restart (which would end open sessions).
-    // After the systemd hand-off the image's own sshd is a unit (Debian: ssh.service).
+    // After the systemd hand-off the image's own sshd is a unit (Debian: ssh.service), started by
+    // systemd before the first update check: a changed drop-in gets `systemctl reload` (the unit's
+    // SIGHUP), or the running sshd would keep the image's settings until the next boot.
     async sshd(wanted, changed) {
       if (!sup.has("sshd")) {
         let unit = false;
         try {
           unit = (await o.units?.enable(SSH_UNIT, wanted)) ?? false;
+          if (unit && wanted && changed) await o.units?.reload(SSH_UNIT);
         } catch (e) {
           log.warn("update", `access: ${describeError(e)}`);
           return;

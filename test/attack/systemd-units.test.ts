@@ -39,6 +39,8 @@ describe("manifest service names → systemctl", () => {
     const { calls, control } = recorder();
     await expect(control.restart(name)).rejects.toThrow(/not a unit name/);
     await expect(control.healthy(name)).rejects.toThrow(/not a unit name/);
+    await expect(control.reload(name)).rejects.toThrow(/not a unit name/);
+    await expect(control.enable(name, true)).rejects.toThrow(/not a unit name/);
     expect(calls).toEqual([]);
   });
 
@@ -49,6 +51,17 @@ describe("manifest service names → systemctl", () => {
       ["cat", "--", "hello.service"],
       ["restart", "--", "hello.service"],
     ]);
+  });
+
+  test("reload: the same name, `--` first, and only for a unit systemd knows", async () => {
+    const { calls, control } = recorder();
+    expect(await control.reload("ssh.service")).toBe(true);
+    expect(calls).toEqual([
+      ["cat", "--", "ssh.service"],
+      ["reload", "--", "ssh.service"],
+    ]);
+    const unknown = unitControl(async () => ({ code: 1, out: "No files found." }));
+    expect(await unknown.reload("ssh")).toBe(false);
   });
 
   test("a name systemd does not know is not restarted", async () => {
