@@ -124,33 +124,22 @@ export function startUnit(): void {
 export function unitControl(run: typeof systemctl = systemctl): UnitControl {
   const unitOf = (name: string) =>
     unitName(name.includes(".") ? name : `${name}.service`, "service");
+  /** `systemctl VERB… -- UNIT` for a unit systemd knows (false for one it does not); throws when it fails. */
+  const act = async (verb: string[], name: string) => {
+    const unit = unitOf(name);
+    if ((await run(["cat", "--", unit])).code !== 0) return false;
+    const r = await run([...verb, "--", unit]);
+    if (r.code !== 0)
+      throw new Error(`systemctl ${verb.join(" ")} ${unit}: ${r.out || `exit ${r.code}`}`);
+    return true;
+  };
   return {
-    async restart(name) {
-      const unit = unitOf(name);
-      if ((await run(["cat", "--", unit])).code !== 0) return false;
-      const r = await run(["restart", "--", unit]);
-      if (r.code !== 0) throw new Error(`systemctl restart ${unit}: ${r.out || `exit ${r.code}`}`);
-      return true;
-    },
+    restart: (name) => act(["restart"], name),
     async healthy(name) {
       return (await run(["is-active", "--quiet", "--", unitOf(name)])).code === 0;
     },
-    async reload(name) {
-      const unit = unitOf(name);
-      if ((await run(["cat", "--", unit])).code !== 0) return false;
-      const r = await run(["reload", "--", unit]);
-      if (r.code !== 0) throw new Error(`systemctl reload ${unit}: ${r.out || `exit ${r.code}`}`);
-      return true;
-    },
-    async enable(name, on) {
-      const unit = unitOf(name);
-      if ((await run(["cat", "--", unit])).code !== 0) return false;
-      const verb = on ? "enable" : "disable";
-      const r = await run([verb, "--now", "--", unit]);
-      if (r.code !== 0)
-        throw new Error(`systemctl ${verb} --now ${unit}: ${r.out || `exit ${r.code}`}`);
-      return true;
-    },
+    reload: (name) => act(["reload"], name),
+    enable: (name, on) => act([on ? "enable" : "disable", "--now"], name),
   };
 }
 
