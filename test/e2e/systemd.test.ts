@@ -15,7 +15,9 @@
  * mycelium runs under the unit and has its address; a restart of
  * hero-init.service through systemctl brings everything back with new
  * pids; a new hero-init published in the manifest becomes a unit restart
- * (new version answering, boot path switched); `systemctl poweroff` ends
+ * (new version answering, boot path switched); the environment's access
+ * section makes the updater write the sshd drop-in and reload the image's
+ * running ssh.service (sshd logs the SIGHUP, same pid); `systemctl poweroff` ends
  * QEMU by itself with a clean ext4 (e2fsck -fn). systemd under TCG on a
  * loaded machine is slow: every wait is a bounded poll.
  */
@@ -35,6 +37,7 @@ import { buildManifest } from "../../update/publish.ts";
 import { type BootstrapServer, startServer } from "../../update/serve.ts";
 import { until } from "../helpers/poll.ts";
 import { publishManifest } from "../helpers/publish-manifest.ts";
+import { fakeKey } from "../helpers/ssh-keys.ts";
 import { vendorBinary } from "../vendor.ts";
 import { fsckReadOnly } from "../vm/ext4-disk.ts";
 import { buildImage, serviceFiles, testVmToml } from "../vm/image.ts";
@@ -181,6 +184,7 @@ describe("systemd hand-off", () => {
   [mycelium]
 
   [update]
+  env = "testing"
   manifest = "http://10.0.2.2:${server.port}/bootstrapper.toml"
   key = "${formatPublicKey(key).split("\n")[1]}"
   interval = 5
@@ -377,6 +381,42 @@ describe("systemd hand-off", () => {
     expect((await run(["/usr/bin/readlink", "/usr/lib/hero/pkgs/greeter/current"])).out).toBe(
       "1.1.0",
     );
+  });
+
+  test("the environment's access section after the hand-off: the drop-in is written and the image's sshd reloads it, no restart", async () => {
+    const ssh = (verb: string[]) => run(["/usr/bin/systemctl", ...verb, "ssh.service"]);
+    // systemd started the image's sshd at boot, before hero-init's first update run.
+    await until(
+      "ssh.service active",
+      async () => (await ssh(["is-active"])).out === "active",
+      120_000,
+      1000,
+    );
+    const sshdPid = async () => Number((await ssh(["show", "-p", "MainPID", "--value"])).out);
+    const before = await sshdPid();
+    mkdirSync(join(pub, "access"), { recursive: true });
+    writeFileSync(
+      join(pub, "access/testing.toml"),
+      `[[users]]\nname = "tester"\nkeys = [${JSON.stringify(fakeKey(1))}]\n`,
+    );
+    publish();
+    // sshd's own word that it read its configuration again: systemctl reload is its SIGHUP.
+    await until(
+      "sshd to log the SIGHUP of systemctl reload",
+      async () =>
+        /Received SIGHUP/.test(
+          (await run(["/usr/bin/journalctl", "-u", "ssh.service", "--no-pager", "-o", "cat"])).out,
+        ),
+      300_000,
+      2000,
+      () => vm.diagnostics(),
+    );
+    expect((await run(["/bin/cat", "/etc/ssh/sshd_config.d/hero-init.conf"])).out).toContain(
+      "PasswordAuthentication no",
+    );
+    expect((await run(["/usr/bin/id", "-u", "tester"])).exit).toBe(0);
+    // A reload, not a restart: the same sshd (open sessions stay).
+    expect(await sshdPid()).toBe(before);
   });
 
   test("a new hero-init in the manifest: smoke test, boot path switched, unit restarted into it", async () => {
