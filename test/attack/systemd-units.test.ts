@@ -44,34 +44,33 @@ describe("manifest service names → systemctl", () => {
     expect(calls).toEqual([]);
   });
 
-  test("a plain name becomes <name>.service after `--`", async () => {
-    const { calls, control } = recorder();
-    expect(await control.restart("hello")).toBe(true);
-    expect(calls).toEqual([
-      ["cat", "--", "hello.service"],
-      ["restart", "--", "hello.service"],
-    ]);
-  });
+  test.each(["restart", "reload"] as const)(
+    "%s: a plain name becomes <name>.service after `--`, a full one stays",
+    async (verb) => {
+      const { calls, control } = recorder();
+      expect(await control[verb]("hello")).toBe(true);
+      expect(await control[verb]("ssh.service")).toBe(true);
+      expect(calls).toEqual([
+        ["cat", "--", "hello.service"],
+        [verb, "--", "hello.service"],
+        ["cat", "--", "ssh.service"],
+        [verb, "--", "ssh.service"],
+      ]);
+    },
+  );
 
-  test("reload: the same name, `--` first, and only for a unit systemd knows", async () => {
-    const { calls, control } = recorder();
-    expect(await control.reload("ssh.service")).toBe(true);
-    expect(calls).toEqual([
-      ["cat", "--", "ssh.service"],
-      ["reload", "--", "ssh.service"],
-    ]);
-    const unknown = unitControl(async () => ({ code: 1, out: "No files found." }));
-    expect(await unknown.reload("ssh")).toBe(false);
-  });
-
-  test("a name systemd does not know is not restarted", async () => {
+  test("a name systemd does not know is neither restarted nor reloaded", async () => {
     const calls: string[][] = [];
     const control = unitControl(async (args) => {
       calls.push(args);
       return { code: 1, out: "No files found for nope.service." };
     });
     expect(await control.restart("nope")).toBe(false);
-    expect(calls).toEqual([["cat", "--", "nope.service"]]);
+    expect(await control.reload("nope")).toBe(false);
+    expect(calls).toEqual([
+      ["cat", "--", "nope.service"],
+      ["cat", "--", "nope.service"],
+    ]);
   });
 });
 
