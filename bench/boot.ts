@@ -20,7 +20,9 @@
  * `sleep` services in every image (zinit files / inittab respawn lines). Per
  * boot: QEMU start → the kernel's clock starting (host time of READY minus the
  * guest's uptime in it) → the kernel running /init (dmesg) → hero-init's first
- * line of JavaScript → READY → first HTTP 200 from /health; PID 1's idle
+ * line of JavaScript → READY → first HTTP 200 from /health, and for hero-init
+ * READY → its last service started (it starts them after READY, as busybox
+ * init runs its inittab after sysinit and the floor after binding); PID 1's idle
  * RSS/PSS and the VM's used memory (MemTotal − MemAvailable) 10 s after its services start.
  * On the host: `hero-init list` as a new process against a supervisor with
  * 10 services. Then the ratios and the goal verdicts.
@@ -134,12 +136,17 @@ function phases(s: Sample, kind: Kind) {
   const X = Number(m?.[1] ?? Number.NaN);
   const Y = m?.[2] ? Number(m[2]) : Number.NaN;
   const R = num(/\[\s*([\d.]+)\] Run \/init as init process/, s.console);
+  const S = num(/\[\s*([\d.]+)\] hero-init supervisor: \d+ service files in /, s.console);
   const memKb = (k: string) => num(new RegExp(`mem: ${k}:\\s+(\\d+)`), s.console);
   return {
     qemu_to_kernel_s: s.ready - X,
     kernel_to_init_s: R,
     init_to_js_s: Y - R,
     js_to_ready_s: X - Y,
+    // hero-init starts its services right after READY (guest/pid1/run.ts) and logs when the
+    // last one is started: PID 1's whole boot, READY's part and the services' part.
+    js_to_services_s: S - Y,
+    ready_to_services_s: S - X,
     init_to_ready_s: X - R,
     ready_to_http200_s: s.http - s.ready,
     qemu_to_ready_s: s.ready,

@@ -121,13 +121,15 @@ export async function runInitMode(o: InitModeOptions): Promise<number> {
   process.on("SIGTERM", () => end("poweroff", "SIGTERM"));
   process.on("SIGINT", () => end("poweroff", "SIGINT"));
   setInterval(scheduleReap, 1000);
-  startSupervision({
+  // Unlike PID 1 (guest/pid1/run.ts), READY here follows the services' start: no probe waits
+  // on this process, and its callers (tests, containers) read READY as "services loaded".
+  await startSupervision({
     config,
     configDir: o.configDir,
     sockets: o.sockets.length ? o.sockets : undefined,
     cgroups: o.cgroupRoot !== undefined,
     power: end,
-  });
+  }).startServices();
   log.info("init", "READY (init mode)");
   return finished;
 }

@@ -2,7 +2,7 @@
  * PID 1: boot, then stay up forever. Installs the handlers that keep the
  * process alive (uncaught exceptions, rejections, a refused process.exit),
  * the signal handlers, the power button watcher and the orphan reaper, then
- * serves the UI and prints READY.
+ * serves the UI, prints READY and starts the services.
  */
 import { hostname } from "node:os";
 import { describeError, log, logHistory, uptime } from "../../lib/log.ts";
@@ -109,8 +109,9 @@ async function loadTerminals(): Promise<Terminals | null> {
 }
 
 /**
- * The UI app, built at its first request (lazyApp): its pages, assets and
- * routes are not loaded at boot. A failure here answers that request 503.
+ * The full UI app, built at the first request that is not /health
+ * (lazyApp): its pages, assets and routes are not loaded at boot, nor for
+ * probes. A failure here answers that request 503.
  */
 async function buildUi(
   ctx: BootContext,
@@ -198,7 +199,7 @@ export async function runPid1(mode: "pid1" | "unit" = "pid1"): Promise<void> {
   let updater: Updater | null = null;
   let jobOutcome: JobOutcome | null = null;
   const jobWaiters: ((o: JobOutcome) => void)[] = [];
-  const sup = startSupervision({
+  const { sup, startServices } = startSupervision({
     onJobExit: (o) => {
       jobOutcome = o;
       for (const w of jobWaiters.splice(0)) w(o);
@@ -211,6 +212,9 @@ export async function runPid1(mode: "pid1" | "unit" = "pid1"): Promise<void> {
   });
   let resumed: Promise<void> | undefined;
   if (handoff) {
+    // The previous hero-init's services are all taken over at once, before anything looks at
+    // them: a resume that fails at once hands back what the supervisor holds (resumeFailed).
+    void startServices(false);
     try {
       // Debug switch: proves in a real VM that a failing new binary hands back to the old one.
       if (ctx.cmdline.get("hero.fault") === "resume" && handoff.direction === "forward")
@@ -233,7 +237,13 @@ export async function runPid1(mode: "pid1" | "unit" = "pid1"): Promise<void> {
   }
   const ui = ctx.config.ui;
   const terminals = ui.terminal ? await loadTerminals() : null;
-  const app = lazyApp(() => buildUi(ctx, sup, terminals, () => mycelium, updater ?? undefined));
+  const full = lazyApp(() => buildUi(ctx, sup, terminals, () => mycelium, updater ?? undefined));
+  // The front answers /health and hands the rest to the full app (guest/ui/front.ts).
+  const app = lazyApp(async () => {
+    const { createFront } = await import("../ui/front.ts");
+    const deps = { hostname: () => hostname(), uptime, mycelium: () => mycelium, allow: ui.allow };
+    return createFront(deps, full);
+  }, "front");
   if (!ui.password_hash)
     log.info("ui", "no [ui] password_hash: the UI is read-only, loopback only");
   if (terminals) log.warn("ui", "debug web terminal enabled ([ui] terminal = true): admins only");
@@ -258,10 +268,13 @@ export async function runPid1(mode: "pid1" | "unit" = "pid1"): Promise<void> {
     });
   }
   log.info("boot", readyLine(uptime(), startedAt, preinitExec, ctx.configErrors.length));
+  // The services start once PID 1 answers (control sockets, UI), as busybox init runs its
+  // inittab entries after sysinit: their spawns (~10-20 ms each under TCG) do not hold up
+  // /health, and the UI shows them coming up. The supervisor logs when they are all started.
   // The build may start the executable with raised JIT thresholds (scripts/build.sh,
-  // --compile-jit-policy): boot code runs once and rarely repays compiling it. From
-  // here on the code that runs is the code that runs again: the normal policy.
-  Bun.unsafe.setJITPolicy(1);
+  // --compile-jit-policy): boot code runs once and rarely repays compiling it. Once the
+  // services are started, the code that runs is the code that runs again: the normal policy.
+  void startServices().then(() => Bun.unsafe.setJITPolicy(1));
   // Boot's code is not run again: hand its pages back once the first requests after READY
   // (the deployer's /health, the overlay's start) have passed (release-pages.ts).
   setTimeout(() => {

@@ -5,12 +5,13 @@
  * in a pid namespace and for containers).
  */
 import { LAYOUT } from "../../lib/layout.ts";
+import { describeError, log } from "../../lib/log.ts";
 import type { VmConfig } from "../../lib/vm-config.ts";
 import { controlApi } from "../control/api.ts";
 import { startControlServer } from "../control/server.ts";
 import type { myceliumAdmin } from "../mycelium/admin.ts";
 import type { MyceliumStatus } from "../mycelium/discover.ts";
-import { monitorDir } from "../supervisor/load.ts";
+import { monitorDir, monitorDirGradually } from "../supervisor/load.ts";
 import type { AdoptedProcess } from "../supervisor/process.ts";
 import { createSupervisor, type Supervisor } from "../supervisor/supervisor.ts";
 import { jobModeFor } from "./job-mode.ts";
@@ -56,8 +57,23 @@ function lazyMyceliumAdmin(
   };
 }
 
-/** Starts the supervisor and everything around it. */
-export function startSupervision(o: SupervisionOptions): Supervisor {
+/** The supervisor, and the start of its services (once the caller is ready for them). */
+export interface Supervision {
+  sup: Supervisor;
+  /**
+   * Loads the service files of the config dir and starts them (or, in job
+   * mode, starts the job). PID 1 calls it right after READY, as busybox init
+   * runs its inittab entries after sysinit. One file per turn of the event
+   * loop, or all at once with `gradual` false (a self-update's resume: the
+   * services must all be adopted before anything looks at them). Resolves
+   * once they are all started (never rejects); a second call returns the
+   * first one's promise.
+   */
+  startServices(gradual?: boolean): Promise<void>;
+}
+
+/** Starts the supervisor and its control sockets; the services start with `startServices`. */
+export function startSupervision(o: SupervisionOptions): Supervision {
   const dir = o.configDir ?? o.config.services.dir;
   const job = jobModeFor(o.config, o);
   const sup = createSupervisor({
@@ -75,7 +91,22 @@ export function startSupervision(o: SupervisionOptions): Supervisor {
   if (o.update) api.update = o.update;
   api.mycelium = lazyMyceliumAdmin(o.config.mycelium?.api_addr ?? null, o.mycelium ?? (() => null));
   startControlServer(api, o.sockets ?? LAYOUT.zinitSockets);
-  if (job) job.start(sup, dir);
-  else monitorDir(sup, dir);
-  return sup;
+  let started: Promise<void> | null = null;
+  const load = (gradual: boolean): Promise<void> => {
+    if (job) job.start(sup, dir);
+    else if (!gradual) monitorDir(sup, dir);
+    else
+      return monitorDirGradually(sup, dir).then(
+        () => {},
+        (e) => log.error("supervisor", `loading ${dir}: ${describeError(e)}`),
+      );
+    return Promise.resolve();
+  };
+  return {
+    sup,
+    startServices(gradual = true) {
+      started ??= load(gradual);
+      return started;
+    },
+  };
 }

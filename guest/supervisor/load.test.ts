@@ -2,7 +2,8 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { readServiceDir } from "./load.ts";
+import { monitorDir, monitorDirGradually, readServiceDir } from "./load.ts";
+import type { Supervisor } from "./supervisor.ts";
 
 const root = mkdtempSync(join(tmpdir(), "hero-load-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -47,5 +48,75 @@ describe("readServiceDir: only regular files, every other entry reported", () =>
     expect(String(loaded.big && "error" in loaded.big && loaded.big.error)).toMatch(/limit 262144/);
     const proto = readServiceDir(dir).find((l) => l.name === "__proto__");
     expect(proto && "error" in proto && proto.error.message).toMatch(/not a valid service name/);
+  });
+});
+
+/** A supervisor that only records what the loader asks of it. */
+function recorder() {
+  const calls: string[] = [];
+  const names = new Set<string>();
+  const state = { shuttingDown: false };
+  const sup = {
+    isShuttingDown: () => state.shuttingDown,
+    has: (n: string) => names.has(n),
+    monitor: (n: string) => {
+      names.add(n);
+      calls.push(`monitor ${n}`);
+    },
+    addBroken: (n: string) => {
+      names.add(n);
+      calls.push(`broken ${n}`);
+    },
+  } as unknown as Supervisor;
+  return { sup, calls, names, state };
+}
+
+describe("monitorDirGradually: PID 1's boot loads its services between requests", () => {
+  const dir = join(root, "gradual");
+  mkdirSync(dir);
+  for (let i = 0; i < 5; i++) writeFileSync(join(dir, `s${i}.yaml`), "exec: /bin/true\n");
+  writeFileSync(join(dir, "bad.yaml"), "exec: [\n");
+
+  test("the same services as monitorDir, in the same order, the invalid one shown", async () => {
+    const sync = recorder();
+    monitorDir(sync.sup, dir);
+    const gradual = recorder();
+    const loaded = await monitorDirGradually(gradual.sup, dir);
+    expect(gradual.calls).toEqual(sync.calls);
+    expect(gradual.calls).toContain("broken bad");
+    expect(loaded.map((l) => l.name)).toEqual(["bad", "s0", "s1", "s2", "s3", "s4"]);
+  });
+
+  test("a timer queued while they load runs before the last one is monitored", async () => {
+    const r = recorder();
+    const done = monitorDirGradually(r.sup, dir);
+    // What a request arriving now stands for: it runs between two services, not after all six.
+    let seen = -1;
+    setTimeout(() => {
+      seen = r.names.size;
+    }, 0);
+    await done;
+    expect(seen).toBeGreaterThanOrEqual(0);
+    expect(seen).toBeLessThan(6);
+    expect(r.names.size).toBe(6);
+  });
+
+  test("a shutdown that starts while they load stops the loading (no refused starts)", async () => {
+    const r = recorder();
+    const done = monitorDirGradually(r.sup, dir);
+    setTimeout(() => {
+      r.state.shuttingDown = true;
+    }, 0);
+    const loaded = await done;
+    expect(r.names.size).toBeLessThan(6);
+    expect(loaded).toHaveLength(r.names.size);
+  });
+
+  test("a name already monitored (zinit monitor during boot) is left as it is", async () => {
+    const r = recorder();
+    r.names.add("s2");
+    await monitorDirGradually(r.sup, dir);
+    expect(r.calls).not.toContain("monitor s2");
+    expect(r.calls).toHaveLength(5);
   });
 });

@@ -2,7 +2,8 @@ import { describe, expect, test } from "bun:test";
 import { Hono } from "hono";
 import { logHistory } from "../../lib/log.ts";
 import type { Role } from "./auth.ts";
-import { createResponder, internalError, type UiApp } from "./http.ts";
+import { createResponder, type UiApp } from "./http.ts";
+import { internalError } from "./internal-error.ts";
 
 /** An app whose routes refuse, with `role` set; unknown paths go to the responder's 404. */
 function app(role: Role | null) {

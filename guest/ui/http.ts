@@ -5,7 +5,6 @@
  * modules answer alike.
  */
 import type { Context } from "hono";
-import { log } from "../../lib/log.ts";
 import type { Role, Session } from "./auth.ts";
 import { errorPage, type Viewer } from "./pages.ts";
 import type { TerminalData } from "./terminal.ts";
@@ -71,9 +70,3 @@ export function createResponder(o: { terminal: boolean }) {
 
 /** The responder the parts of one app share. */
 export type Responder = ReturnType<typeof createResponder>;
-
-/** A handler threw: the reason is logged, never sent (it may name paths or state). */
-export function internalError(err: Error, c: C): Response {
-  log.error("ui", `${c.req.method} ${c.req.path}: ${err.message}`);
-  return c.json({ error: "internal error" }, 500);
-}

@@ -17,7 +17,7 @@ export interface Fetcher {
  * assets and routes then cost nothing at boot). A failed build answers that
  * request with a 503 naming the error, and the next request tries again.
  */
-export function lazyApp(build: () => Promise<Fetcher>): Fetcher {
+export function lazyApp(build: () => Promise<Fetcher>, what = "app"): Fetcher {
   let app: Promise<Fetcher> | null = null;
   return {
     async fetch(req, server) {
@@ -28,7 +28,7 @@ export function lazyApp(build: () => Promise<Fetcher>): Fetcher {
           () =>
             log.info(
               "ui",
-              `app loaded at the first request in ${Math.round(performance.now() - t)} ms`,
+              `${what} loaded at the first request in ${Math.round(performance.now() - t)} ms`,
             ),
           () => {},
         );

@@ -214,6 +214,26 @@ describe("the startup module sets", () => {
     expect(early).toEqual([]);
   });
 
+  // The first /health after boot (deploy_vm waits on it) loads the UI's front only: the pages,
+  // assets and routes load at the first other request (guest/pid1/run.ts, guest/ui/front.ts).
+  test("the first /health adds only the UI's front to what PID 1 has loaded", () => {
+    const boot = new Set(loadedModules(PID1_ENTRIES, read).keys());
+    const added = [...loadedModules(["guest/ui/front.ts"], read).keys()].filter(
+      (m) => !boot.has(m),
+    );
+    expect(added.sort()).toEqual(
+      [
+        "guest/ui/front.ts",
+        "guest/ui/internal-error.ts",
+        "guest/ui/middleware/headers.ts",
+        "guest/ui/middleware/source-acl.ts",
+        "guest/ui/routes/health.ts",
+        "npm:hono",
+        "npm:hono/factory",
+      ].sort(),
+    );
+  });
+
   test("`hero-init list` / `zinit list` loads only the control socket's client", () => {
     const loaded = loadedModules(LIST_ENTRIES, read);
     expect(compareLoaded(loaded, Object.keys(LIST), "by `hero-init list`")).toEqual([]);

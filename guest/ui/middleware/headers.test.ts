@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { Hono } from "hono";
-import { internalError, type UiApp } from "../http.ts";
+import type { UiApp } from "../http.ts";
+import { internalError } from "../internal-error.ts";
 import { SECURITY_HEADERS, securityHeaders } from "./headers.ts";
 
 function app() {

@@ -3,30 +3,14 @@
  * the host) and the embedded assets (no CDN: the UI works offline).
  */
 import { Hono } from "hono";
-import { VERSION } from "../../../lib/version.ts";
 import { ASSETS } from "../assets.ts";
 import type { C, UiApp } from "../http.ts";
-
-/** What /health reports. */
-export interface HealthDeps {
-  hostname(): string;
-  uptime(): number;
-  /** mycelium's state and address (null when the VM has no [mycelium]). */
-  mycelium?: () => unknown;
-}
+import { type HealthDeps, healthReport } from "./health.ts";
 
 /** /health and /assets/*. */
 export function publicRoutes(deps: HealthDeps) {
   const app = new Hono<UiApp>();
-  app.get("/health", (c) =>
-    c.json({
-      status: "ok",
-      version: VERSION,
-      hostname: deps.hostname(),
-      uptime: deps.uptime(),
-      mycelium: deps.mycelium?.() ?? null,
-    }),
-  );
+  app.get("/health", (c) => c.json(healthReport(deps)));
   const asset = (body: string, type: string) => (c: C) =>
     c.body(body, 200, { "Content-Type": type, "Cache-Control": "public, max-age=3600" });
   app.get("/assets/app.css", asset(ASSETS.appCss, "text/css; charset=utf-8"));
