@@ -4,9 +4,10 @@
  * makes it the root and execs the disk's /sbin/init, so hero-init runs from
  * the disk (paged in on demand) and is started once. Without the disk it
  * says why and powers off (the tiny initramfs has no hero-init to fall back on).
+ * A root image labelled like a config disk is not read as one.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Deployment, deployVm } from "../../host/deploy.ts";
@@ -85,5 +86,42 @@ describe("ext4 disk through the tiny boot initramfs", () => {
     await vm.waitFor("powering off", 60_000);
     await vm.waitExit(60_000);
     expect(vm.console()).not.toContain(READY);
+  });
+
+  // Hostile image: a root filesystem labelled HEROCFG with a vm.toml at its top. Under an
+  // overlay the disk is mounted read-only as the lower layer, so a second read-only mount of it
+  // (the config disk step's) succeeds, and that vm.toml would replace the VM's own. Disks in
+  // use are never probed (block.ts disksWithLabel opens them O_EXCL: EBUSY).
+  test("a root disk labelled HEROCFG is not read as the config disk (overlay root): the VM keeps its own vm.toml", async () => {
+    const root = glibcBusyboxExt4(join(dir, "herocfg.ext4"));
+    const h = await deployVm({
+      rootfs: { path: root, format: "ext4" },
+      out: join(dir, "herocfg"),
+      vm: parseToml(testVmToml(), "vm.toml") as VmConfigInput,
+      overlay: true,
+      kernel,
+    });
+    const toml = join(dir, "hostile.toml");
+    writeFileSync(toml, testVmToml().replace('hostname = "hero-test"', 'hostname = "hostile"'));
+    for (const argv of [
+      ["e2label", h.disk as string, "HEROCFG"],
+      ["debugfs", "-w", "-R", `write ${toml} vm.toml`, h.disk as string],
+    ]) {
+      const r = Bun.spawnSync(argv, { stdout: "pipe", stderr: "pipe" });
+      expect(r.exitCode, `${argv.join(" ")}: ${r.stderr.toString()}`).toBe(0);
+    }
+    await using vm = await bootVm({
+      kernel,
+      initrd: h.initrd,
+      disks: [{ path: h.disk as string }],
+      append: h.kernelCmdline,
+      name: "diskboot-herocfg",
+    });
+    await vm.waitFor(READY, 300_000);
+    const out = vm.console();
+    expect(out).toContain("(overlay, writes go to RAM)");
+    expect(out).toContain("hero-init hostname: hero-test");
+    expect(out).not.toContain("hostile");
+    expect(out).not.toMatch(/configdisk:.*\/dev\/vda/);
   });
 });
