@@ -99,9 +99,9 @@ export function readHead(dev: string, n = PROBE_BYTES, exclusive = false): Uint8
   }
 }
 
-/** The ext superblock of /dev/<name>, or null (also for a disk in use when `exclusive`). */
-export function probe(name: string, exclusive = false): Ext4Superblock | null {
-  const head = readHead(`/dev/${name}`, PROBE_BYTES, exclusive);
+/** The ext superblock of /dev/<name>, or null (also for a disk in use: opened O_EXCL). */
+export function probe(name: string): Ext4Superblock | null {
+  const head = readHead(`/dev/${name}`, PROBE_BYTES, true);
   return head ? parseExt4Superblock(head) : null;
 }
 
@@ -113,7 +113,7 @@ export function probe(name: string, exclusive = false): Ext4Superblock | null {
  * read (~20 ms under TCG).
  */
 export function disksWithLabel(disks: readonly string[], label: string): string[] {
-  return disks.filter((d) => probe(d, true)?.label === label);
+  return disks.filter((d) => probe(d)?.label === label);
 }
 
 /** The disk (name) whose virtio serial is `serial`, or null. */
