@@ -117,7 +117,7 @@ describe("guest agent in a VM", () => {
         { type: "dir", path: "etc/zinit", mode: 0o755 },
         file(
           "etc/zinit/graceful.yaml",
-          `exec: sh -c 'trap "echo GRACEFUL-GOT-TERM; sleep 1; echo GRACEFUL-DONE; exit 0" TERM; while true; do sleep 1; done'\nlog: stdout\nshutdown_timeout: 20\n`,
+          `exec: sh -c 'trap "echo GRACEFUL-GOT-TERM; sleep 1; echo GRACEFUL-DONE; exit 0" TERM; echo GRACEFUL-ARMED; while true; do sleep 1; done'\nlog: stdout\nshutdown_timeout: 20\n`,
         ),
       ],
       true,
@@ -201,7 +201,10 @@ describe("guest agent in a VM", () => {
     ]);
     expect(badToken.out).toMatch(/rc=255/);
 
-    // Graceful shutdown: the service gets SIGTERM and finishes before power-off.
+    // Graceful shutdown: the service gets SIGTERM and finishes before power-off. It must be
+    // running with its trap set first (services start after READY, and this test waited only
+    // for the agent).
+    await vm.waitFor(/GRACEFUL-ARMED/, 60_000);
     await c.shutdown("poweroff");
     await vm.waitFor(/GRACEFUL-DONE/, 120_000);
     expect(await vm.waitExit(120_000)).toBe(0);

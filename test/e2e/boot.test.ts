@@ -9,10 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureKernel, type Kernel } from "../../host/kernel.ts";
 import { buildImage, type ImageOptions, serviceFiles, testVmToml } from "../vm/image.ts";
-import { bootVm } from "../vm/qemu.ts";
+import { bootVm, READY } from "../vm/qemu.ts";
 
 setDefaultTimeout(240_000);
-const READY = /hero-init boot: READY/;
 let kernel: Kernel;
 let dir: string;
 

@@ -28,11 +28,10 @@ import { type BootstrapServer, startServer } from "../../update/serve.ts";
 import { until } from "../helpers/poll.ts";
 import { publishManifest } from "../helpers/publish-manifest.ts";
 import { testVmToml } from "../vm/image.ts";
-import { bootVm, type Vm } from "../vm/qemu.ts";
+import { bootVm, READY, type Vm } from "../vm/qemu.ts";
 import { sshKeyPair, ssh as sshRun } from "../vm/systemd-node.ts";
 
 setDefaultTimeout(900_000);
-const READY = /hero-init boot: READY/;
 let kernel: Kernel;
 let dir: string;
 let pub: string;

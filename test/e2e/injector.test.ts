@@ -15,12 +15,11 @@ import { ensureKernel, type Kernel } from "../../host/kernel.ts";
 import { parseToml } from "../../lib/toml.ts";
 import type { VmConfigInput } from "../../lib/vm-config.ts";
 import { testVmToml } from "../vm/image.ts";
-import { bootVm } from "../vm/qemu.ts";
+import { bootVm, READY, SERVICES_STARTED } from "../vm/qemu.ts";
 
 type AsyncDisposableVm = Awaited<ReturnType<typeof bootVm>>;
 
 setDefaultTimeout(900_000);
-const READY = /hero-init boot: READY/;
 let kernel: Kernel;
 let dir: string;
 const vm = parseToml(testVmToml(), "test vm.toml") as VmConfigInput;
@@ -59,6 +58,8 @@ async function bootAndCheck(
   const res = await fetch(`http://127.0.0.1:${v.ports[9999]}/health`);
   expect(res.status).toBe(200);
   expect(await res.json()).toMatchObject({ status: "ok", hostname: "hero-test" });
+  // Callers assert on the services' lines: a power-off before they are all loaded would skip some.
+  await v.waitFor(SERVICES_STARTED, 60_000);
   await during?.(v);
   await v.powerdown();
   expect(await v.waitExit(90_000)).toBe(0);

@@ -17,7 +17,7 @@ import { ensureKernel, type Kernel } from "../../host/kernel.ts";
 import { parseToml } from "../../lib/toml.ts";
 import type { VmConfigInput } from "../../lib/vm-config.ts";
 import { testVmToml } from "../vm/image.ts";
-import { bootVm, type Vm } from "../vm/qemu.ts";
+import { bootVm, READY, SERVICES_STARTED, type Vm } from "../vm/qemu.ts";
 
 setDefaultTimeout(900_000);
 const CHROMIUM = "/usr/bin/chromium";
@@ -27,7 +27,6 @@ const SHOTS = join(
   "../../.cache/screenshots",
   new Date().toISOString().replace(/[:.]/g, "-"),
 );
-const READY = /hero-init boot: READY/;
 const vm = parseToml(testVmToml(), "test vm.toml") as VmConfigInput;
 const SERVICES = {
   ticker: 'exec: sh -c "i=0; while true; do echo tick $i; i=$((i+1)); sleep 1; done"\n',
@@ -76,6 +75,8 @@ async function boot(d: Deployment, name: string): Promise<Vm> {
     name,
   });
   await v.waitFor(READY, 240_000);
+  // The pages and assertions below name services: all of them exist once this line is out.
+  await v.waitFor(SERVICES_STARTED, 60_000);
   return v;
 }
 

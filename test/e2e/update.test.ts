@@ -33,7 +33,7 @@ import { buildManifest, publishSigned } from "../../update/publish.ts";
 import { type BootstrapServer, startServer } from "../../update/serve.ts";
 import { fsckReadOnly, glibcBusyboxExt4, readFromExt4 } from "../vm/ext4-disk.ts";
 import { buildImage, serviceFiles, testVmToml } from "../vm/image.ts";
-import { bootVm, type Vm } from "../vm/qemu.ts";
+import { bootVm, READY, type Vm } from "../vm/qemu.ts";
 import {
   type Build,
   buildHeroInitVersion,
@@ -43,7 +43,6 @@ import {
 
 setDefaultTimeout(900_000);
 const ROOT = join(import.meta.dir, "../..");
-const READY = /hero-init boot: READY/;
 const enc = new TextEncoder();
 let kernel: Kernel;
 let dir: string;

@@ -17,10 +17,9 @@ import { ensureKernel, type Kernel } from "../../host/kernel.ts";
 import { parseToml } from "../../lib/toml.ts";
 import type { VmConfigInput } from "../../lib/vm-config.ts";
 import { testVmToml } from "../vm/image.ts";
-import { bootVm } from "../vm/qemu.ts";
+import { bootVm, READY } from "../vm/qemu.ts";
 
 setDefaultTimeout(900_000);
-const READY = /hero-init boot: READY/;
 let kernel: Kernel;
 let dir: string;
 

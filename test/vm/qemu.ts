@@ -36,6 +36,14 @@ import { qmpCommand } from "../../host/qmp.ts";
 /** Where console logs go: one file per VM, kept after the run. */
 export const VM_LOGS = join(import.meta.dir, "../../.cache/vm-logs");
 
+/** hero-init's READY line: PID 1 answers (UI, control socket); its services start after it. */
+export const READY = /hero-init boot: READY/;
+/**
+ * The supervisor's line once every service file of /etc/zinit is loaded and its service started
+ * (guest/supervisor/load.ts): wait for it before looking at a service that READY may precede.
+ */
+export const SERVICES_STARTED = /supervisor: \d+ service files in /;
+
 /** How to boot. */
 export interface BootOptions {
   /** A kernel from ensureKernel(), or any bzImage. */
