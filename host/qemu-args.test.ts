@@ -26,4 +26,12 @@ describe("qemuArgs", () => {
     expect(args).toContain("virtio-blk-pci,drive=d0");
     expect(args).toContain("virtio-blk-pci,drive=d1,serial=data1");
   });
+
+  test("a TCG guest gets every emulated CPU feature but ERMS; a KVM guest the host's CPU", () => {
+    const cpu = (accel?: "tcg" | "kvm") =>
+      qemuArgs({ vmlinuz: "/k", initrd: "/i", serial: "stdio", accel }).join(" ");
+    expect(cpu()).toContain("-accel tcg -cpu max,-erms ");
+    expect(cpu("tcg")).toContain("-accel tcg -cpu max,-erms ");
+    expect(cpu("kvm")).toContain("-accel kvm -cpu host ");
+  });
 });

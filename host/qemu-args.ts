@@ -32,6 +32,16 @@ export interface QemuSpec {
   qmpSocket?: string;
 }
 
+/**
+ * The CPU of a TCG guest: every feature TCG emulates except ERMS. With ERMS
+ * the guest kernel copies and clears memory with `rep movsb`/`rep stosb`,
+ * which TCG runs one byte per iteration; without it, `rep movsq`/`rep stosq`
+ * (8 bytes). Unpacking a 224 MB initramfs took 1.45-1.46 s with it and
+ * 0.93-0.94 s without (docs/benchmarks.md, session 12). KVM uses the host's
+ * CPU as it is.
+ */
+export const TCG_CPU = "max,-erms";
+
 /** The kernel arguments every hero-init VM gets before the caller's. */
 export const BASE_APPEND = "console=ttyS0 panic=-1 loglevel=4";
 
@@ -45,7 +55,7 @@ export function qemuArgs(s: QemuSpec): string[] {
     "-accel",
     s.accel ?? "tcg",
     "-cpu",
-    s.accel === "kvm" ? "host" : "max",
+    s.accel === "kvm" ? "host" : TCG_CPU,
     "-machine",
     "q35",
     "-m",

@@ -38,6 +38,8 @@ describe("boot", () => {
       extra: serviceFiles({
         // What the kernel says is mounted, not what hero-init says it mounted.
         mounts: "exec: sh -c \"sed 's/^/MOUNTED /' /proc/mounts\"\noneshot: true\nlog: stdout\n",
+        // The CPU the harness asks QEMU for (host/qemu-args.ts TCG_CPU): no ERMS flag.
+        cpu: 'exec: sh -c "echo CPU-ERMS=$(grep -c -w erms /proc/cpuinfo) CPU-AVX2=$(grep -c -w avx2 /proc/cpuinfo)"\noneshot: true\nlog: stdout\n',
       }),
     });
     await using vm = await bootVm({ kernel, initrd, hostfwd: [9999], name: "boot-basic" });
@@ -59,6 +61,7 @@ describe("boot", () => {
     ]) {
       expect(mounted).toContain(m);
     }
+    expect(await vm.waitFor(/CPU-ERMS=\d+ CPU-AVX2=\d+/, 30_000)).toMatch(/CPU-ERMS=0 CPU-AVX2=1/);
     expect(out).toContain("hostname: hero-test");
     expect(out).toContain("network: eth0 10.0.2.15/24 via 10.0.2.2 up");
     expect(out).toContain("acpi: watching /dev/input/");

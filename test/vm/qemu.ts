@@ -7,7 +7,7 @@
  * and breaks the next test).
  *
  * The command line comes from host/qemu-args.ts, shared with
- * `hero-init vm run`: q35, `-accel tcg -cpu max`, `-nodefaults
+ * `hero-init vm run`: q35, `-accel tcg -cpu max,-erms`, `-nodefaults
  * -no-user-config -display none`, virtio-net-pci without its option ROM,
  * kernel args `console=ttyS0 panic=-1 loglevel=4` before the caller's, and
  * `-no-reboot` unless turned off. q35 vs pc was measured under TCG with a
