@@ -39,6 +39,7 @@ import {
   writeRegistration,
 } from "../update/install.ts";
 import { FAILED_OUTCOMES, nodePass, type UpdatePass, updateNow } from "../update/now.ts";
+import { sshdSteps } from "../update/sshd.ts";
 import { type Command, runTree, usageError } from "./run.ts";
 import { openDaemon } from "./zinit-daemon.ts";
 
@@ -125,26 +126,28 @@ function nodeHooks(sup: HostSupervisor, sock?: string, machine = true): UpdateHo
       }
       return bad;
     },
-    // The environment's access section: sshd on or off; a changed drop-in is reloaded (sessions stay).
+    // The environment's access section: sshd on or off; a changed drop-in is reloaded, not
+    // restarted (update/sshd.ts: open sessions stay).
     async sshd(wanted, changed) {
-      if (sup === "systemd") {
-        const steps = wanted
-          ? [["enable", "--now"], ...(changed ? [["reload-or-restart"]] : [])]
-          : [["disable", "--now"]];
-        for (const s of steps) {
-          const r = await sh(["systemctl", ...s, "ssh.service"]);
-          if (r.code !== 0) console.error(`systemctl ${s.join(" ")} ssh.service: ${r.err}`);
-        }
-      } else if (sup === "zinit" && (await known("sshd"))) {
-        await zinit(wanted ? "service_start" : "service_stop", "sshd").catch((e) =>
-          console.error(`zinit sshd: ${(e as Error).message}`),
-        );
-        // sshd reads its config at start and on SIGHUP only (its per-connection child gets the
-        // parent's copy): a changed drop-in needs a SIGHUP, which keeps open sessions.
-        if (wanted && changed)
+      if (sup !== "systemd" && !(sup === "zinit" && (await known("sshd")))) return;
+      for (const step of sshdSteps(wanted, changed)) {
+        if (sup === "systemd") {
+          const args = {
+            start: ["enable", "--now"],
+            stop: ["disable", "--now"],
+            reload: ["reload-or-restart"],
+          }[step];
+          const r = await sh(["systemctl", ...args, "ssh.service"]);
+          if (r.code !== 0) console.error(`systemctl ${args.join(" ")} ssh.service: ${r.err}`);
+        } else if (step === "reload") {
           await zinitCall(sock, "service_kill", "sshd", "SIGHUP").catch((e) =>
             console.error(`zinit kill sshd SIGHUP: ${(e as Error).message}`),
           );
+        } else {
+          await zinit(step === "start" ? "service_start" : "service_stop", "sshd").catch((e) =>
+            console.error(`zinit sshd: ${(e as Error).message}`),
+          );
+        }
       }
     },
     // Removed users and revoked keys: their open sessions end now, not at their next login.

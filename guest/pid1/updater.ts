@@ -4,6 +4,7 @@ import { LAYOUT } from "../../lib/layout.ts";
 import { describeError, log } from "../../lib/log.ts";
 import type { VmConfig } from "../../lib/vm-config.ts";
 import type { UpdateHooks, UpdateResult } from "../../update/engine.ts";
+import { sshdSteps } from "../../update/sshd.ts";
 import { machineId as stateMachineId } from "../../update/state.ts";
 import { controlError, RPC } from "../control/protocol.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
@@ -129,18 +130,20 @@ export function startUpdater(
       return bad;
     },
     selfUpdate: o.selfUpdate,
-    // The access section says whether sshd runs. sshd reads its config at start and on
-    // SIGHUP only (its per-connection child gets the parent's copy): a changed drop-in gets a
-    // SIGHUP, not a restart (which would end open sessions).
-    // After the systemd hand-off the image's own sshd is a unit (Debian: ssh.service), started by
-    // systemd before the first update check: a changed drop-in gets `systemctl reload` (the unit's
-    // SIGHUP), or the running sshd would keep the image's settings until the next boot.
+    // The access section says whether sshd runs, and a changed drop-in is reloaded, not
+    // restarted (update/sshd.ts). After the systemd hand-off the image's own sshd is a unit
+    // (Debian: ssh.service), started by systemd before the first update check: a changed drop-in
+    // gets `systemctl reload`, or the running sshd would keep the image's settings until the
+    // next boot.
     async sshd(wanted, changed) {
       if (!sup.has("sshd")) {
         let unit = false;
         try {
-          unit = (await o.units?.enable(SSH_UNIT, wanted)) ?? false;
-          if (unit && wanted && changed) await o.units?.reload(SSH_UNIT);
+          for (const step of sshdSteps(wanted, changed)) {
+            if (step !== "reload")
+              unit = (await o.units?.enable(SSH_UNIT, step === "start")) ?? false;
+            else if (unit) await o.units?.reload(SSH_UNIT);
+          }
         } catch (e) {
           log.warn("update", `access: ${describeError(e)}`);
           return;
@@ -149,10 +152,11 @@ export function startUpdater(
           log.warn("update", "access: sshd should run but there is no sshd service or ssh unit");
         return;
       }
-      const running = sup.status("sshd").state === "Running";
-      if (wanted && !running) sup.start("sshd");
-      else if (!wanted && running) await sup.stop("sshd");
-      else if (wanted && changed) sup.kill("sshd", "SIGHUP");
+      for (const step of sshdSteps(wanted, changed, sup.status("sshd").state === "Running")) {
+        if (step === "start") sup.start("sshd");
+        else if (step === "stop") await sup.stop("sshd");
+        else sup.kill("sshd", "SIGHUP");
+      }
     },
     // Removed users and revoked keys: their open sessions end now, not at their next login.
     async endSessions(users) {
