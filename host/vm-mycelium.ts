@@ -8,7 +8,8 @@
  */
 import { readFileSync } from "node:fs";
 import { type Manifest, parseManifest } from "../lib/manifest.ts";
-import { parseToml, stringifyToml } from "../lib/toml.ts";
+import { parseToml } from "../lib/toml.ts";
+import { stringifyToml } from "../lib/toml-stringify.ts";
 
 /** What {@link defaultMycelium} decided, for the deploy report. */
 export interface MyceliumDefault {

@@ -6,7 +6,10 @@
  * (TOML has no aliases, but deep arrays crash recursive readers), and keys
  * that name JavaScript's object machinery (`__proto__`…) are refused.
  */
-import TOML from "@iarna/toml";
+// The parser alone: the package's root also loads its stream parser, which loads node:stream
+// (~60 ms of PID 1's boot under TCG; docs/benchmarks.md, session 12), and its serialiser
+// (lib/toml-stringify.ts).
+import parseTomlText from "@iarna/toml/parse-string.js";
 import { type Bounds, boundsMessage, checkBounds, costFor } from "./bounds.ts";
 import { HeroError } from "./errors.ts";
 
@@ -46,7 +49,7 @@ export function parseToml(
     throw new HeroError("size", `file is ${bytes} bytes (limit ${limits.maxBytes})`, { file });
   let value: Record<string, unknown>;
   try {
-    value = TOML.parse(text) as Record<string, unknown>;
+    value = parseTomlText(text) as Record<string, unknown>;
   } catch (e) {
     if (isTomlError(e)) {
       const first = e.message.split("\n")[0] ?? e.message;
@@ -78,11 +81,6 @@ export function parseToml(
     );
   }
   return value;
-}
-
-/** Serialises a plain object as TOML (used by the injector to write configs). */
-export function stringifyToml(value: Record<string, unknown>): string {
-  return TOML.stringify(value as TOML.JsonMap);
 }
 
 /**

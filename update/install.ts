@@ -21,7 +21,8 @@ import { ENVIRONMENTS, type Environment, INSTALL_PATH_RE } from "../lib/manifest
 import { generateKey, isPeerUri } from "../lib/mycelium.ts";
 import { SERVICE_NAME_RE } from "../lib/service-spec.ts";
 import { execLine, renderUnit } from "../lib/systemd-units.ts";
-import { locateKey, parseToml, stringifyToml } from "../lib/toml.ts";
+import { locateKey, parseToml } from "../lib/toml.ts";
+import { stringifyToml } from "../lib/toml-stringify.ts";
 import { keepMachineId, readMachineId } from "./state.ts";
 
 /** What role detection looks at (read by {@link readFacts}). */

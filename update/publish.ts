@@ -33,7 +33,8 @@ import { replaceFile } from "../lib/atomic-file.ts";
 import { HeroError } from "../lib/errors.ts";
 import { BINARY_NAME_RE, ENVIRONMENTS, parseManifest } from "../lib/manifest.ts";
 import { type SecretKey, signMessage } from "../lib/minisign.ts";
-import { parseToml, stringifyToml } from "../lib/toml.ts";
+import { parseToml } from "../lib/toml.ts";
+import { stringifyToml } from "../lib/toml-stringify.ts";
 
 /** Compares versions: numeric runs as numbers, the rest as text (1.10 > 1.9, 1.0.0 > 1.0.0-rc1 is not claimed). */
 export function compareVersions(a: string, b: string): number {

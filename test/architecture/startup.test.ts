@@ -105,7 +105,8 @@ const BEFORE_READY: Record<string, string> = {
   "lib/version.ts": "the version in logs and the agent's status",
   "lib/vm-config.ts": "vm.toml's schema",
   "lib/yaml.ts": "service files are YAML",
-  "npm:@iarna/toml": "vm.toml's parser",
+  "npm:@iarna/toml/parse-string.js":
+    "vm.toml's parser (not the package's root: its stream parser loads node:stream)",
   "npm:hono/body-limit": "guest/agent/http.ts (the agent's body limit)",
   "npm:ipaddr.js": "vm-config's address checks",
   "npm:valibot": "config and hand-off schemas",
@@ -117,6 +118,7 @@ const BEFORE_READY: Record<string, string> = {
   "sys/ffi.ts": "system calls (reboot, mount, execve)",
   "sys/net.ts": "boot: network interfaces",
   "sys/splice.ts": "the agent's vsock splice",
+  "update/sshd.ts": "updater.ts's sshd steps (pure, a few lines)",
   "update/state.ts": "updater.ts's machine id (the engine itself is lazy)",
 };
 
