@@ -44,6 +44,7 @@ import {
   removeGroupDir,
 } from "../supervisor/cgroup.ts";
 import { killGroup } from "../supervisor/process.ts";
+import { WS_LIMITS } from "./ws-limits.ts";
 
 /** Bun.spawn's options as the agent uses them (what spawnOwned accepts). */
 export type AgentSpawnOptions = Omit<
@@ -619,8 +620,8 @@ function startTty(ws: ServerWebSocket<ExecWsData>, o: WsExecOptions, start: WsSt
 /** The Bun.serve websocket handler of GET exec/ws. Never throws. */
 export function wsExecHandler(o: WsExecOptions) {
   return {
-    maxPayloadLength: o.maxMessage ?? 1024 * 1024,
-    idleTimeout: 0,
+    maxPayloadLength: o.maxMessage ?? WS_LIMITS.maxPayloadLength,
+    idleTimeout: WS_LIMITS.idleTimeout,
     message(ws: ServerWebSocket<ExecWsData>, msg: string | Buffer) {
       try {
         if (!ws.data.started) {

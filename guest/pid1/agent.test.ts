@@ -9,8 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { logHistory } from "../../lib/log.ts";
 import { parseVmConfig } from "../../lib/vm-config.ts";
+import type { Agent } from "../agent/server.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
-import { startAgent } from "./agent.ts";
+import { lazyAgent, startAgent } from "./agent.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "hero-agent-off-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -75,5 +76,30 @@ describe("agent token", () => {
       headers: { authorization: "Bearer 0123456789abcdef0123" },
     });
     expect(ok.status).toBe(200);
+  });
+});
+
+describe("lazyAgent", () => {
+  const agent = (body: string): Agent =>
+    ({
+      fetch: async () => new Response(body),
+      websocket: { message() {}, close() {} },
+      running: 0,
+    }) as unknown as Agent;
+
+  test("the agent's code loads at the first request, once; a failed load fails that request only", async () => {
+    let calls = 0;
+    const served = lazyAgent(async () => {
+      calls++;
+      if (calls === 1) throw new Error("chunk missing");
+      return agent("ok");
+    });
+    expect(calls).toBe(0);
+    const req = () => new Request("http://127.0.0.1/agent/v1/status");
+    await expect(served.fetch(req())).rejects.toThrow("cannot load the agent: chunk missing");
+    expect(await (await served.fetch(req()))?.text()).toBe("ok");
+    expect(await (await served.fetch(req()))?.text()).toBe("ok");
+    expect(calls).toBe(2);
+    expect(served.websocket.maxPayloadLength).toBe(1024 * 1024);
   });
 });

@@ -14,20 +14,55 @@
 
 import { chmodSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
-import type { Server } from "bun";
+import type { Server, ServerWebSocket } from "bun";
 import type { JobExit } from "../../lib/agent-protocol.ts";
 import { LAYOUT } from "../../lib/layout.ts";
 import { describeError, log } from "../../lib/log.ts";
 import { isAllowedClient, parseCidrs } from "../../lib/net-acl.ts";
 import { VERSION } from "../../lib/version.ts";
 import type { VmConfig } from "../../lib/vm-config.ts";
-import { cgroupExecGroups, type ExecWsData } from "../agent/exec.ts";
-import { type AgentOptions, createAgent } from "../agent/server.ts";
+import type { ExecWsData } from "../agent/exec.ts";
+import type { Agent, AgentOptions } from "../agent/server.ts";
+import { WS_LIMITS } from "../agent/ws-limits.ts";
 import { spawnOwned } from "../supervisor/process.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
 import { bindAddresses } from "../ui/serve.ts";
 import { installedBinaries } from "../ui/source.ts";
 import { openVsockListener, spliceVsockTo } from "./vsock.ts";
+
+/** What Bun.serve needs of an agent. */
+type Served = Pick<Agent, "fetch" | "websocket">;
+
+/**
+ * An agent whose code (server, exec, wire schemas; its routes were already
+ * lazy) loads at its first request, not at boot: PID 1 binds the listeners
+ * before READY, and ~50 ms of module evaluation under TCG move out of every
+ * VM's boot (docs/benchmarks.md, session 12). A failed load fails that
+ * request (Bun.serve's error handler answers 500) and the next one tries
+ * again. A WebSocket exists only once the loaded agent's fetch has upgraded
+ * the request, so its handlers always find the agent.
+ */
+export function lazyAgent(make: () => Promise<Agent>): Served {
+  let agent: Agent | null = null;
+  let loading: Promise<Agent> | null = null;
+  const load = (): Promise<Agent> =>
+    (loading ??= make().then(
+      (a) => (agent = a),
+      (e: unknown) => {
+        loading = null;
+        throw new Error(`cannot load the agent: ${(e as Error)?.message ?? e}`);
+      },
+    ));
+  return {
+    fetch: async (req, srv) => (await load()).fetch(req, srv),
+    websocket: {
+      ...WS_LIMITS,
+      message: (ws: ServerWebSocket<ExecWsData>, msg: string | Buffer) =>
+        agent?.websocket.message(ws, msg),
+      close: (ws: ServerWebSocket<ExecWsData>) => agent?.websocket.close(ws),
+    },
+  };
+}
 
 export interface AgentDeps {
   sup: Supervisor;
@@ -54,27 +89,36 @@ export function startAgent(
     return null;
   }
   const extra = parseCidrs(cfg.allow);
-  // One cgroup per exec: a timeout or disconnect also ends what left the process group.
-  const execGroups = cgroupExecGroups();
-  if (!execGroups)
-    log.warn("agent", "no cgroup2: an exec's timeout reaches its process group only");
-  const options: Omit<AgentOptions, "allow"> = {
-    token,
-    spawn: (argv, opts) => spawnOwned(argv, opts),
-    execGroups,
-    status: () => ({
-      hero_init: VERSION,
-      services: d.sup.names().map((n) => {
-        const s = d.sup.status(n);
-        return { name: n, state: s.state, pid: s.pid, restarts: s.restarts };
-      }),
-      binaries: installedBinaries(),
-    }),
-    power: d.power,
-    jobExit: d.jobExit,
-    log: (level: "info" | "warn", msg: string) => log[level]("agent", msg),
+  // Built at the first request of either listener, once: the exec groups probe makes a cgroup.
+  let options: Promise<Omit<AgentOptions, "allow">> | null = null;
+  const loadOptions = () =>
+    (options ??= import("../agent/exec.ts").then(({ cgroupExecGroups }) => {
+      // One cgroup per exec: a timeout or disconnect also ends what left the process group.
+      const execGroups = cgroupExecGroups();
+      if (!execGroups)
+        log.warn("agent", "no cgroup2: an exec's timeout reaches its process group only");
+      return {
+        token,
+        spawn: (argv, opts) => spawnOwned(argv, opts),
+        execGroups,
+        status: () => ({
+          hero_init: VERSION,
+          services: d.sup.names().map((n) => {
+            const s = d.sup.status(n);
+            return { name: n, state: s.state, pid: s.pid, restarts: s.restarts };
+          }),
+          binaries: installedBinaries(),
+        }),
+        power: d.power,
+        jobExit: d.jobExit,
+        log: (level: "info" | "warn", msg: string) => log[level]("agent", msg),
+      };
+    }));
+  const make = (allow: (ip: string) => boolean) => async () => {
+    const [{ createAgent }, o] = await Promise.all([import("../agent/server.ts"), loadOptions()]);
+    return createAgent({ ...o, allow });
   };
-  const agent = createAgent({ ...options, allow: (ip) => isAllowedClient(ip, extra) });
+  const agent = lazyAgent(make((ip) => isAllowedClient(ip, extra)));
   const bind = (hostname: string) => {
     try {
       Bun.serve<ExecWsData>({
@@ -99,7 +143,7 @@ export function startAgent(
     }
   };
   for (const a of bindAddresses(cfg.listen)) bind(a);
-  if (cfg.vsock) serveVsock(cfg.port, () => createAgent({ ...options, allow: () => true }));
+  if (cfg.vsock) serveVsock(cfg.port, () => lazyAgent(make(() => true)));
   return bind;
 }
 
@@ -108,7 +152,7 @@ export function startAgent(
  * it skips the address check (the token is still required). It listens on
  * a private unix socket that the vsock listener splices connections to.
  */
-function serveVsock(port: number, makeAgent: () => ReturnType<typeof createAgent>): void {
+function serveVsock(port: number, makeAgent: () => Served): void {
   // No vsock transport (the common case without a vsock device): nothing else is set up.
   const fd = openVsockListener(port);
   if (fd === null) return;

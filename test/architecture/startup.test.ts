@@ -39,10 +39,8 @@ const BEFORE_READY: Record<string, string> = {
   "guest/pid1/supervision.ts": "starts the supervisor and the control socket",
   "guest/pid1/updater.ts": "update_* control methods and the UI's update summary (engine lazy)",
   "guest/pid1/vsock.ts": "the agent's vsock listener, opened at boot",
-  "guest/agent/server.ts": "the agent's fetch/websocket pair (its routes load on first request)",
-  "guest/agent/exec.ts": "the agent's WebSocket exec handler, given to Bun.serve at bind",
-  "guest/agent/http.ts": "the agent's safe log and env types (server.ts)",
-  "guest/agent/slots.ts": "the agent's exec slots, shared by HTTP and WebSocket execs",
+  "guest/agent/ws-limits.ts":
+    "the exec WebSocket's limits, given to Bun.serve at bind (the agent's code loads at its first request)",
   "guest/boot/index.ts": "the boot steps",
   "guest/boot/block.ts": "boot: finds virtio disks (config disk, volumes)",
   "guest/boot/cmdline.ts": "boot: kernel command line",
@@ -85,7 +83,6 @@ const BEFORE_READY: Record<string, string> = {
   "guest/supervisor/system.ts": "supervisor: system limits",
   "guest/ui/serve.ts": "binds :9999 before READY (the app itself loads on first request)",
   "guest/ui/source.ts": "installed binaries for the agent's status (guest/pid1/agent.ts)",
-  "lib/agent-protocol.ts": "the agent's wire constants (exec.ts)",
   "lib/atomic-file.ts": "reexec's hand-off and update state files",
   "lib/bounds.ts": "service-spec's limits",
   "lib/errors.ts": "errors everywhere",
@@ -107,7 +104,6 @@ const BEFORE_READY: Record<string, string> = {
   "lib/yaml.ts": "service files are YAML",
   "npm:@iarna/toml/parse-string.js":
     "vm.toml's parser (not the package's root: its stream parser loads node:stream)",
-  "npm:hono/body-limit": "guest/agent/http.ts (the agent's body limit)",
   "npm:ipaddr.js": "vm-config's address checks",
   "npm:valibot": "config and hand-off schemas",
   "node:fs": "files",
@@ -206,10 +202,10 @@ describe("the startup module sets", () => {
   });
 
   // The DHCP client (lib/dhcp*.ts, guest/boot/dhcp.ts, sys/dhcp-socket.ts) is imported by the network step only when an interface uses DHCP.
-  test("PID 1 does not load the UI app, the update engine, the agent's routes or DHCP at boot", () => {
+  test("PID 1 does not load the UI app, the update engine, the agent's code or DHCP at boot", () => {
     const loaded = [...loadedModules(PID1_ENTRIES, read).keys()];
     const early = loaded.filter((m) =>
-      /^(guest\/ui\/(app|pages|assets|terminal|routes\/)|update\/(engine|apply|download|trust)|guest\/agent\/(app|files|exec-routes|files-routes|control-routes)|guest\/mycelium\/|guest\/boot\/dhcp|lib\/dhcp|sys\/dhcp|host\/|npm:@xterm|npm:hono$)/.test(
+      /^(guest\/ui\/(app|pages|assets|terminal|routes\/)|update\/(engine|apply|download|trust)|guest\/agent\/(app|files|exec-routes|files-routes|control-routes|server|exec|http|slots)|lib\/agent-protocol|guest\/mycelium\/|guest\/boot\/dhcp|lib\/dhcp|sys\/dhcp|host\/|npm:@xterm|npm:hono$)/.test(
         m,
       ),
     );
