@@ -36,7 +36,7 @@ export interface QemuSpec {
  * The CPU of a TCG guest: every feature TCG emulates except ERMS. With ERMS
  * the guest kernel copies and clears memory with `rep movsb`/`rep stosb`,
  * which TCG runs one byte per iteration; without it, `rep movsq`/`rep stosq`
- * (8 bytes). Unpacking a 224 MB initramfs took 1.45-1.46 s with it and
+ * (8 bytes). Unpacking a 224 MB initramfs took 1.45-1.48 s with it and
  * 0.93-0.94 s without (docs/benchmarks.md, session 12). KVM uses the host's
  * CPU as it is.
  */
