@@ -36,8 +36,8 @@ type Served = Pick<Agent, "fetch" | "websocket">;
 /**
  * An agent whose code (server, exec, wire schemas; its routes were already
  * lazy) loads at its first request, not at boot: PID 1 binds the listeners
- * before READY, and ~50 ms of module evaluation under TCG move out of every
- * VM's boot (docs/benchmarks.md, session 12). A failed load fails that
+ * before READY, and what a profiled boot showed as 42-65 ms of module
+ * evaluation under TCG leaves every VM's boot (docs/benchmarks.md, session 12). A failed load fails that
  * request (Bun.serve's error handler answers 500) and the next one tries
  * again. A WebSocket exists only once the loaded agent's fetch has upgraded
  * the request, so its handlers always find the agent.
@@ -90,30 +90,36 @@ export function startAgent(
   }
   const extra = parseCidrs(cfg.allow);
   // Built at the first request of either listener, once: the exec groups probe makes a cgroup.
+  // A failed load is forgotten, so the next request tries again (lazyAgent).
   let options: Promise<Omit<AgentOptions, "allow">> | null = null;
   const loadOptions = () =>
-    (options ??= import("../agent/exec.ts").then(({ cgroupExecGroups }) => {
-      // One cgroup per exec: a timeout or disconnect also ends what left the process group.
-      const execGroups = cgroupExecGroups();
-      if (!execGroups)
-        log.warn("agent", "no cgroup2: an exec's timeout reaches its process group only");
-      return {
-        token,
-        spawn: (argv, opts) => spawnOwned(argv, opts),
-        execGroups,
-        status: () => ({
-          hero_init: VERSION,
-          services: d.sup.names().map((n) => {
-            const s = d.sup.status(n);
-            return { name: n, state: s.state, pid: s.pid, restarts: s.restarts };
+    (options ??= import("../agent/exec.ts")
+      .then(({ cgroupExecGroups }): Omit<AgentOptions, "allow"> => {
+        // One cgroup per exec: a timeout or disconnect also ends what left the process group.
+        const execGroups = cgroupExecGroups();
+        if (!execGroups)
+          log.warn("agent", "no cgroup2: an exec's timeout reaches its process group only");
+        return {
+          token,
+          spawn: (argv, opts) => spawnOwned(argv, opts),
+          execGroups,
+          status: () => ({
+            hero_init: VERSION,
+            services: d.sup.names().map((n) => {
+              const s = d.sup.status(n);
+              return { name: n, state: s.state, pid: s.pid, restarts: s.restarts };
+            }),
+            binaries: installedBinaries(),
           }),
-          binaries: installedBinaries(),
-        }),
-        power: d.power,
-        jobExit: d.jobExit,
-        log: (level: "info" | "warn", msg: string) => log[level]("agent", msg),
-      };
-    }));
+          power: d.power,
+          jobExit: d.jobExit,
+          log: (level: "info" | "warn", msg: string) => log[level]("agent", msg),
+        };
+      })
+      .catch((e: unknown) => {
+        options = null;
+        throw e;
+      }));
   const make = (allow: (ip: string) => boolean) => async () => {
     const [{ createAgent }, o] = await Promise.all([import("../agent/server.ts"), loadOptions()]);
     return createAgent({ ...o, allow });
