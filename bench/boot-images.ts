@@ -153,6 +153,9 @@ async function heroRoot(kernel: Kernel): Promise<CpioEntry[]> {
   extra.push(svc("mem", `exec: sh -c "${MEM}"\nlog: stdout\noneshot: true\n`));
   extra.push(svc("kinfo", `exec: sh -c "sleep 6; ${DMESG}"\nlog: stdout\noneshot: true\n`));
   for (let i = 0; i < SERVICES; i++) extra.push(svc(`idle${i}`, "exec: sleep 100000\n"));
+  // An agent token, as deploy_vm writes into every VM: PID 1 then binds the guest agent before
+  // READY, as a deployed VM's does (before session 12 the bench's image had none).
+  extra.push(text(LAYOUT.agentToken.slice(1), "bench-agent-token-0123456789abcdef\n", 0o600));
   // Experiment (BENCH_APPEND="hero.init=/fault-around.sh"): map file pages one at a time on a
   // fault instead of 64 KB around it, to see how much of PID 1's PSS is fault-around.
   extra.push(
