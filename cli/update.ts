@@ -129,9 +129,11 @@ function nodeHooks(sup: HostSupervisor, sock?: string, machine = true): UpdateHo
     // The environment's access section: sshd on or off; a changed drop-in is reloaded, not
     // restarted (update/sshd.ts: open sessions stay).
     async sshd(wanted, changed) {
-      if (sup !== "systemd" && !(sup === "zinit" && (await known("sshd")))) return;
+      // systemd's ssh.service, or zinit's sshd service when there is one; nothing else.
+      const systemd = sup === "systemd";
+      if (!systemd && !(sup === "zinit" && (await known("sshd")))) return;
       for (const step of sshdSteps(wanted, changed)) {
-        if (sup === "systemd") {
+        if (systemd) {
           const args = {
             start: ["enable", "--now"],
             stop: ["disable", "--now"],

@@ -10,6 +10,7 @@
  */
 import type { Server } from "bun";
 import type { JobExit } from "../../lib/agent-protocol.ts";
+import { memoLoad } from "../../lib/memo-load.ts";
 import { isAllowedClient } from "../../lib/net-acl.ts";
 import type { AgentAppDeps, createAgentApp } from "./app.ts";
 import {
@@ -113,20 +114,16 @@ export function createAgent(opts: AgentOptions): Agent {
   const deps = resolveOptions(opts);
   const slots = new ExecSlots(deps.maxExecs);
   // The routes (exec, files, control) load at the first request, not at boot.
-  let app: Promise<AgentApp> | null = null;
-  const loadApp = (): Promise<AgentApp> => {
-    if (app) return app;
-    // A failed load answers that request with a 500 and is tried again by the next one.
-    const loading = import("./app.ts").then(
-      (m) => m.createAgentApp({ ...deps, slots }),
-      (e: unknown) => {
-        app = null;
-        throw new Error(`cannot load the agent's routes: ${(e as Error)?.message ?? e}`);
-      },
-    );
-    app = loading;
-    return loading;
-  };
+  // A failed load answers that request with a 500 and is tried again by the next one.
+  const loadApp = memoLoad(
+    (): Promise<AgentApp> =>
+      import("./app.ts").then(
+        (m) => m.createAgentApp({ ...deps, slots }),
+        (e: unknown) => {
+          throw new Error(`cannot load the agent's routes: ${(e as Error)?.message ?? e}`);
+        },
+      ),
+  );
   const websocket = wsExecHandler({
     spawn: deps.spawn,
     onEnd: () => slots.release(),

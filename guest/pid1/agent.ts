@@ -18,6 +18,7 @@ import type { Server, ServerWebSocket } from "bun";
 import type { JobExit } from "../../lib/agent-protocol.ts";
 import { LAYOUT } from "../../lib/layout.ts";
 import { describeError, log } from "../../lib/log.ts";
+import { memoLoad } from "../../lib/memo-load.ts";
 import { isAllowedClient, parseCidrs } from "../../lib/net-acl.ts";
 import { VERSION } from "../../lib/version.ts";
 import type { VmConfig } from "../../lib/vm-config.ts";
@@ -44,15 +45,14 @@ type Served = Pick<Agent, "fetch" | "websocket">;
  */
 export function lazyAgent(make: () => Promise<Agent>): Served {
   let agent: Agent | null = null;
-  let loading: Promise<Agent> | null = null;
-  const load = (): Promise<Agent> =>
-    (loading ??= make().then(
+  const load = memoLoad(() =>
+    make().then(
       (a) => (agent = a),
       (e: unknown) => {
-        loading = null;
         throw new Error(`cannot load the agent: ${(e as Error)?.message ?? e}`);
       },
-    ));
+    ),
+  );
   return {
     fetch: async (req, srv) => (await load()).fetch(req, srv),
     websocket: {
@@ -90,36 +90,31 @@ export function startAgent(
   }
   const extra = parseCidrs(cfg.allow);
   // Built at the first request of either listener, once: the exec groups probe makes a cgroup.
-  // A failed load is forgotten, so the next request tries again (lazyAgent).
-  let options: Promise<Omit<AgentOptions, "allow">> | null = null;
-  const loadOptions = () =>
-    (options ??= import("../agent/exec.ts")
-      .then(({ cgroupExecGroups }): Omit<AgentOptions, "allow"> => {
-        // One cgroup per exec: a timeout or disconnect also ends what left the process group.
-        const execGroups = cgroupExecGroups();
-        if (!execGroups)
-          log.warn("agent", "no cgroup2: an exec's timeout reaches its process group only");
-        return {
-          token,
-          spawn: (argv, opts) => spawnOwned(argv, opts),
-          execGroups,
-          status: () => ({
-            hero_init: VERSION,
-            services: d.sup.names().map((n) => {
-              const s = d.sup.status(n);
-              return { name: n, state: s.state, pid: s.pid, restarts: s.restarts };
-            }),
-            binaries: installedBinaries(),
+  // A failed load is forgotten, so the next request tries again (memoLoad).
+  const loadOptions = memoLoad(() =>
+    import("../agent/exec.ts").then(({ cgroupExecGroups }): Omit<AgentOptions, "allow"> => {
+      // One cgroup per exec: a timeout or disconnect also ends what left the process group.
+      const execGroups = cgroupExecGroups();
+      if (!execGroups)
+        log.warn("agent", "no cgroup2: an exec's timeout reaches its process group only");
+      return {
+        token,
+        spawn: (argv, opts) => spawnOwned(argv, opts),
+        execGroups,
+        status: () => ({
+          hero_init: VERSION,
+          services: d.sup.names().map((n) => {
+            const s = d.sup.status(n);
+            return { name: n, state: s.state, pid: s.pid, restarts: s.restarts };
           }),
-          power: d.power,
-          jobExit: d.jobExit,
-          log: (level: "info" | "warn", msg: string) => log[level]("agent", msg),
-        };
-      })
-      .catch((e: unknown) => {
-        options = null;
-        throw e;
-      }));
+          binaries: installedBinaries(),
+        }),
+        power: d.power,
+        jobExit: d.jobExit,
+        log: (level: "info" | "warn", msg: string) => log[level]("agent", msg),
+      };
+    }),
+  );
   const make = (allow: (ip: string) => boolean) => async () => {
     const [{ createAgent }, o] = await Promise.all([import("../agent/server.ts"), loadOptions()]);
     return createAgent({ ...o, allow });

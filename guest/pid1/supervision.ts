@@ -6,6 +6,7 @@
  */
 import { LAYOUT } from "../../lib/layout.ts";
 import { describeError, log } from "../../lib/log.ts";
+import { memoLoad } from "../../lib/memo-load.ts";
 import type { VmConfig } from "../../lib/vm-config.ts";
 import { controlApi } from "../control/api.ts";
 import { startControlServer } from "../control/server.ts";
@@ -44,17 +45,15 @@ export interface SupervisionOptions {
 function lazyMyceliumAdmin(
   ...args: Parameters<typeof myceliumAdmin>
 ): ReturnType<typeof myceliumAdmin> {
-  let admin: Promise<ReturnType<typeof myceliumAdmin>> | null = null;
-  return async (method, params) => {
-    admin ??= import("../mycelium/admin.ts").then(
+  const admin = memoLoad(() =>
+    import("../mycelium/admin.ts").then(
       (m) => m.myceliumAdmin(...args),
       (e: unknown) => {
-        admin = null;
         throw new Error(`cannot load the mycelium admin client: ${(e as Error)?.message ?? e}`);
       },
-    );
-    return (await admin)(method, params);
-  };
+    ),
+  );
+  return async (method, params) => (await admin())(method, params);
 }
 
 /** The supervisor, and the start of its services (once the caller is ready for them). */

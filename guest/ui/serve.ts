@@ -5,6 +5,7 @@
  */
 import type { Server, WebSocketHandler } from "bun";
 import { describeError, log } from "../../lib/log.ts";
+import { memoLoad } from "../../lib/memo-load.ts";
 import type { TerminalData } from "./terminal.ts";
 
 /** What serveApp serves: the Hono app, or `lazyApp` standing in for it. */
@@ -18,26 +19,21 @@ export interface Fetcher {
  * request with a 503 naming the error, and the next request tries again.
  */
 export function lazyApp(build: () => Promise<Fetcher>, what = "app"): Fetcher {
-  let app: Promise<Fetcher> | null = null;
+  const app = memoLoad(async () => {
+    const t = performance.now();
+    const built = await build();
+    log.info(
+      "ui",
+      `${what} loaded at the first request in ${Math.round(performance.now() - t)} ms`,
+    );
+    return built;
+  });
   return {
     async fetch(req, server) {
-      if (!app) {
-        const t = performance.now();
-        app = build();
-        app.then(
-          () =>
-            log.info(
-              "ui",
-              `${what} loaded at the first request in ${Math.round(performance.now() - t)} ms`,
-            ),
-          () => {},
-        );
-      }
       let ready: Fetcher;
       try {
-        ready = await app;
+        ready = await app();
       } catch (e) {
-        app = null;
         log.error("ui", `cannot load the UI: ${describeError(e)}`);
         const why = e instanceof Error ? e.message : String(e);
         return new Response(`UI unavailable: ${why}\n`, { status: 503 });

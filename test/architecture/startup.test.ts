@@ -93,6 +93,7 @@ const BEFORE_READY: Record<string, string> = {
   "lib/kernel-modules.ts": "boot: the module load order",
   "lib/layout.ts": "every guest path",
   "lib/log.ts": "the log",
+  "lib/memo-load.ts": "the lazy loads' shared promise (UI, agent, mycelium admin; a few lines)",
   "lib/net-acl.ts": "the agent's client check at bind",
   "lib/peer-uri.ts": "vm-config's [mycelium] peer checks (a leaf: no keys, no BLAKE3)",
   "lib/random.ts": "temporary file names and the machine id without node:crypto",
