@@ -39,6 +39,11 @@ export function isAllowedClient(
   );
 }
 
+/** What the agent answers (403) to a source it does not allow: the one wording for PID 1's check and the agent's. */
+export function refusedSource(ip: string): string {
+  return `source address ${ip || "(unknown)"} is not allowed`;
+}
+
 /** True if `ip` lies in 400::/7. */
 export function isMyceliumAddress(ip: string): boolean {
   if (!ipaddr.IPv6.isValid(ip)) return false;

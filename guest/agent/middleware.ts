@@ -7,6 +7,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { MiddlewareHandler } from "hono";
 import { API_PREFIX } from "../../lib/agent-protocol.ts";
+import { refusedSource } from "../../lib/net-acl.ts";
 import { type AgentHono, type AgentLog, fail } from "./http.ts";
 
 const digest = (s: string) => createHash("sha256").update(s, "utf8").digest();
@@ -43,7 +44,7 @@ export function sourceAcl(
     }
     if (!allowed) {
       log("warn", `refused ${ip || "unknown address"}: not an allowed source`);
-      return fail(c, 403, `source address ${ip || "(unknown)"} is not allowed`);
+      return fail(c, 403, refusedSource(ip));
     }
     c.set("ip", ip);
     await next();

@@ -102,4 +102,44 @@ describe("lazyAgent", () => {
     expect(calls).toBe(2);
     expect(served.websocket.maxPayloadLength).toBe(1024 * 1024);
   });
+
+  test("a source the agent refuses gets its 403 before the agent's code loads (attack: load by a stranger)", async () => {
+    let calls = 0;
+    const served = lazyAgent(
+      async () => {
+        calls++;
+        return agent("ok");
+      },
+      (ip) => ip === "127.0.0.1",
+    );
+    const from = (address: string | null) =>
+      ({ requestIP: () => (address === null ? null : { address }) }) as unknown as Parameters<
+        typeof served.fetch
+      >[1];
+    const req = () => new Request("http://10.0.2.15:9998/agent/v1/status");
+    for (const ip of ["203.0.113.9", null]) {
+      const res = await served.fetch(req(), from(ip));
+      expect(res?.status).toBe(403);
+      expect(await res?.json()).toEqual({
+        error: `source address ${ip ?? "(unknown)"} is not allowed`,
+      });
+    }
+    expect(calls).toBe(0);
+    expect(logHistory().join("\n")).toContain("agent: refused 203.0.113.9: not an allowed source");
+    // A policy that throws refuses too.
+    const throwing = lazyAgent(
+      async () => {
+        calls++;
+        return agent("ok");
+      },
+      () => {
+        throw new Error("bad policy");
+      },
+    );
+    expect((await throwing.fetch(req(), from("127.0.0.1")))?.status).toBe(403);
+    expect(calls).toBe(0);
+    // The allowed source reaches the agent, which loads once.
+    expect(await (await served.fetch(req(), from("127.0.0.1")))?.text()).toBe("ok");
+    expect(calls).toBe(1);
+  });
 });

@@ -19,7 +19,7 @@ import type { JobExit } from "../../lib/agent-protocol.ts";
 import { LAYOUT } from "../../lib/layout.ts";
 import { describeError, log } from "../../lib/log.ts";
 import { memoLoad } from "../../lib/memo-load.ts";
-import { isAllowedClient, parseCidrs } from "../../lib/net-acl.ts";
+import { isAllowedClient, parseCidrs, refusedSource } from "../../lib/net-acl.ts";
 import { VERSION } from "../../lib/version.ts";
 import type { VmConfig } from "../../lib/vm-config.ts";
 import type { ExecWsData } from "../agent/exec.ts";
@@ -42,8 +42,12 @@ type Served = Pick<Agent, "fetch" | "websocket">;
  * request (Bun.serve's error handler answers 500) and the next one tries
  * again. A WebSocket exists only once the loaded agent's fetch has upgraded
  * the request, so its handlers always find the agent.
+ *
+ * With `allow`, a request from a source it refuses gets the agent's 403
+ * here, before anything loads: a peer the agent would refuse cannot make
+ * PID 1 load the agent's code. The loaded agent checks the source again.
  */
-export function lazyAgent(make: () => Promise<Agent>): Served {
+export function lazyAgent(make: () => Promise<Agent>, allow?: (ip: string) => boolean): Served {
   let agent: Agent | null = null;
   const load = memoLoad(() =>
     make().then(
@@ -54,7 +58,16 @@ export function lazyAgent(make: () => Promise<Agent>): Served {
     ),
   );
   return {
-    fetch: async (req, srv) => (await load()).fetch(req, srv),
+    fetch: async (req, srv) => {
+      if (allow) {
+        const ip = sourceOf(req, srv);
+        if (!allowedBy(allow, ip)) {
+          log.warn("agent", `refused ${ip || "unknown address"}: not an allowed source`);
+          return Response.json({ error: refusedSource(ip) }, { status: 403 });
+        }
+      }
+      return (await load()).fetch(req, srv);
+    },
     websocket: {
       ...WS_LIMITS,
       message: (ws: ServerWebSocket<ExecWsData>, msg: string | Buffer) =>
@@ -62,6 +75,24 @@ export function lazyAgent(make: () => Promise<Agent>): Served {
       close: (ws: ServerWebSocket<ExecWsData>) => agent?.websocket.close(ws),
     },
   };
+}
+
+/** The peer's address as Bun reports it; "" when there is none (then the policy refuses). */
+function sourceOf(req: Request, srv: Server<ExecWsData> | undefined): string {
+  try {
+    return srv?.requestIP(req)?.address ?? "";
+  } catch {
+    return "";
+  }
+}
+
+/** A policy that throws refuses. */
+function allowedBy(allow: (ip: string) => boolean, ip: string): boolean {
+  try {
+    return allow(ip);
+  } catch {
+    return false;
+  }
 }
 
 export interface AgentDeps {
@@ -119,7 +150,8 @@ export function startAgent(
     const [{ createAgent }, o] = await Promise.all([import("../agent/server.ts"), loadOptions()]);
     return createAgent({ ...o, allow });
   };
-  const agent = lazyAgent(make((ip) => isAllowedClient(ip, extra)));
+  const allow = (ip: string) => isAllowedClient(ip, extra);
+  const agent = lazyAgent(make(allow), allow);
   const bind = (hostname: string) => {
     try {
       Bun.serve<ExecWsData>({
