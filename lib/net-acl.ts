@@ -24,19 +24,30 @@ export function parseCidrs(cidrs: readonly string[]): Range[] {
 
 const DEFAULT_RANGES = parseCidrs(["127.0.0.0/8", "::1/128", MYCELIUM_RANGE]);
 
+/** `ip` parsed, an IPv4-mapped IPv6 address as IPv4; null when it is not an address. */
+function clientAddress(ip: string | undefined | null): ipaddr.IPv4 | ipaddr.IPv6 | null {
+  if (!ip || !ipaddr.isValid(ip)) return null;
+  const addr = ipaddr.parse(ip);
+  return addr.kind() === "ipv6" && (addr as ipaddr.IPv6).isIPv4MappedAddress()
+    ? (addr as ipaddr.IPv6).toIPv4Address()
+    : addr;
+}
+
+/** True if `ip` is an address inside one of `ranges`. */
+function inRanges(ip: string | undefined | null, ranges: readonly Range[]): boolean {
+  const addr = clientAddress(ip);
+  return (
+    addr !== null &&
+    ranges.some(([net, bits]) => net.kind() === addr.kind() && addr.match(net, bits))
+  );
+}
+
 /** True if `ip` (as a server reports it; IPv4-mapped IPv6 allowed) is loopback, mycelium or in `extra`. */
 export function isAllowedClient(
   ip: string | undefined | null,
   extra: readonly Range[] = [],
 ): boolean {
-  if (!ip || !ipaddr.isValid(ip)) return false;
-  let addr = ipaddr.parse(ip);
-  if (addr.kind() === "ipv6" && (addr as ipaddr.IPv6).isIPv4MappedAddress()) {
-    addr = (addr as ipaddr.IPv6).toIPv4Address();
-  }
-  return [...DEFAULT_RANGES, ...extra].some(
-    ([net, bits]) => net.kind() === addr.kind() && addr.match(net, bits),
-  );
+  return inRanges(ip, [...DEFAULT_RANGES, ...extra]);
 }
 
 /** What the agent answers (403) to a source it does not allow: the one wording for PID 1's check and the agent's. */
@@ -53,20 +64,12 @@ export function isMyceliumAddress(ip: string): boolean {
 
 /** True if `ip` lies in one of `ranges` (and nowhere else: no default range is added). */
 export function isListedClient(ip: string | undefined | null, ranges: readonly Range[]): boolean {
-  if (!ip || !ipaddr.isValid(ip)) return false;
-  let addr = ipaddr.parse(ip);
-  if (addr.kind() === "ipv6" && (addr as ipaddr.IPv6).isIPv4MappedAddress())
-    addr = (addr as ipaddr.IPv6).toIPv4Address();
-  return ranges.some(([net, bits]) => net.kind() === addr.kind() && addr.match(net, bits));
+  return inRanges(ip, ranges);
 }
 
 const LOOPBACK = parseCidrs(["127.0.0.0/8", "::1/128"]);
 
 /** True if `ip` is a loopback address (IPv4-mapped IPv6 included). */
 export function isLoopbackClient(ip: string | undefined | null): boolean {
-  if (!ip || !ipaddr.isValid(ip)) return false;
-  let addr = ipaddr.parse(ip);
-  if (addr.kind() === "ipv6" && (addr as ipaddr.IPv6).isIPv4MappedAddress())
-    addr = (addr as ipaddr.IPv6).toIPv4Address();
-  return LOOPBACK.some(([net, bits]) => net.kind() === addr.kind() && addr.match(net, bits));
+  return inRanges(ip, LOOPBACK);
 }
