@@ -35,8 +35,9 @@ const DMESG = "dmesg | grep 'Run /init as init process'";
 // meminfo's categories too: bench/boot.ts reports what MemTotal − MemFree holds outside them.
 // And the free pages on the per-CPU lists (zoneinfo's pageset `count:` lines), which MemFree and
 // MemAvailable do not count: that is most of what the categories miss (docs/benchmarks.md, session 13).
+// The last line marks the end, which bench/boot.ts waits for.
 const MEM =
-  "sleep 10; grep -E '^(Rss|Pss):' /proc/1/smaps_rollup; grep -E '^(MemTotal|MemAvailable|MemFree|Buffers|Cached|AnonPages|Slab|KernelStack|PageTables|VmallocUsed|Percpu):' /proc/meminfo; grep -E '^ +count:' /proc/zoneinfo | sed 's/^ *count:/PcpPages:/'";
+  "sleep 10; grep -E '^(Rss|Pss):' /proc/1/smaps_rollup; grep -E '^(MemTotal|MemAvailable|MemFree|Buffers|Cached|AnonPages|Slab|KernelStack|PageTables|VmallocUsed|Percpu):' /proc/meminfo; grep -E '^ +count:' /proc/zoneinfo | sed 's/^ *count:/PcpPages:/'; echo MemProbeEnd";
 
 async function moduleEntries(kernel: Kernel, names: string[]): Promise<CpioEntry[]> {
   return moduleFileEntries(kernel, await moduleClosure(kernel, names));

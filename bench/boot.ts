@@ -115,7 +115,8 @@ async function once(v: Variant, i: number): Promise<Sample> {
       await Bun.sleep(25);
     }
     await vm.waitFor(/\] Run \/init as init process/, 60_000).catch(() => "");
-    await vm.waitFor(/mem: MemAvailable/, 30_000).catch(() => "");
+    // The whole probe: waiting for one of its first lines lost the later ones in some boots.
+    await vm.waitFor(/mem: MemProbeEnd/, 30_000).catch(() => "");
     if (kindOf(v.name) === "floor") await vm.waitFor(/bun-floor rerun 2:/, 60_000).catch(() => "");
     if (CONSOLE_DIR) writeFileSync(join(CONSOLE_DIR, `${v.name}-${i}.log`), vm.console());
     return { ready: (readyAt - t0) / 1000, http: (httpAt - t0) / 1000, console: vm.console() };
@@ -134,6 +135,12 @@ const READY_LINE: Record<Kind, RegExp> = {
 };
 const kindOf = (name: string): Kind =>
   name.startsWith("hero") ? "hero" : name.startsWith("bun_floor") ? "floor" : "busybox";
+
+/** The probe's per-CPU free pages in MiB (4 KiB pages, all zones); NaN when the probe printed none. */
+function pcpFreeMb(console: string): number {
+  const counts = [...console.matchAll(/mem: PcpPages:\s+(\d+)/g)].map((m) => Number(m[1]));
+  return counts.length ? (counts.reduce((a, b) => a + b, 0) * 4) / 1024 : Number.NaN;
+}
 
 /** Per-sample phase figures (s, NaN where not applicable) and memory (kB). */
 function phases(s: Sample, kind: Kind) {
@@ -184,10 +191,7 @@ function phases(s: Sample, kind: Kind) {
     // Free pages the kernel keeps on its per-CPU lists (/proc/zoneinfo): free memory that MemFree,
     // and so MemAvailable, leave out. Up to `high` (~51 MiB with this kernel and 1 GiB) and
     // filled or not depending on when large frees (the initrd's) happen (session 13).
-    vm_pcp_free_mb:
-      ([...s.console.matchAll(/mem: PcpPages:\s+(\d+)/g)].reduce((a, m) => a + Number(m[1]), 0) *
-        4) /
-      1024,
+    vm_pcp_free_mb: pcpFreeMb(s.console),
     // hero-init's own line 3 s after READY: PID 1's PSS as it pages out its boot pages.
     pid1_pss_before_release_mib: num(/boot pages \(\d+ mappings\): PSS ([\d.]+) -> /, s.console),
     pid1_pss_after_release_mib: num(
