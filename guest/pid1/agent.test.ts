@@ -79,6 +79,34 @@ describe("agent token", () => {
   });
 });
 
+describe("the agent's exec options", () => {
+  test("a failed load fails that request (500, the error named) and the next request loads them again", async () => {
+    const port = freePort();
+    const file = join(dir, "retry.token");
+    writeFileSync(file, "0123456789abcdef0123\n", { mode: 0o600 });
+    let loads = 0;
+    const loadExec = async () => {
+      loads++;
+      if (loads === 1) throw new Error("exec chunk missing");
+      return { cgroupExecGroups: () => null };
+    };
+    expect(startAgent(agentCfg(file, port), { ...deps, loadExec })).not.toBeNull();
+    expect(loads).toBe(0);
+    const status = () =>
+      fetch(`http://127.0.0.1:${port}/agent/v1/status`, {
+        headers: { authorization: "Bearer 0123456789abcdef0123" },
+      });
+    const failed = await status();
+    expect(failed.status).toBe(500);
+    expect(await failed.text()).toContain("exec chunk missing");
+    const ok = await status();
+    expect(ok.status).toBe(200);
+    expect(loads).toBe(2);
+    expect((await status()).status).toBe(200);
+    expect(loads).toBe(2);
+  });
+});
+
 describe("lazyAgent", () => {
   const agent = (body: string): Agent =>
     ({

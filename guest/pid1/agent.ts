@@ -100,6 +100,8 @@ export interface AgentDeps {
   power: (kind: "poweroff" | "reboot", reason: string) => void;
   /** The job's outcome once known; null when this VM has no job. */
   jobExit: () => Promise<JobExit> | JobExit | null;
+  /** Loads the agent's exec module (its cgroup probe); tests give one that fails. */
+  loadExec?: () => Promise<Pick<typeof import("../agent/exec.ts"), "cgroupExecGroups">>;
 }
 
 /** Starts the agent; returns a function that binds it on one more address (mycelium). */
@@ -122,8 +124,9 @@ export function startAgent(
   const extra = parseCidrs(cfg.allow);
   // Built at the first request of either listener, once: the exec groups probe makes a cgroup.
   // A failed load is forgotten, so the next request tries again (memoLoad).
+  const loadExec = d.loadExec ?? (() => import("../agent/exec.ts"));
   const loadOptions = memoLoad(() =>
-    import("../agent/exec.ts").then(({ cgroupExecGroups }): Omit<AgentOptions, "allow"> => {
+    loadExec().then(({ cgroupExecGroups }): Omit<AgentOptions, "allow"> => {
       // One cgroup per exec: a timeout or disconnect also ends what left the process group.
       const execGroups = cgroupExecGroups();
       if (!execGroups)
