@@ -50,9 +50,35 @@ export function isAllowedClient(
   return inRanges(ip, [...DEFAULT_RANGES, ...extra]);
 }
 
-/** What the agent answers (403) to a source it does not allow: the one wording for PID 1's check and the agent's. */
-export function refusedSource(ip: string): string {
-  return `source address ${ip || "(unknown)"} is not allowed`;
+/**
+ * The agent's source check, shared by PID 1's check before the agent's code
+ * loads and the agent's own middleware: null when `allow(ip)` holds, else
+ * the 403's error and the log line. A policy that throws refuses.
+ */
+export function sourceRefusal(
+  allow: (ip: string) => boolean,
+  ip: string,
+): { error: string; log: string } | null {
+  let allowed = false;
+  try {
+    allowed = allow(ip);
+  } catch {
+    allowed = false;
+  }
+  if (allowed) return null;
+  return {
+    error: `source address ${ip || "(unknown)"} is not allowed`,
+    log: `refused ${ip || "unknown address"}: not an allowed source`,
+  };
+}
+
+/** The peer's address from a server's `requestIP`; "" when there is none or it throws (the policy then decides on ""). */
+export function peerAddress(requestIP: () => { address: string } | null | undefined): string {
+  try {
+    return requestIP()?.address ?? "";
+  } catch {
+    return "";
+  }
 }
 
 /** True if `ip` lies in 400::/7. */

@@ -7,7 +7,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { MiddlewareHandler } from "hono";
 import { API_PREFIX } from "../../lib/agent-protocol.ts";
-import { refusedSource } from "../../lib/net-acl.ts";
+import { peerAddress, sourceRefusal } from "../../lib/net-acl.ts";
 import { type AgentHono, type AgentLog, fail } from "./http.ts";
 
 const digest = (s: string) => createHash("sha256").update(s, "utf8").digest();
@@ -30,21 +30,11 @@ export function sourceAcl(
   log: AgentLog,
 ): MiddlewareHandler<AgentHono> {
   return async (c, next) => {
-    let ip = "";
-    try {
-      ip = c.env?.requestIP?.(c.req.raw)?.address ?? "";
-    } catch {
-      // no address: the policy decides on ""
-    }
-    let allowed = false;
-    try {
-      allowed = allow(ip);
-    } catch {
-      allowed = false;
-    }
-    if (!allowed) {
-      log("warn", `refused ${ip || "unknown address"}: not an allowed source`);
-      return fail(c, 403, refusedSource(ip));
+    const ip = peerAddress(() => c.env?.requestIP?.(c.req.raw));
+    const refused = sourceRefusal(allow, ip);
+    if (refused) {
+      log("warn", refused.log);
+      return fail(c, 403, refused.error);
     }
     c.set("ip", ip);
     await next();

@@ -19,7 +19,7 @@ import type { JobExit } from "../../lib/agent-protocol.ts";
 import { LAYOUT } from "../../lib/layout.ts";
 import { describeError, log } from "../../lib/log.ts";
 import { memoLoad } from "../../lib/memo-load.ts";
-import { isAllowedClient, parseCidrs, refusedSource } from "../../lib/net-acl.ts";
+import { isAllowedClient, parseCidrs, peerAddress, sourceRefusal } from "../../lib/net-acl.ts";
 import { VERSION } from "../../lib/version.ts";
 import type { VmConfig } from "../../lib/vm-config.ts";
 import type { ExecWsData } from "../agent/exec.ts";
@@ -59,12 +59,15 @@ export function lazyAgent(make: () => Promise<Agent>, allow?: (ip: string) => bo
   );
   return {
     fetch: async (req, srv) => {
-      if (allow) {
-        const ip = sourceOf(req, srv);
-        if (!allowedBy(allow, ip)) {
-          log.warn("agent", `refused ${ip || "unknown address"}: not an allowed source`);
-          return Response.json({ error: refusedSource(ip) }, { status: 403 });
-        }
+      const refused =
+        allow &&
+        sourceRefusal(
+          allow,
+          peerAddress(() => srv?.requestIP(req)),
+        );
+      if (refused) {
+        log.warn("agent", refused.log);
+        return Response.json({ error: refused.error }, { status: 403 });
       }
       return (await load()).fetch(req, srv);
     },
@@ -75,24 +78,6 @@ export function lazyAgent(make: () => Promise<Agent>, allow?: (ip: string) => bo
       close: (ws: ServerWebSocket<ExecWsData>) => agent?.websocket.close(ws),
     },
   };
-}
-
-/** The peer's address as Bun reports it; "" when there is none (then the policy refuses). */
-function sourceOf(req: Request, srv: Server<ExecWsData> | undefined): string {
-  try {
-    return srv?.requestIP(req)?.address ?? "";
-  } catch {
-    return "";
-  }
-}
-
-/** A policy that throws refuses. */
-function allowedBy(allow: (ip: string) => boolean, ip: string): boolean {
-  try {
-    return allow(ip);
-  } catch {
-    return false;
-  }
 }
 
 export interface AgentDeps {
